@@ -1,0 +1,337 @@
+//! SageMaker pipeline and execution ARNs, and the scope (partition, region,
+//! account) the function may act in.
+
+use crate::error::StopError;
+
+/// `PipelineExecutionArn`'s documented maximum length.
+pub const MAX_ARN_LEN: usize = 256;
+
+/// A validated pipeline execution ARN, split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionArn<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub pipeline: &'a str,
+    pub execution_id: &'a str,
+}
+
+/// Where the function runs: an execution elsewhere is refused before any call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl Scope {
+    /// The scope of a Lambda function, from its invoked ARN
+    /// (`arn:aws:lambda:us-east-1:123456789012:function:name[:alias]`).
+    pub fn from_function_arn(arn: &str) -> Option<Scope> {
+        let mut parts = arn.splitn(7, ':');
+        let (Some("arn"), Some(partition), Some("lambda"), Some(region), Some(account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        if partition.is_empty() || region.is_empty() || !is_account_id(account) {
+            return None;
+        }
+        Some(Scope {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+
+    fn check(
+        &self,
+        what: &str,
+        arn: &str,
+        partition: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<(), StopError> {
+        if partition != self.partition || region != self.region || account != self.account {
+            return Err(StopError::forbidden(format!(
+                "{what} {arn} is not in this function's account and region ({} {}); \
+                 the function only stops executions where it runs",
+                self.account, self.region
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `[a-z\-]*`, the tail of the partition after `aws`.
+fn is_partition_suffix(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+}
+
+/// `[a-z0-9\-]*`
+fn is_region(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// SageMaker's `PipelineName` pattern: `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}`.
+pub fn is_pipeline_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 256
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+}
+
+/// The `.` of the documented pattern: any character but a line terminator.
+fn is_line_free(s: &str) -> bool {
+    !s.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+}
+
+/// Splits `arn:<partition>:sagemaker:<region>:<account>:<resource>` and checks
+/// the prefix against the documented pattern.
+fn split_sagemaker_arn(arn: &str) -> Option<(&str, &str, &str, &str)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    let rest = rest.strip_prefix("sagemaker:")?;
+    let (region, rest) = rest.split_once(':')?;
+    let (account, resource) = rest.split_once(':')?;
+    let ok = partition
+        .strip_prefix("aws")
+        .is_some_and(is_partition_suffix)
+        && is_region(region)
+        && is_account_id(account)
+        && is_line_free(resource);
+    ok.then_some((partition, region, account, resource))
+}
+
+/// Validates a pipeline execution ARN: the documented length and pattern
+/// (`^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline\/.*\/execution\/.*$`),
+/// and, beyond the pattern, that it names exactly one pipeline and one execution
+/// (`pipeline/<name>/execution/<id>` with no further `/`), since the allow-list
+/// is checked against that pipeline name.
+pub fn parse_execution_arn(arn: &str) -> Result<ExecutionArn<'_>, StopError> {
+    let invalid = |why: &str| {
+        StopError::validation(format!(
+            "{} is not a valid pipeline execution ARN: {why}",
+            quote(arn)
+        ))
+    };
+    if arn.chars().count() > MAX_ARN_LEN {
+        return Err(invalid("longer than 256 characters"));
+    }
+    let (partition, region, account, resource) = split_sagemaker_arn(arn).ok_or_else(|| {
+        invalid(
+            "expected arn:aws:sagemaker:<region>:<12-digit account>:pipeline/<name>/execution/<id>",
+        )
+    })?;
+    let structure = resource
+        .strip_prefix("pipeline/")
+        .and_then(|r| r.split_once("/execution/"))
+        .filter(|(p, e)| is_pipeline_name(p) && !e.is_empty() && !e.contains('/'));
+    let Some((pipeline, execution_id)) = structure else {
+        return Err(invalid(
+            "expected pipeline/<name>/execution/<id> after the account",
+        ));
+    };
+    Ok(ExecutionArn {
+        partition,
+        region,
+        account,
+        pipeline,
+        execution_id,
+    })
+}
+
+/// Resolves what a request gives as `PipelineName`, a name or a pipeline ARN,
+/// to the pipeline's name, refusing an ARN outside the scope.
+pub fn parse_pipeline(name_or_arn: &str, scope: Option<&Scope>) -> Result<String, StopError> {
+    if !name_or_arn.starts_with("arn:") {
+        if is_pipeline_name(name_or_arn) {
+            return Ok(name_or_arn.to_owned());
+        }
+        return Err(StopError::validation(format!(
+            "{} is not a valid pipeline name: 1 to 256 letters, digits and hyphens, \
+             starting and ending with a letter or digit",
+            quote(name_or_arn)
+        )));
+    }
+    let parsed = (name_or_arn.len() <= MAX_ARN_LEN)
+        .then(|| split_sagemaker_arn(name_or_arn))
+        .flatten()
+        .and_then(|(partition, region, account, resource)| {
+            let name = resource.strip_prefix("pipeline/")?;
+            is_pipeline_name(name).then_some((partition, region, account, name))
+        });
+    let Some((partition, region, account, name)) = parsed else {
+        return Err(StopError::validation(format!(
+            "{} is not a valid pipeline ARN: expected arn:aws:sagemaker:<region>:<account>:pipeline/<name>",
+            quote(name_or_arn)
+        )));
+    };
+    if let Some(scope) = scope {
+        scope.check("pipeline", name_or_arn, partition, region, account)?;
+    }
+    Ok(name.to_owned())
+}
+
+/// Validates an execution ARN and checks it is in scope; returns its pipeline.
+pub fn check_execution_arn<'a>(
+    arn: &'a str,
+    scope: Option<&Scope>,
+) -> Result<ExecutionArn<'a>, StopError> {
+    let parsed = parse_execution_arn(arn)?;
+    if let Some(scope) = scope {
+        scope.check(
+            "execution",
+            arn,
+            parsed.partition,
+            parsed.region,
+            parsed.account,
+        )?;
+    }
+    Ok(parsed)
+}
+
+/// Quotes user input for an error message, cut short so a 1 MB string does
+/// not become a 1 MB log line.
+pub fn quote(s: &str) -> String {
+    const MAX: usize = 300;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut:?}… ({} characters)", s.chars().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/a1b2c3d4e5f6";
+
+    fn scope() -> Scope {
+        Scope::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:stopper").unwrap()
+    }
+
+    #[test]
+    fn accepts_a_real_execution_arn_and_splits_it() {
+        let a = parse_execution_arn(GOOD).unwrap();
+        assert_eq!(a.pipeline, "nightly-training");
+        assert_eq!(a.execution_id, "a1b2c3d4e5f6");
+        assert_eq!(
+            (a.partition, a.region, a.account),
+            ("aws", "us-east-1", "123456789012")
+        );
+        assert!(parse_execution_arn(
+            "arn:aws-cn:sagemaker:cn-north-1:123456789012:pipeline/p/execution/x"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn rejects_what_the_documented_pattern_rejects() {
+        for bad in [
+            "",
+            "arn:aws:sagemaker:us-east-1:12345678901:pipeline/p/execution/x",
+            "arn:aws:sagemaker:US-EAST-1:123456789012:pipeline/p/execution/x",
+            "arn:aws:s3:us-east-1:123456789012:pipeline/p/execution/x",
+            "arn:azure:sagemaker:us-east-1:123456789012:pipeline/p/execution/x",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p",
+            "arn:aws:sagemaker:us-east-1:123456789012:training-job/p/execution/x",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\n",
+            " arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x",
+        ] {
+            let err = parse_execution_arn(bad).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::Validation, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_ambiguous_or_empty_parts_the_pattern_alone_would_let_through() {
+        for bad in [
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline//execution/x",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/a/execution/b/execution/c",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/allowed/../other/execution/x",
+        ] {
+            assert!(parse_execution_arn(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn enforces_the_256_character_limit() {
+        let prefix = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/";
+        let at_limit = format!("{prefix}{}", "x".repeat(MAX_ARN_LEN - prefix.len()));
+        assert!(parse_execution_arn(&at_limit).is_ok());
+        let over = format!("{at_limit}x");
+        assert!(parse_execution_arn(&over)
+            .unwrap_err()
+            .message
+            .contains("256"));
+    }
+
+    #[test]
+    fn scope_comes_from_the_function_arn_and_refuses_other_accounts_and_regions() {
+        assert_eq!(scope().region, "us-east-1");
+        assert!(
+            Scope::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:f:live")
+                .is_some()
+        );
+        assert!(Scope::from_function_arn("").is_none());
+        assert!(check_execution_arn(GOOD, Some(&scope())).is_ok());
+        let other_account = GOOD.replace("123456789012", "210987654321");
+        let other_region = GOOD.replace("us-east-1", "eu-west-1");
+        for arn in [other_account, other_region] {
+            assert_eq!(
+                check_execution_arn(&arn, Some(&scope())).unwrap_err().kind,
+                crate::ErrorKind::Forbidden
+            );
+        }
+    }
+
+    #[test]
+    fn pipeline_names_and_arns() {
+        assert_eq!(
+            parse_pipeline("nightly-training", None).unwrap(),
+            "nightly-training"
+        );
+        assert_eq!(
+            parse_pipeline(
+                "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training",
+                Some(&scope())
+            )
+            .unwrap(),
+            "nightly-training"
+        );
+        assert!(parse_pipeline("-bad", None).is_err());
+        assert!(parse_pipeline("bad name", None).is_err());
+        assert!(parse_pipeline(&"a".repeat(257), None).is_err());
+        assert_eq!(
+            parse_pipeline(
+                "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p",
+                Some(&scope())
+            )
+            .unwrap_err()
+            .kind,
+            crate::ErrorKind::Forbidden
+        );
+    }
+
+    #[test]
+    fn quote_cuts_long_input() {
+        let q = quote(&"a".repeat(10_000));
+        assert!(q.len() < 400 && q.contains("10000 characters"));
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure core of sagemaker-pipeline-stopper.
+//!
+//! Everything that decides *what* to stop lives here, as plain functions over
+//! data: decoding a Lambda event into a trigger ([`trigger`]), validating and
+//! planning the targets ([`plan`], [`arn`], [`config`]), deriving idempotency
+//! tokens ([`token`]) and shaping replies ([`reply`]). It has no AWS SDK and no
+//! I/O, so it compiles in seconds, is cheap to fuzz and is tested with the
+//! sample payloads in `events/`.
+
+pub mod arn;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod reply;
+pub mod request;
+pub mod token;
+pub mod trigger;
+
+pub use error::{ErrorKind, StopError};

@@ -1,0 +1,269 @@
+//! Turning what an event names into validated targets, before any call.
+//! Everything refused here never reaches SageMaker.
+
+use crate::arn::{check_execution_arn, parse_pipeline, Scope};
+use crate::config::Config;
+use crate::error::StopError;
+use crate::token;
+use crate::trigger::Selection;
+
+/// One execution to stop, with the token its stop call carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub arn: String,
+    pub token: String,
+}
+
+/// The validated plan for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Executions named explicitly, in the order named, without repeats.
+    pub executions: Vec<Target>,
+    /// Pipelines (names) whose `Executing` executions are to be listed and stopped.
+    pub pipelines: Vec<String>,
+    /// The seed of derived tokens, for the executions a pipeline sweep finds.
+    pub identity: String,
+}
+
+impl Plan {
+    /// A target found by a pipeline sweep: its token derives from the same identity.
+    pub fn swept_target(&self, arn: String) -> Target {
+        Target {
+            token: token::derive(&self.identity, &arn),
+            arn,
+        }
+    }
+
+    /// The request named exactly one execution: its reply takes the single form.
+    pub fn is_single(&self) -> bool {
+        self.executions.len() == 1 && self.pipelines.is_empty()
+    }
+}
+
+/// Validates a selection against the configuration and the function's scope.
+/// `identity` is the trigger's identity (or the Lambda request id).
+pub fn plan(
+    selection: &Selection,
+    config: &Config,
+    scope: Option<&Scope>,
+    identity: &str,
+) -> Result<Plan, StopError> {
+    let mut pipelines_named = selection.pipelines.clone();
+    if selection.is_empty() {
+        match (&config.default_pipeline, selection.default_allowed) {
+            (Some(default), true) => pipelines_named.push(default.clone()),
+            (None, true) => {
+                return Err(StopError::validation(
+                    "the event names no target: give PipelineExecutionArn, PipelineExecutionArns or \
+                     PipelineName, or set DEFAULT_PIPELINE_NAME",
+                ))
+            }
+            (_, false) => {
+                return Err(StopError::validation(
+                    "the request names no target: give PipelineExecutionArn, PipelineExecutionArns or PipelineName",
+                ))
+            }
+        }
+    }
+
+    if let Some(given) = &selection.token {
+        if !token::is_valid(given) {
+            return Err(StopError::validation(format!(
+                "ClientRequestToken must be {} to {} characters, got {}",
+                token::MIN_TOKEN_LEN,
+                token::MAX_TOKEN_LEN,
+                given.chars().count()
+            )));
+        }
+        if selection.execution_arns.len() != 1 || !pipelines_named.is_empty() {
+            return Err(StopError::validation(
+                "ClientRequestToken goes with exactly one PipelineExecutionArn; for several targets the \
+                 function derives one token per execution",
+            ));
+        }
+    }
+
+    let mut executions: Vec<Target> = Vec::new();
+    for arn in &selection.execution_arns {
+        let parsed = check_execution_arn(arn, scope)?;
+        config.allowed.check(parsed.pipeline)?;
+        if executions.iter().any(|t| &t.arn == arn) {
+            continue;
+        }
+        let token = selection
+            .token
+            .clone()
+            .unwrap_or_else(|| token::derive(identity, arn));
+        executions.push(Target {
+            arn: arn.clone(),
+            token,
+        });
+    }
+
+    let mut pipelines: Vec<String> = Vec::new();
+    for named in &pipelines_named {
+        let name = parse_pipeline(named, scope)?;
+        config.allowed.check(&name)?;
+        if !pipelines.iter().any(|p| p.eq_ignore_ascii_case(&name)) {
+            pipelines.push(name);
+        }
+    }
+
+    Ok(Plan {
+        executions,
+        pipelines,
+        identity: identity.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AllowList;
+    use crate::ErrorKind;
+
+    const A: &str =
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/aaaa";
+    const B: &str =
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/bbbb";
+
+    fn scope() -> Scope {
+        Scope::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:stopper").unwrap()
+    }
+
+    fn arns(list: &[&str]) -> Selection {
+        Selection {
+            execution_arns: list.iter().map(|s| s.to_string()).collect(),
+            default_allowed: true,
+            ..Selection::default()
+        }
+    }
+
+    #[test]
+    fn explicit_arns_get_distinct_derived_tokens_and_repeats_collapse() {
+        let p = plan(
+            &arns(&[A, B, A]),
+            &Config::default(),
+            Some(&scope()),
+            "eventbridge:1",
+        )
+        .unwrap();
+        assert_eq!(p.executions.len(), 2);
+        assert_eq!(p.executions[0].token, token::derive("eventbridge:1", A));
+        assert_ne!(p.executions[0].token, p.executions[1].token);
+        assert!(!p.is_single());
+        assert!(plan(&arns(&[A]), &Config::default(), None, "x")
+            .unwrap()
+            .is_single());
+    }
+
+    #[test]
+    fn a_caller_token_is_used_as_given_but_only_for_one_arn() {
+        let token = "c".repeat(40);
+        let mut s = arns(&[A]);
+        s.token = Some(token.clone());
+        assert_eq!(
+            plan(&s, &Config::default(), None, "x").unwrap().executions[0].token,
+            token
+        );
+        s.execution_arns.push(B.into());
+        assert_eq!(
+            plan(&s, &Config::default(), None, "x").unwrap_err().kind,
+            ErrorKind::Validation
+        );
+        let mut short = arns(&[A]);
+        short.token = Some("too-short".into());
+        assert!(plan(&short, &Config::default(), None, "x")
+            .unwrap_err()
+            .message
+            .contains("32 to 128"));
+    }
+
+    #[test]
+    fn the_default_pipeline_applies_only_where_allowed() {
+        let config = Config {
+            default_pipeline: Some("nightly-training".into()),
+            ..Config::default()
+        };
+        let scheduled = Selection {
+            default_allowed: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            plan(&scheduled, &config, None, "x").unwrap().pipelines,
+            vec!["nightly-training"]
+        );
+        let http = Selection::default();
+        assert_eq!(
+            plan(&http, &config, None, "x").unwrap_err().kind,
+            ErrorKind::Validation
+        );
+        assert_eq!(
+            plan(&scheduled, &Config::default(), None, "x")
+                .unwrap_err()
+                .kind,
+            ErrorKind::Validation
+        );
+    }
+
+    #[test]
+    fn the_allow_list_refuses_before_any_call() {
+        let config = Config {
+            allowed: AllowList::parse("exp-*").unwrap(),
+            ..Config::default()
+        };
+        assert_eq!(
+            plan(&arns(&[A]), &config, None, "x").unwrap_err().kind,
+            ErrorKind::Forbidden
+        );
+        let by_name = Selection {
+            pipelines: vec!["nightly-training".into()],
+            ..Selection::default()
+        };
+        assert_eq!(
+            plan(&by_name, &config, None, "x").unwrap_err().kind,
+            ErrorKind::Forbidden
+        );
+        let allowed = Selection {
+            pipelines: vec!["EXP-7".into()],
+            ..Selection::default()
+        };
+        assert_eq!(
+            plan(&allowed, &config, None, "x").unwrap().pipelines,
+            vec!["EXP-7"]
+        );
+    }
+
+    #[test]
+    fn one_bad_arn_refuses_the_whole_request() {
+        let err = plan(&arns(&[A, "arn:nope"]), &Config::default(), None, "x").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation);
+        let other_region = A.replace("us-east-1", "eu-west-1");
+        let err = plan(
+            &arns(&[A, &other_region]),
+            &Config::default(),
+            Some(&scope()),
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Forbidden);
+    }
+
+    #[test]
+    fn swept_targets_derive_from_the_same_identity() {
+        let p = plan(
+            &Selection {
+                pipelines: vec![
+                    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training".into(),
+                ],
+                ..Selection::default()
+            },
+            &Config::default(),
+            Some(&scope()),
+            "sns:42",
+        )
+        .unwrap();
+        assert_eq!(p.pipelines, vec!["nightly-training"]);
+        assert_eq!(p.swept_target(A.into()).token, token::derive("sns:42", A));
+    }
+}

@@ -1,0 +1,294 @@
+//! Every sample payload in `events/` lands in the trigger it must, naming
+//! exactly what it must. A new file in `events/` without a case here fails.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use stopper_core::config::Config;
+use stopper_core::plan::plan;
+use stopper_core::trigger::{decode, Action, HttpFlavor, Selection, Trigger};
+use stopper_core::ErrorKind;
+
+const A: &str =
+    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/k7xvw1b9q2hj";
+const B: &str =
+    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/p3m8zq0d5c1r";
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+fn load(name: &str) -> Value {
+    let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn selection(arns: &[&str], pipelines: &[&str], default_allowed: bool) -> Selection {
+    Selection {
+        execution_arns: arns.iter().map(|s| s.to_string()).collect(),
+        pipelines: pipelines.iter().map(|s| s.to_string()).collect(),
+        token: None,
+        default_allowed,
+    }
+}
+
+/// (file, trigger, identity, what it asks)
+fn expectations() -> Vec<(&'static str, Trigger, Option<&'static str>, Action)> {
+    let stop = Action::Stop;
+    vec![
+        ("direct.json", Trigger::Direct, None, stop(selection(&[A], &[], true))),
+        ("scheduler-input.json", Trigger::Direct, None, stop(selection(&[], &["nightly-training"], true))),
+        (
+            "eventbridge-custom.json",
+            Trigger::EventBridge,
+            Some("eventbridge:6a7e8feb-b491-4cf7-a9f1-bf3703467718"),
+            stop(selection(&[A, B], &[], true)),
+        ),
+        (
+            "eventbridge-scheduled.json",
+            Trigger::ScheduledEvent,
+            Some("eventbridge:53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa"),
+            stop(selection(&[], &[], true)),
+        ),
+        (
+            "sagemaker-status-change.json",
+            Trigger::SageMakerStatusChange,
+            Some("eventbridge:315c1398-40ff-a850-213b-158f73e60175"),
+            stop(selection(&[A], &[], false)),
+        ),
+        (
+            "alarm-eventbridge.json",
+            Trigger::AlarmEventBridge,
+            Some("eventbridge:c4c1c1c9-6542-e61b-6ef0-8c4d36933a92"),
+            stop(selection(&[], &["nightly-training"], true)),
+        ),
+        (
+            "alarm-eventbridge-ok.json",
+            Trigger::AlarmEventBridge,
+            Some("eventbridge:0f9ae1d2-7b2e-4c1e-9e3a-5d1b2f7c9a10"),
+            Action::Ignore("alarm \"nightly-training-too-long\" is in state OK, not ALARM; nothing to stop".into()),
+        ),
+        (
+            "alarm-lambda-action.json",
+            Trigger::AlarmLambdaAction,
+            Some("alarm:arn:aws:cloudwatch:us-east-1:123456789012:alarm:nightly-training-too-long:2026-11-22T05:12:31.123+00:00"),
+            stop(selection(&[], &["nightly-training"], true)),
+        ),
+        (
+            "alarm-sns.json",
+            Trigger::AlarmSns,
+            Some("sns:95df01b4-ee98-5cb9-9903-4c221d41eb5e"),
+            stop(selection(&[], &["nightly-training"], true)),
+        ),
+        (
+            "http-rest-api.json",
+            Trigger::Http(HttpFlavor::RestApi),
+            Some("http:c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
+            stop(selection(&[A], &[], false)),
+        ),
+        (
+            "http-api.json",
+            Trigger::Http(HttpFlavor::HttpApi),
+            Some("http:JKJaXmPLvHcESHA="),
+            stop(selection(&[A], &[], false)),
+        ),
+        (
+            "function-url.json",
+            Trigger::Http(HttpFlavor::FunctionUrl),
+            Some("http:f3c1a6d2-0a4b-4c8e-9f1d-2b3c4d5e6f70"),
+            stop(selection(&[A, B], &[], false)),
+        ),
+    ]
+}
+
+#[test]
+fn every_sample_event_lands_in_its_trigger_and_names_its_targets() {
+    for (file, trigger, identity, action) in expectations() {
+        let decoded = decode(&load(file));
+        assert_eq!(decoded.trigger, trigger, "{file}");
+        assert_eq!(decoded.identity.as_deref(), identity, "{file}");
+        assert_eq!(decoded.action, Ok(action), "{file}");
+    }
+}
+
+#[test]
+fn every_file_in_events_has_an_expectation() {
+    let covered: Vec<&str> = expectations().iter().map(|e| e.0).collect();
+    let mut files = 0;
+    for entry in std::fs::read_dir(events_dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".json") {
+            files += 1;
+            assert!(
+                covered.contains(&name.as_str()),
+                "events/{name} has no expectation in this test"
+            );
+        }
+    }
+    assert_eq!(files, covered.len());
+}
+
+#[test]
+fn every_sample_event_plans_within_its_account_and_region() {
+    let scope = stopper_core::arn::Scope::from_function_arn(
+        "arn:aws:lambda:us-east-1:123456789012:function:stopper",
+    );
+    let config = Config {
+        default_pipeline: Some("nightly-training".into()),
+        ..Config::default()
+    };
+    for (file, ..) in expectations() {
+        let decoded = decode(&load(file));
+        if let Ok(Action::Stop(selection)) = decoded.action {
+            let p = plan(&selection, &config, scope.as_ref(), "id")
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(
+                !p.executions.is_empty() || !p.pipelines.is_empty(),
+                "{file}"
+            );
+        }
+    }
+}
+
+fn with(file: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut event = load(file);
+    edit(&mut event);
+    event
+}
+
+#[test]
+fn http_methods_other_than_post_are_405_on_every_front_end() {
+    let get_v1 = with("http-rest-api.json", |e| e["httpMethod"] = "GET".into());
+    let get_v2 = with("http-api.json", |e| {
+        e["requestContext"]["http"]["method"] = "GET".into()
+    });
+    let put_url = with("function-url.json", |e| {
+        e["requestContext"]["http"]["method"] = "PUT".into()
+    });
+    for event in [get_v1, get_v2, put_url] {
+        let decoded = decode(&event);
+        assert!(decoded.trigger.http().is_some());
+        assert_eq!(
+            decoded.action.unwrap_err().kind,
+            ErrorKind::MethodNotAllowed
+        );
+    }
+}
+
+#[test]
+fn http_bodies_that_are_not_a_json_object_are_400() {
+    for (body, base64, needle) in [
+        (Value::Null, false, "empty"),
+        ("".into(), false, "empty"),
+        ("not json".into(), false, "not valid JSON"),
+        ("[1,2]".into(), false, "JSON object"),
+        (
+            "{\"PipelineExecutionArn\": 5}".into(),
+            false,
+            "PipelineExecutionArn",
+        ),
+        ("!!!".into(), true, "base64"),
+        ("//79/Q==".into(), true, "UTF-8"),
+        (
+            format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)).into(),
+            false,
+            "not valid JSON",
+        ),
+    ] {
+        let event = with("http-api.json", |e| {
+            e["body"] = body.clone();
+            e["isBase64Encoded"] = base64.into();
+        });
+        let err = decode(&event).action.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation);
+        assert!(err.message.contains(needle), "{body}: {}", err.message);
+    }
+}
+
+#[test]
+fn alarms_act_only_on_alarm_in_every_delivery() {
+    let ok_action = with("alarm-lambda-action.json", |e| {
+        e["alarmData"]["state"]["value"] = "OK".into()
+    });
+    let insufficient_sns = with("alarm-sns.json", |e| {
+        let message = e["Records"][0]["Sns"]["Message"].as_str().unwrap().replace(
+            "\"NewStateValue\":\"ALARM\"",
+            "\"NewStateValue\":\"INSUFFICIENT_DATA\"",
+        );
+        e["Records"][0]["Sns"]["Message"] = message.into();
+    });
+    for event in [
+        ok_action,
+        insufficient_sns,
+        load("alarm-eventbridge-ok.json"),
+    ] {
+        assert!(matches!(decode(&event).action, Ok(Action::Ignore(_))));
+    }
+}
+
+#[test]
+fn an_alarm_dimension_naming_an_execution_wins_over_the_pipeline() {
+    let event = with("alarm-eventbridge.json", |e| {
+        e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
+            ["PipelineExecutionArn"] = A.into();
+    });
+    assert_eq!(
+        decode(&event).action,
+        Ok(Action::Stop(selection(&[A], &[], true)))
+    );
+}
+
+#[test]
+fn a_composite_alarm_without_metrics_falls_back_to_configuration() {
+    let event = with("alarm-eventbridge.json", |e| {
+        e["detail"]["configuration"] = serde_json::json!({"alarmRule": "ALARM(a) OR ALARM(b)"});
+    });
+    assert_eq!(
+        decode(&event).action,
+        Ok(Action::Stop(selection(&[], &[], true)))
+    );
+}
+
+#[test]
+fn a_finished_execution_in_a_sagemaker_event_is_left_alone() {
+    let event = with("sagemaker-status-change.json", |e| {
+        e["detail"]["currentPipelineExecutionStatus"] = "Succeeded".into();
+    });
+    assert!(matches!(decode(&event).action, Ok(Action::Ignore(m)) if m.contains("Succeeded")));
+}
+
+#[test]
+fn an_sns_message_that_is_not_an_alarm_is_a_request() {
+    let event = with("alarm-sns.json", |e| {
+        e["Records"][0]["Sns"]["Message"] = format!("{{\"PipelineExecutionArn\": \"{A}\"}}").into();
+    });
+    let decoded = decode(&event);
+    assert_eq!(decoded.trigger, Trigger::Sns);
+    assert_eq!(decoded.action, Ok(Action::Stop(selection(&[A], &[], true))));
+}
+
+#[test]
+fn misrouted_and_malformed_events_are_clear_validation_errors() {
+    let s3 = serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]});
+    let websocket =
+        serde_json::json!({"requestContext": {"routeKey": "$connect", "eventType": "CONNECT"}});
+    let bad_eventbridge =
+        serde_json::json!({"detail-type": "x", "source": "y", "detail": "not an object"});
+    let truncated_alarm =
+        serde_json::json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "a"}});
+    for (event, needle) in [
+        (s3, "aws:s3"),
+        (websocket, "WebSocket"),
+        (bad_eventbridge, "EventBridge detail"),
+        (truncated_alarm, "alarm"),
+        (serde_json::json!([1]), "JSON object"),
+        (
+            serde_json::json!({"PipelineExecutionArn": A, "Force": "yes please"}),
+            "Force",
+        ),
+    ] {
+        let err = decode(&event).action.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation);
+        assert!(err.message.contains(needle), "{event}: {}", err.message);
+    }
+}
