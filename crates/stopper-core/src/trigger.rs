@@ -459,7 +459,10 @@ fn sagemaker_status_change(detail: &Value) -> Result<Action, StopError> {
         .get("currentPipelineExecutionStatus")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if matches!(status, "Succeeded" | "Failed" | "Stopped") {
+    if matches!(
+        status,
+        "Succeeded" | "Failed" | "Stopped" | "CompletedWithFailures"
+    ) {
         return Ok(Action::Ignore(format!(
             "execution {arn} is already {status}; nothing to stop"
         )));

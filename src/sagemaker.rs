@@ -1,0 +1,194 @@
+//! The one module that talks to SageMaker. It turns SDK results into the
+//! core's outcomes and error classes; nothing else in the crate sees the SDK's
+//! error types.
+
+use std::time::Duration;
+
+use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionError;
+use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsError;
+use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
+use aws_sdk_sagemaker::types::PipelineExecutionStatus;
+use aws_sdk_sagemaker::Client;
+use stopper_core::reply::Outcome;
+use stopper_core::{ErrorKind, StopError};
+
+/// SDK timeouts: a connection that cannot be made in 3 s will not be made in
+/// 30; an attempt that takes 10 s is retried (with the same token) rather than
+/// waited on. The handler also bounds every call by the invocation's deadline.
+pub fn timeout_config() -> aws_sdk_sagemaker::config::timeout::TimeoutConfig {
+    aws_sdk_sagemaker::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// Builds the client from the standard AWS configuration chain
+/// (`AWS_REGION`, credentials, profiles, `AWS_ENDPOINT_URL_SAGEMAKER`,
+/// `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`), with our timeouts on top.
+pub fn client(sdk_config: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_sagemaker::config::Builder::from(sdk_config)
+        .timeout_config(timeout_config())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Statuses in which an execution has ended and cannot be stopped.
+pub fn is_finished(status: &str) -> bool {
+    matches!(
+        status,
+        "Succeeded" | "Failed" | "Stopped" | "CompletedWithFailures"
+    )
+}
+
+/// Asks SageMaker to stop one execution. A `ConflictException` (SageMaker's
+/// answer for an execution it cannot stop) is checked against the execution's
+/// status: an execution that has already ended is reported as such, not failed.
+pub async fn stop(client: &Client, arn: &str, token: &str) -> Outcome {
+    let result = client
+        .stop_pipeline_execution()
+        .pipeline_execution_arn(arn)
+        .client_request_token(token)
+        .send()
+        .await;
+    let error = match result {
+        Ok(_) => return Outcome::StopRequested,
+        Err(e) => classify(&e, arn),
+    };
+    if error.kind != ErrorKind::Conflict {
+        return Outcome::Failed(error);
+    }
+    match describe_status(client, arn).await {
+        Ok(status) if is_finished(&status) => Outcome::AlreadyFinished { status },
+        // Already on its way down: the stop the caller wants is under way.
+        Ok(status) if status == "Stopping" => Outcome::StopRequested,
+        Ok(status) => Outcome::Failed(StopError::new(
+            ErrorKind::Conflict,
+            format!("SageMaker refused to stop execution {arn} in status {status}"),
+        )),
+        Err(_) => Outcome::Failed(error),
+    }
+}
+
+/// The execution's current status, as SageMaker spells it.
+pub async fn describe_status(client: &Client, arn: &str) -> Result<String, StopError> {
+    let out = client
+        .describe_pipeline_execution()
+        .pipeline_execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| classify(&e, arn))?;
+    Ok(out
+        .pipeline_execution_status()
+        .map(PipelineExecutionStatus::as_str)
+        .unwrap_or("Unknown")
+        .to_owned())
+}
+
+/// Every execution of `pipeline` whose status is `Executing`, across all pages.
+pub async fn list_executing(client: &Client, pipeline: &str) -> Result<Vec<String>, StopError> {
+    let mut pages = client
+        .list_pipeline_executions()
+        .pipeline_name(pipeline)
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(summary) = pages.next().await {
+        let summary = summary.map_err(|e| classify(&e, &format!("pipeline {pipeline}")))?;
+        if summary.pipeline_execution_status() == Some(&PipelineExecutionStatus::Executing) {
+            if let Some(arn) = summary.pipeline_execution_arn() {
+                arns.push(arn.to_owned());
+            }
+        }
+    }
+    Ok(arns)
+}
+
+/// The error classes an operation's model names; other errors are told
+/// apart by their code.
+pub trait ModeledError: ProvideErrorMetadata {
+    fn modeled_kind(&self) -> Option<ErrorKind>;
+}
+
+impl ModeledError for StopPipelineExecutionError {
+    fn modeled_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::ResourceNotFound(_) => Some(ErrorKind::NotFound),
+            Self::ConflictException(_) => Some(ErrorKind::Conflict),
+            _ => None,
+        }
+    }
+}
+
+impl ModeledError for DescribePipelineExecutionError {
+    fn modeled_kind(&self) -> Option<ErrorKind> {
+        self.is_resource_not_found().then_some(ErrorKind::NotFound)
+    }
+}
+
+impl ModeledError for ListPipelineExecutionsError {
+    fn modeled_kind(&self) -> Option<ErrorKind> {
+        self.is_resource_not_found().then_some(ErrorKind::NotFound)
+    }
+}
+
+/// Maps an SDK error to an error class with a message in the caller's terms:
+/// the error code, never SageMaker's free text.
+pub fn classify<E: ModeledError, R>(error: &SdkError<E, R>, target: &str) -> StopError {
+    match error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("");
+            let kind = service.err().modeled_kind().unwrap_or(match code {
+                "ResourceNotFound" | "ResourceNotFoundException" => ErrorKind::NotFound,
+                "ConflictException" => ErrorKind::Conflict,
+                "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded" => ErrorKind::Throttled,
+                "ValidationException" => ErrorKind::Validation,
+                "AccessDeniedException" => ErrorKind::Forbidden,
+                _ => ErrorKind::Upstream,
+            });
+            let message = match kind {
+                ErrorKind::NotFound => format!("SageMaker has no {} in this account and region", describe(target)),
+                ErrorKind::Conflict => format!("SageMaker refused to stop {target} (ConflictException)"),
+                ErrorKind::Throttled => {
+                    format!("SageMaker kept throttling requests for {target} after retries; try again later")
+                }
+                ErrorKind::Validation => format!("SageMaker rejected the request for {target} as invalid"),
+                ErrorKind::Forbidden => format!(
+                    "the function's role may not act on {target} (AccessDeniedException): check its IAM policy"
+                ),
+                _ if code.is_empty() => format!("SageMaker failed on {target} with an unrecognised error"),
+                _ => format!("SageMaker failed on {target} ({code})"),
+            };
+            StopError::new(kind, message)
+        }
+        SdkError::TimeoutError(_) => StopError::new(
+            ErrorKind::Unavailable,
+            format!("SageMaker did not answer in time for {target}"),
+        ),
+        SdkError::DispatchFailure(_) => StopError::new(
+            ErrorKind::Unavailable,
+            format!("SageMaker could not be reached for {target}"),
+        ),
+        SdkError::ResponseError(_) => StopError::new(
+            ErrorKind::Upstream,
+            format!("SageMaker sent an unreadable response for {target}"),
+        ),
+        _ => StopError::new(
+            ErrorKind::Upstream,
+            format!("the request for {target} could not be made"),
+        ),
+    }
+}
+
+fn describe(target: &str) -> String {
+    if target.starts_with("pipeline ") {
+        target.to_owned()
+    } else {
+        format!("execution {target}")
+    }
+}

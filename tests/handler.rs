@@ -1,0 +1,398 @@
+//! The handler against a mocked SageMaker (aws-smithy-mocks): each SageMaker
+//! outcome, each trigger's reply shape, and bad input that must reach nothing.
+
+use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionOutput;
+use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
+use aws_sdk_sagemaker::operation::stop_pipeline_execution::{
+    StopPipelineExecutionError, StopPipelineExecutionOutput,
+};
+use aws_sdk_sagemaker::types::error::{ConflictException, ResourceNotFound};
+use aws_sdk_sagemaker::types::{PipelineExecutionStatus, PipelineExecutionSummary};
+use aws_sdk_sagemaker::Client;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_types::body::SdkBody;
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use sagemaker_pipeline_stopper::handler::Stopper;
+use serde_json::{json, Value};
+use stopper_core::config::{AllowList, Config};
+use stopper_core::token;
+
+const A: &str =
+    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/k7xvw1b9q2hj";
+const B: &str =
+    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/p3m8zq0d5c1r";
+const REQUEST_ID: &str = "8f5c2a1e-0d3b-4e6f-9a7c-1b2d3e4f5a6b";
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = REQUEST_ID.into();
+    context.invoked_function_arn =
+        "arn:aws:lambda:us-east-1:123456789012:function:sagemaker-pipeline-stopper".into();
+    LambdaEvent::new(payload, context)
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn stopper(client: Client) -> Stopper {
+    Stopper::new(
+        client,
+        Config {
+            max_concurrency: 4,
+            ..Config::default()
+        },
+    )
+}
+
+fn stop_ok() -> Rule {
+    mock!(Client::stop_pipeline_execution)
+        .then_output(|| StopPipelineExecutionOutput::builder().build())
+}
+
+fn stop_error(code: &'static str, status: u16) -> Rule {
+    mock!(Client::stop_pipeline_execution).then_http_response(move || {
+        aws_smithy_runtime_api::http::Response::new(
+            status.try_into().unwrap(),
+            SdkBody::from(format!(
+                "{{\"__type\":\"{code}\",\"Message\":\"internal detail that must not leak\"}}"
+            )),
+        )
+    })
+}
+
+fn describe(status: PipelineExecutionStatus) -> Rule {
+    mock!(Client::describe_pipeline_execution).then_output(move || {
+        DescribePipelineExecutionOutput::builder()
+            .pipeline_execution_status(status.clone())
+            .build()
+    })
+}
+
+fn no_call_rules() -> [Rule; 3] {
+    [
+        stop_ok(),
+        describe(PipelineExecutionStatus::Executing),
+        mock!(Client::list_pipeline_executions)
+            .then_output(|| ListPipelineExecutionsOutput::builder().build()),
+    ]
+}
+
+async fn run(client: Client, payload: Value) -> Result<Value, Diagnostic> {
+    stopper(client).handle(event(payload)).await
+}
+
+#[tokio::test]
+async fn a_direct_stop_calls_sagemaker_once_with_a_derived_token_and_replies_with_the_arn() {
+    let expected_token = token::derive(&format!("lambda:{REQUEST_ID}"), A);
+    let rule = mock!(Client::stop_pipeline_execution)
+        .match_requests(move |r| {
+            r.pipeline_execution_arn() == Some(A)
+                && r.client_request_token() == Some(expected_token.as_str())
+        })
+        .then_output(|| {
+            StopPipelineExecutionOutput::builder()
+                .pipeline_execution_arn(A)
+                .build()
+        });
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+    let reply = run(client, fixture("direct.json")).await.unwrap();
+    assert_eq!(
+        reply,
+        json!({"PipelineExecutionArn": A, "Outcome": "StopRequested"})
+    );
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_caller_token_is_passed_through_unchanged() {
+    let given = "ops-console-2026-11-22-0600-nightly-training";
+    let rule = mock!(Client::stop_pipeline_execution)
+        .match_requests(move |r| r.client_request_token() == Some(given))
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+    run(
+        client,
+        json!({"PipelineExecutionArn": A, "ClientRequestToken": given}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn sagemaker_errors_map_to_error_types_and_http_statuses_without_leaking_internal_text() {
+    for (code, status, error_type, http_status) in [
+        ("ResourceNotFound", 400, "ResourceNotFound", 404),
+        ("ThrottlingException", 400, "ThrottlingException", 429),
+        ("InternalFailure", 500, "UpstreamError", 502),
+        ("ServiceUnavailable", 503, "UpstreamError", 502),
+    ] {
+        let rule = stop_error(code, status);
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::disabled()));
+        let err = run(client.clone(), fixture("direct.json"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, error_type, "{code}");
+        assert!(
+            !err.error_message.contains("internal detail"),
+            "{code}: {}",
+            err.error_message
+        );
+
+        let http = run(client, fixture("http-rest-api.json")).await.unwrap();
+        assert_eq!(http["statusCode"], http_status, "{code}");
+        let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["Error"]["Code"], error_type);
+        assert!(!http["body"].as_str().unwrap().contains("internal detail"));
+    }
+}
+
+#[tokio::test]
+async fn a_modeled_not_found_error_is_resource_not_found() {
+    let rule = mock!(Client::stop_pipeline_execution).then_error(|| {
+        StopPipelineExecutionError::ResourceNotFound(ResourceNotFound::builder().build())
+    });
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+    let err = run(client, fixture("direct.json")).await.unwrap_err();
+    assert_eq!(err.error_type, "ResourceNotFound");
+    assert!(err.error_message.contains(A));
+}
+
+#[tokio::test]
+async fn a_conflict_on_a_finished_execution_is_reported_with_its_status_and_is_409_over_http() {
+    let conflict = mock!(Client::stop_pipeline_execution).then_error(|| {
+        StopPipelineExecutionError::ConflictException(ConflictException::builder().build())
+    });
+    let status = describe(PipelineExecutionStatus::Succeeded);
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&conflict, &status]);
+    let reply = run(client.clone(), fixture("direct.json")).await.unwrap();
+    assert_eq!(
+        reply,
+        json!({"PipelineExecutionArn": A, "Outcome": "AlreadyFinished", "Status": "Succeeded"})
+    );
+    let http = run(client, fixture("http-api.json")).await.unwrap();
+    assert_eq!(http["statusCode"], 409);
+    assert!(http["body"].as_str().unwrap().contains("Succeeded"));
+}
+
+#[tokio::test]
+async fn a_conflict_on_a_running_execution_is_a_conflict_error() {
+    let conflict = mock!(Client::stop_pipeline_execution).then_error(|| {
+        StopPipelineExecutionError::ConflictException(ConflictException::builder().build())
+    });
+    let status = describe(PipelineExecutionStatus::Executing);
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&conflict, &status]);
+    let err = run(client, fixture("direct.json")).await.unwrap_err();
+    assert_eq!(err.error_type, "ConflictException");
+}
+
+fn summary(arn: &str, status: PipelineExecutionStatus) -> PipelineExecutionSummary {
+    PipelineExecutionSummary::builder()
+        .pipeline_execution_arn(arn)
+        .pipeline_execution_status(status)
+        .build()
+}
+
+#[tokio::test]
+async fn an_alarm_sweeps_every_page_and_stops_only_executing_executions() {
+    let finished = A.replace("k7xvw1b9q2hj", "f1n15hed0000");
+    let page1 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| {
+            r.pipeline_name() == Some("nightly-training") && r.next_token().is_none()
+        })
+        .then_output(move || {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary(A, PipelineExecutionStatus::Executing))
+                .pipeline_execution_summaries(summary(
+                    &finished,
+                    PipelineExecutionStatus::Succeeded,
+                ))
+                .next_token("page-2")
+                .build()
+        });
+    let page2 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary(B, PipelineExecutionStatus::Executing))
+                .build()
+        });
+    let stop_a = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(A))
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let stop_b = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(B))
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&page1, &page2, &stop_a, &stop_b]
+    );
+    let reply = run(client, fixture("alarm-eventbridge.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        json!({"Executions": [
+            {"PipelineExecutionArn": A, "Outcome": "StopRequested"},
+            {"PipelineExecutionArn": B, "Outcome": "StopRequested"},
+        ]})
+    );
+    assert_eq!(
+        (
+            page1.num_calls(),
+            page2.num_calls(),
+            stop_a.num_calls(),
+            stop_b.num_calls()
+        ),
+        (1, 1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_that_finds_nothing_running_succeeds_and_says_so() {
+    let list = mock!(Client::list_pipeline_executions)
+        .then_output(|| ListPipelineExecutionsOutput::builder().build());
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&list]);
+    let reply = run(client, fixture("alarm-sns.json")).await.unwrap();
+    assert!(reply["Message"]
+        .as_str()
+        .unwrap()
+        .contains("no running executions of nightly-training"));
+}
+
+#[tokio::test]
+async fn one_failed_target_among_several_is_a_partial_failure_that_names_it() {
+    let stop_a = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(A))
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let stop_b = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(B))
+        .then_error(|| {
+            StopPipelineExecutionError::ResourceNotFound(ResourceNotFound::builder().build())
+        });
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&stop_a, &stop_b]);
+    let err = run(client.clone(), fixture("eventbridge-custom.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "PartialFailure");
+    assert!(err.error_message.contains(B) && err.error_message.contains("ResourceNotFound"));
+    let http = run(client, fixture("function-url.json")).await.unwrap();
+    assert_eq!(http["statusCode"], 207);
+    let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["Executions"][0]["Outcome"], "StopRequested");
+    assert_eq!(body["Executions"][1]["Error"]["Code"], "ResourceNotFound");
+}
+
+#[tokio::test]
+async fn every_http_front_end_gets_its_response_shape() {
+    for file in ["http-rest-api.json", "http-api.json", "function-url.json"] {
+        let rule = stop_ok();
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+        let http = run(client, fixture(file)).await.unwrap();
+        assert_eq!(http["statusCode"], 200, "{file}");
+        assert_eq!(
+            http["headers"]["content-type"], "application/json",
+            "{file}"
+        );
+        let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+        assert!(
+            body.get("PipelineExecutionArn").is_some() || body.get("Executions").is_some(),
+            "{file}"
+        );
+        assert!(rule.num_calls() >= 1, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_served() {
+    let rules = no_call_rules();
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, &rules);
+    let stopper = Stopper::new(
+        client,
+        Config {
+            allowed: AllowList::parse("exp-*").unwrap(),
+            max_concurrency: 4,
+            ..Config::default()
+        },
+    );
+    let other_account = A.replace("123456789012", "999999999999");
+    let cases = [
+        (
+            json!({"PipelineExecutionArn": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/x"}),
+            "ValidationError",
+        ),
+        (
+            json!({"PipelineExecutionArn": A, "ClientRequestToken": "short"}),
+            "ValidationError",
+        ),
+        (
+            json!({"PipelineExecutionArn": other_account}),
+            "AccessDenied",
+        ),
+        (fixture("direct.json"), "AccessDenied"),
+        (
+            json!({"PipelineExecutionArns": (0..5000).collect::<Vec<_>>()}),
+            "ValidationError",
+        ),
+        (json!("just a string"), "ValidationError"),
+        (json!({}), "ValidationError"),
+    ];
+    for (payload, error_type) in cases {
+        let err = stopper.handle(event(payload.clone())).await.unwrap_err();
+        assert_eq!(err.error_type, error_type, "{payload}");
+        assert!(!err.error_message.is_empty());
+    }
+    let forbidden_http = stopper
+        .handle(event(fixture("http-rest-api.json")))
+        .await
+        .unwrap();
+    assert_eq!(forbidden_http["statusCode"], 403);
+    let ignored = stopper
+        .handle(event(fixture("alarm-eventbridge-ok.json")))
+        .await
+        .unwrap();
+    assert_eq!(ignored["Outcome"], "Ignored");
+    assert!(
+        rules.iter().all(|r| r.num_calls() == 0),
+        "bad input reached SageMaker"
+    );
+
+    let allowed = A.replace("nightly-training", "exp-7");
+    let reply = stopper
+        .handle(event(json!({"PipelineExecutionArn": allowed})))
+        .await
+        .unwrap();
+    assert_eq!(reply["Outcome"], "StopRequested");
+    assert_eq!(rules[0].num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_scheduled_event_stops_the_default_pipelines_running_executions() {
+    let list = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| r.pipeline_name() == Some("nightly-training"))
+        .then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary(A, PipelineExecutionStatus::Executing))
+                .build()
+        });
+    let stop = stop_ok();
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&list, &stop]);
+    let stopper = Stopper::new(
+        client,
+        Config {
+            default_pipeline: Some("nightly-training".into()),
+            max_concurrency: 4,
+            ..Config::default()
+        },
+    );
+    let reply = stopper
+        .handle(event(fixture("eventbridge-scheduled.json")))
+        .await
+        .unwrap();
+    assert_eq!(reply["Executions"][0]["PipelineExecutionArn"], A);
+    assert_eq!(stop.num_calls(), 1);
+}
