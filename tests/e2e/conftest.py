@@ -1,0 +1,116 @@
+"""Fixtures: the SageMaker emulator, and the real function binary run under a
+local Lambda Runtime API pointed at it."""
+
+import json
+import os
+import pathlib
+import sys
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools" / "localrun"))
+
+import lambda_runtime  # noqa: E402
+import sagemaker_emulator  # noqa: E402
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+PIPELINE = "nightly-training"
+A = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/k7xvw1b9q2hj"
+B = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/p3m8zq0d5c1r"
+DONE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/f1n15hed0000"
+OTHER = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/prod-inference/execution/zz9yy8xx7ww6"
+
+
+def binary():
+    path = os.environ.get("STOPPER_BIN") or ROOT / "target" / "debug" / "sagemaker-pipeline-stopper"
+    if not pathlib.Path(path).exists():
+        pytest.exit(f"{path} is missing: run `cargo build` first (scripts/test does)", returncode=2)
+    return str(path)
+
+
+def standard_seed():
+    """Two running executions of nightly-training, one finished, and a running
+    execution of another pipeline that nothing may touch."""
+    return {
+        "account": ACCOUNT,
+        "region": REGION,
+        "pipelines": [
+            {"name": PIPELINE, "executions": [
+                {"id": "k7xvw1b9q2hj", "status": "Executing", "steps": [{"name": "Train", "type": "Training"}]},
+                {"id": "p3m8zq0d5c1r", "status": "Executing"},
+                {"id": "f1n15hed0000", "status": "Succeeded"},
+            ]},
+            {"name": "prod-inference", "executions": [{"id": "zz9yy8xx7ww6", "status": "Executing"}]},
+        ],
+    }
+
+
+class Emulator:
+    def __init__(self, url):
+        self.url = url
+
+    def _post(self, path, payload, headers=None):
+        req = urllib.request.Request(self.url + path, json.dumps(payload).encode(), headers or {}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def seed(self, spec):
+        self._post("/_admin/seed", spec)
+
+    def faults(self, **faults):
+        self._post("/_admin/faults", faults)
+
+    def state(self):
+        with urllib.request.urlopen(self.url + "/_admin/state", timeout=10) as r:
+            return json.loads(r.read())
+
+    def status(self, arn):
+        return self.state()["executions"][arn]["status"]
+
+    def call(self, operation, body):
+        """Calls the emulator as an SDK would (signature not checked, only present)."""
+        return self._post("/", body, {
+            "X-Amz-Target": f"SageMaker.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDLOCALEXAMPLE/20261122/us-east-1/sagemaker/aws4_request",
+        })
+
+
+@pytest.fixture(scope="session")
+def emulator_server():
+    server, url = sagemaker_emulator.serve(stop_settle_seconds=0.2)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture
+def emulator(emulator_server):
+    emu = Emulator(emulator_server)
+    emu.seed(standard_seed())
+    emu.faults()
+    return emu
+
+
+@pytest.fixture
+def start_function(emulator):
+    """Starts the real binary under a fresh Runtime API; returns the RuntimeApi."""
+    started = []
+
+    def start(env=None, timeout_seconds=10, sagemaker_url=None):
+        api = lambda_runtime.RuntimeApi(timeout_seconds=timeout_seconds)
+        proc = lambda_runtime.FunctionProcess(
+            [binary()], api, lambda_runtime.function_env(api, sagemaker_url or emulator.url, env))
+        started.append((api, proc))
+        proc.wait_ready()
+        api.process = proc
+        return api
+
+    yield start
+    for api, proc in started:
+        proc.stop()
+        api.close()

@@ -1,0 +1,494 @@
+#!/usr/bin/env python3
+"""A local SageMaker Pipelines emulator for development and tests.
+
+It listens on 127.0.0.1 and speaks SageMaker's wire protocol (awsJson1_1:
+``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``, JSON bodies, errors as
+HTTP 4xx/5xx with ``__type``), so the unmodified AWS SDK works against it
+through ``AWS_ENDPOINT_URL_SAGEMAKER``. Standard library only.
+
+Why not moto: moto models SageMaker pipelines but has no
+StopPipelineExecution, no callback or Lambda step semantics, and no fault
+injection; the part we need is small enough to model exactly.
+
+Operations: StopPipelineExecution, DescribePipelineExecution,
+ListPipelineExecutions (paginated), ListPipelineExecutionSteps,
+SendPipelineExecutionStepSuccess, SendPipelineExecutionStepFailure.
+
+Behaviour modelled from the API reference:
+- Executing -> Stopping -> Stopped. With no step holding it, an execution
+  settles to Stopped ``--stop-settle-seconds`` after the stop.
+- A running Callback step holds the execution in Stopping until its callback
+  token gets SendPipelineExecutionStepSuccess/Failure; the ``"Status":
+  "Stopping"`` message SageMaker would send to the step's SQS queue is recorded.
+- A running Lambda step holds it until the Lambda finishes (-> Stopped) or
+  times out (-> Failed).
+- Stopping an execution that is not Executing is a ConflictException; an
+  unknown ARN is ResourceNotFound; a ClientRequestToken replay returns the
+  first answer; requests that break the documented constraints are
+  ValidationException.
+
+Admin calls (not SageMaker's; never faulted or counted), JSON in and out:
+  POST /_admin/seed    replace the state (see seed() for the format)
+  POST /_admin/faults  set faults: {"throttle": n, "error5xx": n, "latencyMs": ms,
+                       "hangMs": ms, "truncate": n, "rateLimitPerSecond": r,
+                       "operations": ["StopPipelineExecution", ...]}
+  GET  /_admin/state   executions, stop counts, SQS messages, call log
+
+Run: python3 tools/localrun/sagemaker_emulator.py --port 0 --seed seed.json
+It prints ``listening on http://127.0.0.1:PORT`` once ready.
+"""
+
+import argparse
+import json
+import re
+import ssl
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EXECUTION_ARN = re.compile(
+    r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline\/.*\/execution\/.*$"
+)
+PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+FINISHED = {"Succeeded", "Failed", "Stopped", "CompletedWithFailures"}
+JSON_TYPE = "application/x-amz-json-1.1"
+
+
+class ApiError(Exception):
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def validation(message):
+    return ApiError("ValidationException", message)
+
+
+class State:
+    """Pipelines, executions and what was done to them. One lock guards all."""
+
+    def __init__(self, stop_settle_seconds=0.5):
+        self.lock = threading.Lock()
+        self.stop_settle = stop_settle_seconds
+        self.reset()
+
+    def reset(self):
+        self.account, self.region = "123456789012", "us-east-1"
+        self.pipelines = {}  # lower-case name -> {"name", "arn"}
+        self.executions = {}  # arn -> execution dict
+        self.tokens = {}  # (operation, token) -> (request key, response)
+        self.sqs_messages = []
+        self.stop_calls = {}  # arn -> accepted stops
+        self.calls = []  # (operation, body)
+        self.faults = {}
+        self.bucket = None  # rate limiter: [tokens, last refill]
+
+    # -- seeding -----------------------------------------------------------
+    def seed(self, spec):
+        """spec: {"account", "region", "pipelines": [{"name", "executions": [
+        {"id", "status", "startedMinutesAgo", "steps": [{"name", "type":
+        "Training"|"Callback"|"Lambda"|..., "status", "callbackToken",
+        "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds"}]}],
+        "generate": {"Executing": 1000, "Succeeded": 3}}]}"""
+        self.reset()
+        self.account = spec.get("account", self.account)
+        self.region = spec.get("region", self.region)
+        now = time.time()
+        for p in spec.get("pipelines", []):
+            name = p["name"]
+            arn = f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/{name.lower()}"
+            self.pipelines[name.lower()] = {"name": name, "arn": arn}
+            for i, e in enumerate(p.get("executions", [])):
+                self._add(arn, e, now - 60 * e.get("startedMinutesAgo", 10 + i))
+            n = 0
+            for status, count in p.get("generate", {}).items():
+                for _ in range(count):
+                    n += 1
+                    self._add(arn, {"id": f"gen{n:08d}", "status": status}, now - 60 - n)
+
+    def _add(self, pipeline_arn, e, started):
+        arn = f"{pipeline_arn}/execution/{e.get('id') or uuid.uuid4().hex[:12]}"
+        steps = []
+        for s in e.get("steps", []):
+            step = dict(s)
+            step.setdefault("status", "Executing")
+            step["started"] = started
+            if step.get("type") == "Lambda":
+                step["finishesAt"] = time.time() + float(step.get("finishesInSeconds", 3600))
+                step["timesOutAt"] = time.time() + float(step.get("timeoutSeconds", 600))
+            steps.append(step)
+        self.executions[arn] = {
+            "arn": arn,
+            "pipelineArn": pipeline_arn,
+            "status": e.get("status", "Executing"),
+            "started": started,
+            "modified": started,
+            "displayName": e.get("displayName", f"execution-{int(started * 1000)}"),
+            "steps": steps,
+            "stopRequestedAt": None,
+            "failureReason": None,
+        }
+
+    # -- time-driven transitions -------------------------------------------
+    def advance(self, ex):
+        """Moves a Stopping execution on, lazily, as of now."""
+        if ex["status"] != "Stopping":
+            return
+        now = time.time()
+        timed_out = False
+        for step in ex["steps"]:
+            if step.get("type") == "Lambda" and step["status"] == "Executing":
+                if now >= step["finishesAt"] and step["finishesAt"] <= step["timesOutAt"]:
+                    step["status"] = "Succeeded"
+                elif now >= step["timesOutAt"]:
+                    step["status"] = "Failed"
+                    timed_out = True
+        if timed_out:
+            ex["status"], ex["modified"] = "Failed", now
+            ex["failureReason"] = "Lambda step timed out while the execution was stopping"
+            self._stop_remaining(ex)
+            return
+        if any(self._blocks(s) for s in ex["steps"]):
+            return
+        if now >= ex["stopRequestedAt"] + self.stop_settle:
+            ex["status"], ex["modified"] = "Stopped", now
+            self._stop_remaining(ex)
+
+    @staticmethod
+    def _blocks(step):
+        return step.get("type") in ("Callback", "Lambda") and step["status"] == "Executing"
+
+    @staticmethod
+    def _stop_remaining(ex):
+        for step in ex["steps"]:
+            if step["status"] in ("Executing", "Starting", "Stopping"):
+                step["status"] = "Stopped"
+
+    # -- operations ----------------------------------------------------------
+    def execution(self, arn):
+        if not isinstance(arn, str) or not arn:
+            raise validation("PipelineExecutionArn is required")
+        if len(arn) > 256 or not EXECUTION_ARN.match(arn):
+            raise validation(f"1 validation error detected: Value '{arn}' at 'pipelineExecutionArn' failed to satisfy constraint")
+        ex = self.executions.get(arn)
+        if ex is None:
+            raise ApiError("ResourceNotFound", f"Pipeline execution '{arn}' does not exist.")
+        self.advance(ex)
+        return ex
+
+    def idempotent(self, operation, body, key, action):
+        token = body.get("ClientRequestToken")
+        if token is not None:
+            if not isinstance(token, str) or not 32 <= len(token) <= 128:
+                raise validation("ClientRequestToken must be 32 to 128 characters")
+            seen = self.tokens.get((operation, token))
+            if seen is not None:
+                if seen[0] != key:
+                    raise validation("ClientRequestToken was already used with different parameters")
+                return seen[1]
+        response = action()
+        if token is not None:
+            self.tokens[(operation, token)] = (key, response)
+        return response
+
+    def StopPipelineExecution(self, body):
+        if "ClientRequestToken" not in body:
+            raise validation("ClientRequestToken is required")
+        arn = body.get("PipelineExecutionArn")
+
+        def stop():
+            ex = self.execution(arn)
+            if ex["status"] != "Executing":
+                raise ApiError("ConflictException", f"Pipeline execution is in status {ex['status']} and cannot be stopped.")
+            now = time.time()
+            ex["status"], ex["modified"], ex["stopRequestedAt"] = "Stopping", now, now
+            self.stop_calls[arn] = self.stop_calls.get(arn, 0) + 1
+            for step in ex["steps"]:
+                if step.get("type") == "Callback" and step["status"] == "Executing":
+                    self.sqs_messages.append({
+                        "QueueUrl": step.get("queueUrl"),
+                        "Body": {"token": step.get("callbackToken"), "pipelineExecutionArn": arn, "Status": "Stopping"},
+                    })
+                elif step["status"] == "Executing" and not self._blocks(step):
+                    step["status"] = "Stopping"
+            self.advance(ex)
+            return {"PipelineExecutionArn": arn}
+
+        return self.idempotent("Stop", body, arn, stop)
+
+    def DescribePipelineExecution(self, body):
+        ex = self.execution(body.get("PipelineExecutionArn"))
+        out = {
+            "PipelineArn": ex["pipelineArn"],
+            "PipelineExecutionArn": ex["arn"],
+            "PipelineExecutionDisplayName": ex["displayName"],
+            "PipelineExecutionStatus": ex["status"],
+            "CreationTime": ex["started"],
+            "LastModifiedTime": ex["modified"],
+        }
+        if ex["failureReason"]:
+            out["FailureReason"] = ex["failureReason"]
+        return out
+
+    def _pipeline(self, name_or_arn):
+        if not isinstance(name_or_arn, str) or not name_or_arn:
+            raise validation("PipelineName is required")
+        name = name_or_arn.split(":pipeline/", 1)[1] if name_or_arn.startswith("arn:") else name_or_arn
+        if not PIPELINE_NAME.match(name):
+            raise validation(f"Value '{name_or_arn}' at 'pipelineName' failed to satisfy constraint")
+        p = self.pipelines.get(name.lower())
+        if p is None:
+            raise ApiError("ResourceNotFound", f"Pipeline '{name_or_arn}' does not exist.")
+        return p
+
+    @staticmethod
+    def _page(items, body, default_size):
+        size = body.get("MaxResults", default_size)
+        if not isinstance(size, int) or not 1 <= size <= 100:
+            raise validation("MaxResults must be between 1 and 100")
+        start = 0
+        if body.get("NextToken"):
+            try:
+                start = int(body["NextToken"].removeprefix("page-"))
+            except ValueError:
+                raise validation("Invalid NextToken")
+        chunk = items[start:start + size]
+        nxt = f"page-{start + size}" if start + size < len(items) else None
+        return chunk, nxt
+
+    def ListPipelineExecutions(self, body):
+        p = self._pipeline(body.get("PipelineName"))
+        runs = [e for e in self.executions.values() if e["pipelineArn"] == p["arn"]]
+        for e in runs:
+            self.advance(e)
+        runs.sort(key=lambda e: e["started"], reverse=body.get("SortOrder", "Descending") == "Descending")
+        chunk, nxt = self._page(runs, body, 50)
+        out = {"PipelineExecutionSummaries": [{
+            "PipelineExecutionArn": e["arn"],
+            "StartTime": e["started"],
+            "PipelineExecutionStatus": e["status"],
+            "PipelineExecutionDisplayName": e["displayName"],
+        } for e in chunk]}
+        if nxt:
+            out["NextToken"] = nxt
+        return out
+
+    def ListPipelineExecutionSteps(self, body):
+        ex = self.execution(body.get("PipelineExecutionArn"))
+        steps = []
+        for s in ex["steps"]:
+            step = {"StepName": s["name"], "StepStatus": s["status"], "StartTime": s["started"], "Metadata": {}}
+            if s.get("type") == "Callback":
+                step["Metadata"]["Callback"] = {"CallbackToken": s.get("callbackToken"), "SqsQueueUrl": s.get("queueUrl")}
+            elif s.get("type") == "Lambda":
+                step["Metadata"]["Lambda"] = {"Arn": s.get("functionArn")}
+            elif s.get("type") == "Training":
+                step["Metadata"]["TrainingJob"] = {"Arn": s.get("jobArn", f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{s['name'].lower()}")}
+            steps.append(step)
+        chunk, nxt = self._page(steps, body, 50)
+        out = {"PipelineExecutionSteps": chunk}
+        if nxt:
+            out["NextToken"] = nxt
+        return out
+
+    def _callback(self, body, operation, outcome):
+        token = body.get("CallbackToken")
+        if not isinstance(token, str) or not token:
+            raise validation("CallbackToken is required")
+
+        def send():
+            for ex in self.executions.values():
+                for step in ex["steps"]:
+                    if step.get("type") == "Callback" and step.get("callbackToken") == token:
+                        if step["status"] != "Executing":
+                            raise ApiError("ConflictException", "The callback step is not running.")
+                        step["status"] = outcome
+                        if outcome == "Failed":
+                            step["failureReason"] = body.get("FailureReason")
+                        self.advance(ex)
+                        return {"PipelineExecutionArn": ex["arn"]}
+            raise ApiError("ResourceNotFound", "No callback step has that token.")
+
+        return self.idempotent(operation, body, token, send)
+
+    def SendPipelineExecutionStepSuccess(self, body):
+        return self._callback(body, "Success", "Succeeded")
+
+    def SendPipelineExecutionStepFailure(self, body):
+        return self._callback(body, "Failure", "Failed")
+
+    OPERATIONS = (
+        "StopPipelineExecution",
+        "DescribePipelineExecution",
+        "ListPipelineExecutions",
+        "ListPipelineExecutionSteps",
+        "SendPipelineExecutionStepSuccess",
+        "SendPipelineExecutionStepFailure",
+    )
+
+    # -- faults ----------------------------------------------------------------
+    def fault_for(self, operation):
+        """The fault this request meets, if any (called under the lock)."""
+        f = self.faults
+        if f.get("operations") and operation not in f["operations"]:
+            return None
+        rate = f.get("rateLimitPerSecond")
+        if rate:
+            now = time.monotonic()
+            if self.bucket is None:
+                self.bucket = [float(rate), now]
+            tokens, last = self.bucket
+            tokens = min(float(rate), tokens + (now - last) * rate)
+            if tokens < 1:
+                self.bucket = [tokens, now]
+                return "throttle"
+            self.bucket = [tokens - 1, now]
+        for kind in ("throttle", "error5xx", "truncate"):
+            if f.get(kind, 0) > 0:
+                f[kind] -= 1
+                return kind
+        return None
+
+    def snapshot(self):
+        for ex in self.executions.values():
+            self.advance(ex)
+        return {
+            "executions": {a: {"status": e["status"], "steps": {s["name"]: s["status"] for s in e["steps"]}}
+                           for a, e in self.executions.items()},
+            "stopCalls": self.stop_calls,
+            "sqsMessages": self.sqs_messages,
+            "calls": [{"operation": op, "body": b} for op, b in self.calls],
+        }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: State = None
+
+    def log_message(self, fmt, *args):  # quiet; the call log is in /_admin/state
+        pass
+
+    def _send(self, status, payload, extra=None):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        return raw
+
+    def do_GET(self):
+        if self.path == "/_admin/state":
+            with self.state.lock:
+                return self._send(200, self.state.snapshot())
+        self._send(404, {"__type": "UnknownOperationException"})
+
+    def do_POST(self):
+        raw = self._read()
+        if self.path.startswith("/_admin/"):
+            return self._admin(raw)
+        target = self.headers.get("X-Amz-Target", "")
+        operation = target.removeprefix("SageMaker.")
+        try:
+            if not target.startswith("SageMaker.") or operation not in State.OPERATIONS:
+                raise ApiError("UnknownOperationException", f"Unknown operation {target}")
+            if not self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+                raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
+            if self.headers.get("Content-Type", "").split(";")[0] != JSON_TYPE:
+                raise ApiError("SerializationException", f"Content-Type must be {JSON_TYPE}")
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                raise ApiError("SerializationException", "Request body is not valid JSON")
+            if not isinstance(body, dict):
+                raise ApiError("SerializationException", "Request body must be a JSON object")
+            with self.state.lock:
+                self.state.calls.append((operation, body))
+                fault = self.state.fault_for(operation)
+                latency = self.state.faults.get("latencyMs", 0) / 1000
+                hang = self.state.faults.get("hangMs", 0) / 1000
+            if latency or hang:
+                time.sleep(latency + hang)
+            if fault == "throttle":
+                raise ApiError("ThrottlingException", "Rate exceeded")
+            if fault == "error5xx":
+                raise ApiError("InternalFailure", "We encountered an internal error. Please try again.", 500)
+            with self.state.lock:
+                result = getattr(self.state, operation)(body)
+            if fault == "truncate":
+                return self._truncated(result)
+            self._send(200, result)
+        except ApiError as e:
+            self._send(e.status, {"__type": e.code, "Message": e.message})
+
+    def _truncated(self, result):
+        """A reply cut mid-body: headers promise more than is sent."""
+        body = json.dumps(result).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("Content-Length", str(len(body) + 100))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _admin(self, raw):
+        try:
+            payload = json.loads(raw or b"{}")
+        except ValueError:
+            return self._send(400, {"error": "not JSON"})
+        with self.state.lock:
+            if self.path == "/_admin/seed":
+                self.state.seed(payload)
+            elif self.path == "/_admin/faults":
+                self.state.faults = payload
+                self.state.bucket = None
+            else:
+                return self._send(404, {"error": "unknown admin call"})
+            return self._send(200, {"ok": True})
+
+
+def serve(port=0, seed=None, stop_settle_seconds=0.5, tls_cert=None, tls_key=None):
+    """Starts the emulator in a background thread; returns (server, url)."""
+    state = State(stop_settle_seconds)
+    if seed:
+        state.seed(seed)
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    scheme = "http"
+    if tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls_cert, tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", help="JSON file with pipelines and executions")
+    parser.add_argument("--stop-settle-seconds", type=float, default=0.5)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    args = parser.parse_args()
+    seed = json.load(open(args.seed)) if args.seed else None
+    server, url = serve(args.port, seed, args.stop_settle_seconds, args.tls_cert, args.tls_key)
+    print(f"listening on {url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
