@@ -186,9 +186,18 @@ fn log_outcome(trigger: Trigger, arn: &str, token: &str, outcome: &Outcome, elap
 }
 
 /// The instant by which SageMaker calls must be done, from the invocation's
-/// deadline (milliseconds since the epoch); `None` when the runtime gave none.
+/// deadline (milliseconds since the epoch), less [`REPLY_MARGIN`]. `None` when
+/// the runtime gave no usable deadline: 0, or a value that cannot be a time
+/// since the epoch (`cargo lambda watch` sends a relative `600000`); the SDK's
+/// own timeouts then bound each call.
 fn deadline(context: &Context) -> Option<Instant> {
-    if context.deadline == 0 {
+    // 2001-09-09T01:46:40Z: any real deadline is later than this.
+    const EARLIEST_EPOCH_MS: u64 = 1_000_000_000_000;
+    if context.deadline < EARLIEST_EPOCH_MS {
+        tracing::debug!(
+            deadline_ms = context.deadline,
+            "no usable invocation deadline"
+        );
         return None;
     }
     let now_ms = SystemTime::now()
@@ -236,5 +245,38 @@ fn diagnostic(error: StopError) -> Diagnostic {
     Diagnostic {
         error_type: error.kind.error_type().to_owned(),
         error_message: error.message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(deadline: u64) -> Context {
+        let mut context = Context::default();
+        context.deadline = deadline;
+        context
+    }
+
+    #[test]
+    fn the_deadline_keeps_a_margin_to_reply() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let at = deadline(&context(now_ms + 10_000)).unwrap();
+        let left = at - Instant::now();
+        assert!(
+            left <= Duration::from_millis(9_500) && left > Duration::from_millis(9_000),
+            "{left:?}"
+        );
+        let past = deadline(&context(now_ms - 1_000)).unwrap();
+        assert!(past <= Instant::now());
+    }
+
+    #[test]
+    fn a_deadline_that_is_not_an_epoch_time_is_ignored() {
+        assert!(deadline(&context(0)).is_none());
+        assert!(deadline(&context(600_000)).is_none());
     }
 }

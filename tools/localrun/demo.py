@@ -21,20 +21,7 @@ sys.path.insert(0, str(HERE))
 import lambda_runtime  # noqa: E402
 import sagemaker_emulator  # noqa: E402
 
-SEED = {
-    "account": "123456789012",
-    "region": "us-east-1",
-    "pipelines": [
-        {"name": "nightly-training", "executions": [
-            {"id": "k7xvw1b9q2hj", "status": "Executing", "startedMinutesAgo": 250},
-            {"id": "p3m8zq0d5c1r", "status": "Executing", "startedMinutesAgo": 20, "steps": [
-                {"name": "WaitForApproval", "type": "Callback", "callbackToken": "demo-callback-token",
-                 "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/model-approvals"}]},
-            {"id": "f1n15hed0000", "status": "Succeeded", "startedMinutesAgo": 1500},
-        ]},
-        {"name": "prod-inference", "executions": [{"id": "zz9yy8xx7ww6", "status": "Executing"}]},
-    ],
-}
+SEED = json.loads((HERE / "demo-seed.json").read_text())
 
 SCENES = [
     ("A schedule fires: EventBridge Scheduler's input names the pipeline",
