@@ -1,13 +1,35 @@
-# Shared by the scripts in this folder.
+# Shared by the scripts in this folder. Tool versions are pinned here.
 PYTEST_VERSION=8.3.4
+PYYAML_VERSION=6.0.2
+SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
+CARGO_LAMBDA_VERSION=1.9.2
 
 step() { echo; echo "==> $*"; }
 
-# A local virtualenv with the pinned Python tools.
+# A local virtualenv (.venv) with the pinned Python test tools.
 ensure_venv() {
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pytest, sys; sys.exit(pytest.__version__ != '$PYTEST_VERSION')" 2>/dev/null; then
-    step "installing pytest $PYTEST_VERSION into .venv"
+  if [ ! -x .venv/bin/python ]; then
+    step "creating .venv"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION"
   fi
+  if ! .venv/bin/python - "$PYTEST_VERSION" "$PYYAML_VERSION" 2>/dev/null <<'PY'
+import sys, pytest, yaml
+sys.exit(not (pytest.__version__ == sys.argv[1] and yaml.__version__ == sys.argv[2]))
+PY
+  then
+    step "installing pytest $PYTEST_VERSION and PyYAML $PYYAML_VERSION into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION"
+  fi
+}
+
+# The deployment tools: the SAM CLI (with cfn-lint) and cargo-lambda, into .venv.
+ensure_deploy_tools() {
+  ensure_venv
+  if ! .venv/bin/sam --version 2>/dev/null | grep -q "$SAM_CLI_VERSION" \
+    || ! .venv/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION"; then
+    step "installing aws-sam-cli $SAM_CLI_VERSION and cargo-lambda $CARGO_LAMBDA_VERSION into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check \
+      "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" "pyyaml==$PYYAML_VERSION"
+  fi
+  export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
 }
