@@ -102,6 +102,14 @@ async fn fake_sagemaker(responder: Responder) -> FakeSageMaker {
 }
 
 impl FakeSageMaker {
+    /// Sends `{"PipelineExecutionArn": A}` through the handler with `budget` left before the deadline.
+    async fn stop_a(&self, budget: Duration) -> Result<Value, lambda_runtime::Diagnostic> {
+        self.stopper()
+            .await
+            .handle(event(json!({"PipelineExecutionArn": A}), budget))
+            .await
+    }
+
     fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
@@ -161,15 +169,7 @@ async fn the_stop_request_is_exactly_what_sagemaker_documents() {
         )
     }))
     .await;
-    let reply = server
-        .stopper()
-        .await
-        .handle(event(
-            json!({"PipelineExecutionArn": A}),
-            Duration::from_secs(30),
-        ))
-        .await
-        .unwrap();
+    let reply = server.stop_a(Duration::from_secs(30)).await.unwrap();
     assert_eq!(
         reply,
         json!({"PipelineExecutionArn": A, "Outcome": "StopRequested"})
@@ -215,15 +215,7 @@ async fn throttling_is_retried_with_the_same_token_until_it_succeeds() {
         ),
     }))
     .await;
-    let reply = server
-        .stopper()
-        .await
-        .handle(event(
-            json!({"PipelineExecutionArn": A}),
-            Duration::from_secs(30),
-        ))
-        .await
-        .unwrap();
+    let reply = server.stop_a(Duration::from_secs(30)).await.unwrap();
     assert_eq!(reply["Outcome"], "StopRequested");
     let tokens: Vec<Value> = server
         .requests()
@@ -266,15 +258,7 @@ async fn sagemaker_error_shapes_become_the_documented_errors() {
     ] {
         let server =
             fake_sagemaker(respond(move |_, _| (status, body.into(), Duration::ZERO))).await;
-        let err = server
-            .stopper()
-            .await
-            .handle(event(
-                json!({"PipelineExecutionArn": A}),
-                Duration::from_secs(30),
-            ))
-            .await
-            .unwrap_err();
+        let err = server.stop_a(Duration::from_secs(30)).await.unwrap_err();
         assert_eq!(err.error_type, error_type, "{status} {body}");
         assert!(
             !err.error_message.contains("java.lang"),
@@ -299,15 +283,7 @@ async fn a_conflict_is_checked_against_the_executions_status() {
         ),
     }))
     .await;
-    let reply = server
-        .stopper()
-        .await
-        .handle(event(
-            json!({"PipelineExecutionArn": A}),
-            Duration::from_secs(30),
-        ))
-        .await
-        .unwrap();
+    let reply = server.stop_a(Duration::from_secs(30)).await.unwrap();
     assert_eq!(
         reply,
         json!({"PipelineExecutionArn": A, "Outcome": "AlreadyFinished", "Status": "Failed"})
@@ -331,12 +307,7 @@ async fn a_sagemaker_that_hangs_past_the_deadline_gets_a_reply_before_the_deadli
     let server = fake_sagemaker(respond(|_, _| (200, "{}".into(), Duration::from_secs(8)))).await;
     let budget = Duration::from_millis(1500);
     let started = std::time::Instant::now();
-    let err = server
-        .stopper()
-        .await
-        .handle(event(json!({"PipelineExecutionArn": A}), budget))
-        .await
-        .unwrap_err();
+    let err = server.stop_a(budget).await.unwrap_err();
     assert_eq!(err.error_type, "UpstreamUnavailable");
     assert!(
         started.elapsed() < budget,
@@ -357,14 +328,6 @@ async fn sagemaker_unreachable_is_upstream_unavailable() {
         endpoint: format!("http://127.0.0.1:{port}"),
         requests: Arc::default(),
     };
-    let err = server
-        .stopper()
-        .await
-        .handle(event(
-            json!({"PipelineExecutionArn": A}),
-            Duration::from_secs(10),
-        ))
-        .await
-        .unwrap_err();
+    let err = server.stop_a(Duration::from_secs(10)).await.unwrap_err();
     assert_eq!(err.error_type, "UpstreamUnavailable");
 }
