@@ -2,7 +2,6 @@
 event, and the emulator's state afterwards."""
 
 import json
-import pathlib
 import time
 
 import pytest
@@ -200,3 +199,17 @@ def test_the_allow_list_refuses_before_any_call(emulator, start_function):
     http = fn.invoke(load("http-rest-api.json"))
     assert http.payload["statusCode"] == 403
     assert emulator.state()["calls"] == []
+
+
+@pytest.mark.parametrize("finishes, timeout, final", [(0.6, 30, "Stopped"), (30, 0.6, "Failed")])
+def test_a_lambda_step_holds_the_stop_until_it_finishes_or_times_out(emulator, start_function, finishes, timeout, final):
+    emulator.seed({"pipelines": [{"name": PIPELINE, "executions": [{"id": "k7xvw1b9q2hj", "steps": [
+        {"name": "Notify", "type": "Lambda", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:notify",
+         "finishesInSeconds": finishes, "timeoutSeconds": timeout}]}]}]})
+    fn = start_function()
+    inv = fn.invoke(load("direct.json"))
+    assert inv.ok and inv.payload["Outcome"] == "StopRequested", inv.payload
+    assert emulator.status(A) == "Stopping"
+    time.sleep(1.0)
+    assert emulator.status(A) == final
+    assert emulator.state()["sqsMessages"] == []
