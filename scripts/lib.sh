@@ -1,6 +1,6 @@
 # Shared by the scripts in this folder. Tool versions are pinned here.
 PYTEST_VERSION=8.3.4
-PYYAML_VERSION=6.0.2
+PYYAML_VERSION=6.0.3     # the version aws-sam-cli 1.170.0 resolves to
 SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
 CARGO_LAMBDA_VERSION=1.9.2
 
