@@ -84,13 +84,12 @@ impl Stopper {
 
     /// Lists the pipelines to sweep, then stops every target, at most
     /// `max_concurrency` at a time; one failure never hides another's result.
-    async fn execute(&self, trigger: Trigger, plan: Plan, deadline: Option<Instant>) -> Report {
+    async fn execute(&self, trigger: Trigger, mut plan: Plan, deadline: Option<Instant>) -> Report {
         let mut report = Report {
             single: plan.is_single(),
-            pipelines_swept: plan.pipelines.clone(),
             ..Report::default()
         };
-        let mut targets = plan.executions.clone();
+        let mut targets = std::mem::take(&mut plan.executions);
         let mut seen: HashSet<String> = targets.iter().map(|t| t.arn.clone()).collect();
         for pipeline in &plan.pipelines {
             match bounded(deadline, sagemaker::list_executing(&self.client, pipeline)).await {
@@ -122,6 +121,7 @@ impl Stopper {
                 }
             }
         }
+        report.pipelines_swept = plan.pipelines;
         let client = &self.client;
         report.executions = stream::iter(targets)
             .map(|target| async move {

@@ -53,7 +53,7 @@ pub async fn stop(client: &Client, arn: &str, token: &str) -> Outcome {
         .await;
     let error = match result {
         Ok(_) => return Outcome::StopRequested,
-        Err(e) => classify(&e, arn),
+        Err(e) => classify(&e, &format!("execution {arn}")),
     };
     if error.kind != ErrorKind::Conflict {
         return Outcome::Failed(error);
@@ -77,7 +77,7 @@ pub async fn describe_status(client: &Client, arn: &str) -> Result<String, StopE
         .pipeline_execution_arn(arn)
         .send()
         .await
-        .map_err(|e| classify(&e, arn))?;
+        .map_err(|e| classify(&e, &format!("execution {arn}")))?;
     Ok(out
         .pipeline_execution_status()
         .map(PipelineExecutionStatus::as_str)
@@ -135,7 +135,8 @@ impl ModeledError for ListPipelineExecutionsError {
 }
 
 /// Maps an SDK error to an error class with a message in the caller's terms:
-/// the error code, never SageMaker's free text.
+/// the error code, never SageMaker's free text. `target` says what was asked
+/// about ("execution arn:...", "pipeline nightly-training").
 pub fn classify<E: ModeledError, R>(error: &SdkError<E, R>, target: &str) -> StopError {
     match error {
         SdkError::ServiceError(service) => {
@@ -152,7 +153,7 @@ pub fn classify<E: ModeledError, R>(error: &SdkError<E, R>, target: &str) -> Sto
                 _ => ErrorKind::Upstream,
             });
             let message = match kind {
-                ErrorKind::NotFound => format!("SageMaker has no {} in this account and region", describe(target)),
+                ErrorKind::NotFound => format!("SageMaker has no {target} in this account and region"),
                 ErrorKind::Conflict => format!("SageMaker refused to stop {target} (ConflictException)"),
                 ErrorKind::Throttled => {
                     format!("SageMaker kept throttling requests for {target} after retries; try again later")
@@ -182,13 +183,5 @@ pub fn classify<E: ModeledError, R>(error: &SdkError<E, R>, target: &str) -> Sto
             ErrorKind::Upstream,
             format!("the request for {target} could not be made"),
         ),
-    }
-}
-
-fn describe(target: &str) -> String {
-    if target.starts_with("pipeline ") {
-        target.to_owned()
-    } else {
-        format!("execution {target}")
     }
 }

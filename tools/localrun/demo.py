@@ -25,13 +25,13 @@ SEED = json.loads((HERE / "demo-seed.json").read_text())
 
 SCENES = [
     ("A schedule fires: EventBridge Scheduler's input names the pipeline",
-     "scheduler-input.json", {}),
+     "scheduler-input.json"),
     ("An alarm goes off: 'nightly-training has run longer than 4 hours' (EventBridge alarm event)",
-     "alarm-eventbridge.json", {}),
+     "alarm-eventbridge.json"),
     ("Someone presses 'stop' on a dashboard: POST /stop through an HTTP API",
-     "http-api.json", {}),
+     "http-api.json"),
     ("The same alarm returns to OK: nothing to do",
-     "alarm-eventbridge-ok.json", {}),
+     "alarm-eventbridge-ok.json"),
 ]
 
 
@@ -57,7 +57,7 @@ def main():
         init_ms = proc.wait_ready()
         print(f"SageMaker emulator on {url}; function started in {init_ms:.1f} ms "
               f"(Lambda Runtime API on {api.address})")
-        for title, file, _ in SCENES:
+        for title, file in SCENES:
             with state.lock:
                 state.seed(SEED)
                 before = {a: e["status"] for a, e in state.snapshot()["executions"].items()}

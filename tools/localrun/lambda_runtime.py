@@ -6,7 +6,6 @@ does in Lambda: ``GET /2018-06-01/runtime/invocation/next``, then
 ``POST .../invocation/{id}/response`` or ``.../error``. Standard library only.
 """
 
-import itertools
 import json
 import os
 import queue
@@ -166,8 +165,6 @@ def function_env(runtime_api, sagemaker_url, extra=None):
 
 class FunctionProcess:
     """A function process polling a RuntimeApi; its stderr/stdout kept as log lines."""
-
-    _ids = itertools.count()
 
     def __init__(self, command, runtime_api, env):
         self.runtime_api = runtime_api

@@ -373,7 +373,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet; the call log is in /_admin/state
         pass
 
-    def _send(self, status, payload, extra=None):
+    def _send(self, status, payload):
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", JSON_TYPE)

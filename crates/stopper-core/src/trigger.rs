@@ -108,6 +108,17 @@ pub struct Decoded {
     pub action: Result<Action, StopError>,
 }
 
+impl Decoded {
+    /// An event refused before its trigger's identity is known.
+    fn refused(trigger: Trigger, error: StopError) -> Decoded {
+        Decoded {
+            trigger,
+            identity: None,
+            action: Err(error),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Stop what the selection names.
@@ -150,14 +161,13 @@ impl Selection {
 /// understood comes back as a `Validation` error in `action`.
 pub fn decode(event: &Value) -> Decoded {
     let Some(object) = event.as_object() else {
-        return Decoded {
-            trigger: Trigger::Direct,
-            identity: None,
-            action: Err(StopError::validation(format!(
+        return Decoded::refused(
+            Trigger::Direct,
+            StopError::validation(format!(
                 "the event must be a JSON object, not {}",
                 json_kind(event)
-            ))),
-        };
+            )),
+        );
     };
     if let Some(records) = object.get("Records") {
         decode_records(event, records)
@@ -197,39 +207,31 @@ fn decode_records(event: &Value, records: &Value) -> Decoded {
         .and_then(Value::as_str)
         .unwrap_or("");
     if source != "aws:sns" {
-        return Decoded {
-            trigger: Trigger::Sns,
-            identity: None,
-            action: Err(StopError::validation(format!(
+        return Decoded::refused(
+            Trigger::Sns,
+            StopError::validation(format!(
                 "unsupported event: Records from {} are not a stop request (SNS notifications are)",
                 if source.is_empty() {
                     "an unknown source".to_owned()
                 } else {
                     quote(source)
                 }
-            ))),
-        };
+            )),
+        );
     }
     let sns: SnsEvent = match parse(event, "SNS event") {
         Ok(sns) => sns,
-        Err(e) => {
-            return Decoded {
-                trigger: Trigger::Sns,
-                identity: None,
-                action: Err(e),
-            }
-        }
+        Err(e) => return Decoded::refused(Trigger::Sns, e),
     };
     // Lambda hands an SNS subscription exactly one record per invocation.
     let [record] = sns.records.as_slice() else {
-        return Decoded {
-            trigger: Trigger::Sns,
-            identity: None,
-            action: Err(StopError::validation(format!(
+        return Decoded::refused(
+            Trigger::Sns,
+            StopError::validation(format!(
                 "expected exactly one SNS record, got {}",
                 sns.records.len()
-            ))),
-        };
+            )),
+        );
     };
     let identity = Some(format!("sns:{}", record.sns.message_id));
     let message: Value = match serde_json::from_str(&record.sns.message) {
@@ -303,7 +305,7 @@ fn decode_http(event: &Value, context: &Value) -> Decoded {
                     r.is_base64_encoded,
                     r.request_context.request_id,
                 ),
-                Err(e) => return http_error(HttpFlavor::FunctionUrl, e),
+                Err(e) => return Decoded::refused(Trigger::Http(HttpFlavor::FunctionUrl), e),
             }
         } else {
             match parse::<ApiGatewayV2httpRequest>(event, "HTTP API request") {
@@ -314,7 +316,7 @@ fn decode_http(event: &Value, context: &Value) -> Decoded {
                     r.is_base64_encoded,
                     r.request_context.request_id,
                 ),
-                Err(e) => return http_error(HttpFlavor::HttpApi, e),
+                Err(e) => return Decoded::refused(Trigger::Http(HttpFlavor::HttpApi), e),
             }
         }
     } else if event.get("httpMethod").is_some() {
@@ -326,17 +328,13 @@ fn decode_http(event: &Value, context: &Value) -> Decoded {
                 r.is_base64_encoded,
                 r.request_context.request_id,
             ),
-            Err(e) => return http_error(HttpFlavor::RestApi, e),
+            Err(e) => return Decoded::refused(Trigger::Http(HttpFlavor::RestApi), e),
         }
     } else {
-        return Decoded {
-            trigger: Trigger::Direct,
-            identity: None,
-            action: Err(StopError::validation(
+        return Decoded::refused(Trigger::Direct, StopError::validation(
                 "unsupported event: a requestContext without httpMethod or http (WebSocket and other \
                  API Gateway events are not stop requests)",
-            )),
-        };
+            ));
     };
     let identity = request_id
         .filter(|id| !id.is_empty())
@@ -356,14 +354,6 @@ fn decode_http(event: &Value, context: &Value) -> Decoded {
         trigger: Trigger::Http(flavor),
         identity,
         action,
-    }
-}
-
-fn http_error(flavor: HttpFlavor, error: StopError) -> Decoded {
-    Decoded {
-        trigger: Trigger::Http(flavor),
-        identity: None,
-        action: Err(error),
     }
 }
 
@@ -394,13 +384,7 @@ fn http_body(body: Option<&str>, base64: bool) -> Result<StopRequest, StopError>
 fn decode_eventbridge(event: &Value) -> Decoded {
     let envelope: EventBridgeEvent<Value> = match parse(event, "EventBridge event") {
         Ok(e) => e,
-        Err(e) => {
-            return Decoded {
-                trigger: Trigger::EventBridge,
-                identity: None,
-                action: Err(e),
-            }
-        }
+        Err(e) => return Decoded::refused(Trigger::EventBridge, e),
     };
     let identity = envelope
         .id
@@ -477,13 +461,7 @@ fn decode_alarm_action(event: &Value) -> Decoded {
     let alarm: CloudWatchAlarm<Value, Value> = match parse(event, "CloudWatch alarm action payload")
     {
         Ok(a) => a,
-        Err(e) => {
-            return Decoded {
-                trigger: Trigger::AlarmLambdaAction,
-                identity: None,
-                action: Err(e),
-            }
-        }
+        Err(e) => return Decoded::refused(Trigger::AlarmLambdaAction, e),
     };
     // A redelivered action carries the same alarm and state time; a new
     // transition into ALARM has a new time, and so a new token.
