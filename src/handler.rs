@@ -9,8 +9,10 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use stopper_core::arn::Scope;
 use stopper_core::config::Config;
-use stopper_core::plan::{plan, Plan};
-use stopper_core::reply::{self, ExecutionResult, Outcome, PipelineFailure, Report};
+use stopper_core::plan::{plan, Plan, Target};
+use stopper_core::reply::{
+    self, step_labels, ExecutionResult, Force, Outcome, PipelineFailure, Report, StepKind,
+};
 use stopper_core::trigger::{decode, Action, Trigger};
 use stopper_core::{ErrorKind, StopError};
 use tokio::time::Instant;
@@ -22,6 +24,17 @@ use crate::sagemaker;
 /// still running then is abandoned and reported as `UpstreamUnavailable`, so
 /// the caller hears back instead of seeing the function time out.
 pub const REPLY_MARGIN: Duration = Duration::from_millis(500);
+
+/// What the runtime says about one invocation.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// Seeds derived tokens when the trigger has no identity of its own.
+    pub request_id: String,
+    /// The function's partition, account and region; targets must be in them.
+    pub scope: Option<Scope>,
+    /// When SageMaker calls must be done by (less the reply margin).
+    pub deadline: Option<Instant>,
+}
 
 /// The function: its SageMaker client and configuration, built once at init.
 pub struct Stopper {
@@ -46,6 +59,20 @@ impl Stopper {
     /// whose `errorType` names the error class.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         let (payload, context) = event.into_parts();
+        let invocation = Invocation {
+            request_id: context.request_id.clone(),
+            scope: Scope::from_function_arn(&context.invoked_function_arn),
+            deadline: deadline(&context),
+        };
+        self.process(payload, &invocation).await
+    }
+
+    /// One event, as the Lambda handler sees it; the CLI calls this too.
+    pub async fn process(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Value, Diagnostic> {
         let decoded = decode(&payload);
         drop(payload);
         let trigger = decoded.trigger;
@@ -55,11 +82,15 @@ impl Stopper {
             Ok(Action::Stop(selection)) => {
                 let identity = decoded
                     .identity
-                    .unwrap_or_else(|| format!("lambda:{}", context.request_id));
-                let scope = Scope::from_function_arn(&context.invoked_function_arn);
-                match plan(&selection, &self.config, scope.as_ref(), &identity) {
+                    .unwrap_or_else(|| format!("lambda:{}", invocation.request_id));
+                match plan(
+                    &selection,
+                    &self.config,
+                    invocation.scope.as_ref(),
+                    &identity,
+                ) {
                     Ok(plan) => {
-                        Response::Done(self.execute(trigger, plan, deadline(&context)).await)
+                        Response::Done(self.execute(trigger, plan, invocation.deadline).await)
                     }
                     Err(error) => Response::Refused(error),
                 }
@@ -82,27 +113,38 @@ impl Stopper {
         shape(trigger, response)
     }
 
-    /// Lists the pipelines to sweep, then stops every target, at most
+    /// Lists the pipelines to sweep, then acts on every target, at most
     /// `max_concurrency` at a time; one failure never hides another's result.
+    /// With `Wait`, then polls the stopped executions until they end.
     async fn execute(&self, trigger: Trigger, mut plan: Plan, deadline: Option<Instant>) -> Report {
         let mut report = Report {
             single: plan.is_single(),
+            dry_run: plan.options.dry_run,
             ..Report::default()
         };
-        let mut targets = std::mem::take(&mut plan.executions);
-        let mut seen: HashSet<String> = targets.iter().map(|t| t.arn.clone()).collect();
+        let started_before = plan
+            .options
+            .older_than_minutes
+            .map(|minutes| SystemTime::now() - Duration::from_secs(minutes * 60));
+        let mut targets: Vec<(Target, Found)> = std::mem::take(&mut plan.executions)
+            .into_iter()
+            .map(|t| (t, Found::Named))
+            .collect();
+        let mut seen: HashSet<String> = targets.iter().map(|(t, _)| t.arn.clone()).collect();
         for pipeline in &plan.pipelines {
-            match bounded(deadline, sagemaker::list_executing(&self.client, pipeline)).await {
+            let listing = sagemaker::list_executing(&self.client, pipeline, started_before);
+            match bounded(deadline, listing).await {
                 Ok(arns) => {
                     info!(
                         trigger = trigger.name(),
                         pipeline = pipeline.as_str(),
                         executing = arns.len(),
+                        older_than_minutes = plan.options.older_than_minutes,
                         "swept pipeline"
                     );
                     for arn in arns {
                         if seen.insert(arn.clone()) {
-                            targets.push(plan.swept_target(arn));
+                            targets.push((plan.swept_target(arn), Found::Executing));
                         }
                     }
                 }
@@ -121,66 +163,259 @@ impl Stopper {
                 }
             }
         }
-        report.pipelines_swept = plan.pipelines;
-        let client = &self.client;
+        let plan = &plan;
         report.executions = stream::iter(targets)
-            .map(|target| async move {
+            .map(|(target, found)| async move {
                 let started = Instant::now();
-                let outcome = bounded(deadline, async {
-                    Ok(sagemaker::stop(client, &target.arn, &target.token).await)
-                })
-                .await
-                .unwrap_or_else(Outcome::Failed);
-                log_outcome(
-                    trigger,
-                    &target.arn,
-                    &target.token,
-                    &outcome,
-                    started.elapsed(),
-                );
-                ExecutionResult {
-                    arn: target.arn,
-                    outcome,
-                }
+                let result = self.act_on(plan, &target, found, deadline).await;
+                log_outcome(trigger, &target.token, &result, started.elapsed());
+                result
             })
             .buffered(self.config.max_concurrency)
             .collect()
             .await;
+        if let Some(budget) = plan.options.wait_budget(remaining(deadline)) {
+            self.wait_for_end(trigger, &mut report.executions, budget, deadline)
+                .await;
+        }
+        report.pipelines_swept = plan.pipelines.clone();
         report
+    }
+
+    /// Stops one target (or, in a dry run, looks at it), then reports and, with
+    /// `Force`, fails the steps that hold the stop.
+    async fn act_on(
+        &self,
+        plan: &Plan,
+        target: &Target,
+        found: Found,
+        deadline: Option<Instant>,
+    ) -> ExecutionResult {
+        let client = &self.client;
+        let arn = target.arn.as_str();
+        if plan.options.dry_run {
+            let status = match found {
+                Found::Executing => Ok("Executing".to_owned()),
+                Found::Named => bounded(deadline, sagemaker::describe_status(client, arn)).await,
+            };
+            let mut result = match status {
+                Ok(status) if sagemaker::is_finished(&status) => {
+                    ExecutionResult::new(arn, Outcome::AlreadyFinished { status })
+                }
+                Ok(status) => {
+                    let mut result = ExecutionResult::new(arn, Outcome::WouldStop);
+                    result.status = Some(status);
+                    result
+                }
+                Err(error) => ExecutionResult::new(arn, Outcome::Failed(error)),
+            };
+            if result.outcome == Outcome::WouldStop {
+                result.blocking_steps = self
+                    .holding_steps(arn, deadline)
+                    .await
+                    .into_iter()
+                    .map(|held| {
+                        let mut step = held.step;
+                        if plan.options.force {
+                            step.force = Some(match step.kind {
+                                StepKind::Callback { .. } => Force::WouldSend,
+                                StepKind::Lambda { .. } => Force::NotPossible,
+                            });
+                        }
+                        step
+                    })
+                    .collect();
+            }
+            return result;
+        }
+
+        let outcome = bounded(deadline, async {
+            Ok(sagemaker::stop(client, arn, &target.token).await)
+        })
+        .await
+        .unwrap_or_else(Outcome::Failed);
+        let mut result = ExecutionResult::new(arn, outcome);
+        if result.outcome != Outcome::StopRequested {
+            return result;
+        }
+        for held in self.holding_steps(arn, deadline).await {
+            let mut step = held.step;
+            if plan.options.force {
+                step.force = Some(match (&step.kind, held.callback_token) {
+                    (StepKind::Lambda { .. }, _) => Force::NotPossible,
+                    (StepKind::Callback { .. }, None) => Force::Failed(StopError::new(
+                        ErrorKind::Upstream,
+                        format!(
+                            "SageMaker listed callback step {} without a callback token",
+                            step.name
+                        ),
+                    )),
+                    (StepKind::Callback { .. }, Some(callback_token)) => {
+                        let token = plan.force_token(arn, &callback_token);
+                        let call = sagemaker::fail_callback_step(
+                            client,
+                            &callback_token,
+                            plan.options.failure_reason(),
+                            &token,
+                            &step.name,
+                        );
+                        match bounded(deadline, call).await {
+                            Ok(()) => Force::Sent,
+                            Err(e) if e.kind == ErrorKind::Conflict => Force::StepAlreadyEnded,
+                            Err(e) => Force::Failed(e),
+                        }
+                    }
+                });
+            }
+            result.blocking_steps.push(step);
+        }
+        result
+    }
+
+    /// The steps holding a stop. A listing that fails is logged and reported as
+    /// none: the stop itself has been accepted either way.
+    async fn holding_steps(
+        &self,
+        arn: &str,
+        deadline: Option<Instant>,
+    ) -> Vec<sagemaker::HoldingStep> {
+        match bounded(deadline, sagemaker::blocking_steps(&self.client, arn)).await {
+            Ok(steps) => steps,
+            Err(error) => {
+                warn!(
+                    arn,
+                    error_type = error.kind.error_type(),
+                    error = error.message.as_str(),
+                    "could not list the execution's steps"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Polls the executions whose stop was accepted until each has ended or
+    /// `budget` runs out, with backoff; the ones still `Stopping` then get a
+    /// fresh list of the steps that hold them.
+    async fn wait_for_end(
+        &self,
+        trigger: Trigger,
+        results: &mut [ExecutionResult],
+        budget: Duration,
+        deadline: Option<Instant>,
+    ) {
+        let until = Instant::now() + budget;
+        let mut pending: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].outcome == Outcome::StopRequested)
+            .collect();
+        let mut delay = FIRST_POLL;
+        while !pending.is_empty() && Instant::now() + delay <= until {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_POLL);
+            let client = &self.client;
+            let statuses: Vec<Option<String>> = stream::iter(pending.iter())
+                .map(|&i| {
+                    let arn = results[i].arn.clone();
+                    async move {
+                        bounded(deadline, sagemaker::describe_status(client, &arn))
+                            .await
+                            .ok()
+                    }
+                })
+                .buffered(self.config.max_concurrency)
+                .collect()
+                .await;
+            let mut still = Vec::new();
+            for (i, status) in pending.into_iter().zip(statuses) {
+                let ended = status.as_deref().is_some_and(sagemaker::is_finished);
+                if status.is_some() {
+                    results[i].status = status;
+                }
+                if !ended {
+                    still.push(i);
+                }
+            }
+            pending = still;
+        }
+        for &i in &pending {
+            results[i]
+                .status
+                .get_or_insert_with(|| "Stopping".to_owned());
+            let fresh = self.holding_steps(&results[i].arn, deadline).await;
+            let before = std::mem::take(&mut results[i].blocking_steps);
+            results[i].blocking_steps = fresh
+                .into_iter()
+                .map(|held| {
+                    let mut step = held.step;
+                    // Keep what Force did to a step that still holds the stop.
+                    step.force = before
+                        .iter()
+                        .find(|b| b.name == step.name)
+                        .and_then(|b| b.force.clone());
+                    step
+                })
+                .collect();
+        }
+        for result in results.iter().filter(|r| r.status.is_some()) {
+            info!(
+                trigger = trigger.name(),
+                arn = result.arn.as_str(),
+                status = result.status.as_deref(),
+                blocking_steps = step_labels(&result.blocking_steps),
+                "waited"
+            );
+        }
     }
 }
 
-/// One structured line per target: trigger, ARN, token, outcome, latency.
-/// The token is an idempotency key, not a secret.
-fn log_outcome(trigger: Trigger, arn: &str, token: &str, outcome: &Outcome, elapsed: Duration) {
+/// How a target was found: named by the caller (status unknown) or listed as
+/// `Executing` by a sweep.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    Named,
+    Executing,
+}
+
+/// The first pause before polling a stopped execution, doubling up to
+/// [`MAX_POLL`]: most stops without blocking steps end within seconds.
+const FIRST_POLL: Duration = Duration::from_millis(250);
+const MAX_POLL: Duration = Duration::from_secs(5);
+
+/// Time left before `deadline`; `None` when there is no deadline.
+fn remaining(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|at| at.saturating_duration_since(Instant::now()))
+}
+
+/// One structured line per target: trigger, ARN, token, outcome, latency,
+/// and the steps holding the stop. The token is an idempotency key, not a secret.
+fn log_outcome(trigger: Trigger, token: &str, result: &ExecutionResult, elapsed: Duration) {
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    match outcome {
-        Outcome::Failed(e) => warn!(
+    let arn = result.arn.as_str();
+    let outcome = result.outcome.name();
+    let blocking_steps = step_labels(&result.blocking_steps);
+    match (&result.outcome, result.error()) {
+        (_, Some(e)) => warn!(
             trigger = trigger.name(),
             arn,
             token,
-            outcome = outcome.name(),
+            outcome,
             error_type = e.kind.error_type(),
             error = e.message.as_str(),
+            blocking_steps,
             latency_ms,
             "stop"
         ),
-        Outcome::AlreadyFinished { status } => info!(
+        (Outcome::AlreadyFinished { status }, None) => info!(
             trigger = trigger.name(),
             arn,
             token,
-            outcome = outcome.name(),
+            outcome,
             status = status.as_str(),
             latency_ms,
             "stop"
         ),
-        Outcome::StopRequested => info!(
+        _ => info!(
             trigger = trigger.name(),
-            arn,
-            token,
-            outcome = outcome.name(),
-            latency_ms,
-            "stop"
+            arn, token, outcome, blocking_steps, latency_ms, "stop"
         ),
     }
 }

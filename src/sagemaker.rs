@@ -2,15 +2,18 @@
 //! core's outcomes and error classes; nothing else in the crate sees the SDK's
 //! error types.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionError;
+use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsError;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsError;
+use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureError;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
-use aws_sdk_sagemaker::types::PipelineExecutionStatus;
+use aws_sdk_sagemaker::primitives::DateTime;
+use aws_sdk_sagemaker::types::{PipelineExecutionStatus, StepStatus};
 use aws_sdk_sagemaker::Client;
-use stopper_core::reply::Outcome;
+use stopper_core::reply::{BlockingStep, Outcome, StepKind};
 use stopper_core::{ErrorKind, StopError};
 
 /// SDK timeouts: a connection that cannot be made in 3 s will not be made in
@@ -85,11 +88,18 @@ pub async fn describe_status(client: &Client, arn: &str) -> Result<String, StopE
         .to_owned())
 }
 
-/// Every execution of `pipeline` whose status is `Executing`, across all pages.
-pub async fn list_executing(client: &Client, pipeline: &str) -> Result<Vec<String>, StopError> {
+/// Every execution of `pipeline` whose status is `Executing`, across all
+/// pages; with `started_before`, only those that started before it.
+pub async fn list_executing(
+    client: &Client,
+    pipeline: &str,
+    started_before: Option<SystemTime>,
+) -> Result<Vec<String>, StopError> {
+    let cutoff = started_before.map(DateTime::from);
     let mut pages = client
         .list_pipeline_executions()
         .pipeline_name(pipeline)
+        .set_created_before(cutoff)
         .max_results(100)
         .into_paginator()
         .items()
@@ -97,13 +107,99 @@ pub async fn list_executing(client: &Client, pipeline: &str) -> Result<Vec<Strin
     let mut arns = Vec::new();
     while let Some(summary) = pages.next().await {
         let summary = summary.map_err(|e| classify(&e, &format!("pipeline {pipeline}")))?;
-        if summary.pipeline_execution_status() == Some(&PipelineExecutionStatus::Executing) {
-            if let Some(arn) = summary.pipeline_execution_arn() {
-                arns.push(arn.to_owned());
+        if summary.pipeline_execution_status() != Some(&PipelineExecutionStatus::Executing) {
+            continue;
+        }
+        // `CreatedBefore` filters on the server; the start time is checked
+        // here too, so an execution without one is never taken for old.
+        if let Some(cutoff) = cutoff {
+            if summary.start_time().is_none_or(|t| *t >= cutoff) {
+                continue;
             }
+        }
+        if let Some(arn) = summary.pipeline_execution_arn() {
+            arns.push(arn.to_owned());
         }
     }
     Ok(arns)
+}
+
+/// A running step that holds a stop, with the callback token `Force` needs
+/// (kept out of replies and logs: it is a credential for the step).
+#[derive(Debug, Clone)]
+pub struct HoldingStep {
+    pub step: BlockingStep,
+    pub callback_token: Option<String>,
+}
+
+/// The running Callback and Lambda steps of an execution: the steps that keep
+/// a stop from completing.
+pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<HoldingStep>, StopError> {
+    let mut pages = client
+        .list_pipeline_execution_steps()
+        .pipeline_execution_arn(arn)
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send();
+    let mut held = Vec::new();
+    while let Some(step) = pages.next().await {
+        let step = step.map_err(|e| classify(&e, &format!("execution {arn}")))?;
+        if !matches!(
+            step.step_status(),
+            Some(StepStatus::Executing | StepStatus::Starting)
+        ) {
+            continue;
+        }
+        let name = step.step_name().unwrap_or("(unnamed)").to_owned();
+        let Some(metadata) = step.metadata() else {
+            continue;
+        };
+        if let Some(callback) = metadata.callback() {
+            held.push(HoldingStep {
+                step: BlockingStep {
+                    name,
+                    kind: StepKind::Callback {
+                        queue_url: callback.sqs_queue_url().map(str::to_owned),
+                    },
+                    force: None,
+                },
+                callback_token: callback.callback_token().map(str::to_owned),
+            });
+        } else if let Some(lambda) = metadata.lambda() {
+            held.push(HoldingStep {
+                step: BlockingStep {
+                    name,
+                    kind: StepKind::Lambda {
+                        function_arn: lambda.arn().map(str::to_owned),
+                    },
+                    force: None,
+                },
+                callback_token: None,
+            });
+        }
+    }
+    Ok(held)
+}
+
+/// Fails a Callback step, so a stop it holds can complete. `token` makes a
+/// redelivered event's call a no-op.
+pub async fn fail_callback_step(
+    client: &Client,
+    callback_token: &str,
+    reason: &str,
+    token: &str,
+    step: &str,
+) -> Result<(), StopError> {
+    client
+        .send_pipeline_execution_step_failure()
+        .callback_token(callback_token)
+        .failure_reason(reason)
+        .client_request_token(token)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| classify(&e, &format!("callback step {step}")))
 }
 
 /// The error classes an operation's model names; other errors are told
@@ -125,6 +221,23 @@ impl ModeledError for StopPipelineExecutionError {
 impl ModeledError for DescribePipelineExecutionError {
     fn modeled_kind(&self) -> Option<ErrorKind> {
         self.is_resource_not_found().then_some(ErrorKind::NotFound)
+    }
+}
+
+impl ModeledError for ListPipelineExecutionStepsError {
+    fn modeled_kind(&self) -> Option<ErrorKind> {
+        self.is_resource_not_found().then_some(ErrorKind::NotFound)
+    }
+}
+
+impl ModeledError for SendPipelineExecutionStepFailureError {
+    fn modeled_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::ResourceNotFound(_) => Some(ErrorKind::NotFound),
+            Self::ConflictException(_) => Some(ErrorKind::Conflict),
+            Self::ResourceLimitExceeded(_) => Some(ErrorKind::Throttled),
+            _ => None,
+        }
     }
 }
 
@@ -154,7 +267,9 @@ pub fn classify<E: ModeledError, R>(error: &SdkError<E, R>, target: &str) -> Sto
             });
             let message = match kind {
                 ErrorKind::NotFound => format!("SageMaker has no {target} in this account and region"),
-                ErrorKind::Conflict => format!("SageMaker refused to stop {target} (ConflictException)"),
+                ErrorKind::Conflict => {
+                    format!("SageMaker refused the request for {target} in its current state (ConflictException)")
+                }
                 ErrorKind::Throttled => {
                     format!("SageMaker kept throttling requests for {target} after retries; try again later")
                 }

@@ -2,12 +2,18 @@
 //! outcome, each trigger's reply shape, and bad input that must reach nothing.
 
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionOutput;
+use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
+use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureOutput;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::{
     StopPipelineExecutionError, StopPipelineExecutionOutput,
 };
+use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::error::{ConflictException, ResourceNotFound};
-use aws_sdk_sagemaker::types::{PipelineExecutionStatus, PipelineExecutionSummary};
+use aws_sdk_sagemaker::types::{
+    CallbackStepMetadata, LambdaStepMetadata, PipelineExecutionStatus, PipelineExecutionStep,
+    PipelineExecutionStepMetadata, PipelineExecutionSummary, StepStatus,
+};
 use aws_sdk_sagemaker::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::body::SdkBody;
@@ -70,9 +76,16 @@ fn describe(status: PipelineExecutionStatus) -> Rule {
     })
 }
 
-fn no_call_rules() -> [Rule; 3] {
+/// No step holds the stop.
+fn no_steps() -> Rule {
+    mock!(Client::list_pipeline_execution_steps)
+        .then_output(|| ListPipelineExecutionStepsOutput::builder().build())
+}
+
+fn no_call_rules() -> [Rule; 4] {
     [
         stop_ok(),
+        no_steps(),
         describe(PipelineExecutionStatus::Executing),
         mock!(Client::list_pipeline_executions)
             .then_output(|| ListPipelineExecutionsOutput::builder().build()),
@@ -96,7 +109,7 @@ async fn a_direct_stop_calls_sagemaker_once_with_a_derived_token_and_replies_wit
                 .pipeline_execution_arn(A)
                 .build()
         });
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
     let reply = run(client, fixture("direct.json")).await.unwrap();
     assert_eq!(
         reply,
@@ -111,7 +124,7 @@ async fn a_caller_token_is_passed_through_unchanged() {
     let rule = mock!(Client::stop_pipeline_execution)
         .match_requests(move |r| r.client_request_token() == Some(given))
         .then_output(|| StopPipelineExecutionOutput::builder().build());
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
     run(
         client,
         json!({"PipelineExecutionArn": A, "ClientRequestToken": given}),
@@ -155,7 +168,7 @@ async fn a_modeled_not_found_error_is_resource_not_found() {
     let rule = mock!(Client::stop_pipeline_execution).then_error(|| {
         StopPipelineExecutionError::ResourceNotFound(ResourceNotFound::builder().build())
     });
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
     let err = run(client, fixture("direct.json")).await.unwrap_err();
     assert_eq!(err.error_type, "ResourceNotFound");
     assert!(err.error_message.contains(A));
@@ -167,7 +180,11 @@ async fn a_conflict_on_a_finished_execution_is_reported_with_its_status_and_is_4
         StopPipelineExecutionError::ConflictException(ConflictException::builder().build())
     });
     let status = describe(PipelineExecutionStatus::Succeeded);
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&conflict, &status]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&conflict, &status, &no_steps()]
+    );
     let reply = run(client.clone(), fixture("direct.json")).await.unwrap();
     assert_eq!(
         reply,
@@ -184,7 +201,11 @@ async fn a_conflict_on_a_running_execution_is_a_conflict_error() {
         StopPipelineExecutionError::ConflictException(ConflictException::builder().build())
     });
     let status = describe(PipelineExecutionStatus::Executing);
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&conflict, &status]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&conflict, &status, &no_steps()]
+    );
     let err = run(client, fixture("direct.json")).await.unwrap_err();
     assert_eq!(err.error_type, "ConflictException");
 }
@@ -229,7 +250,7 @@ async fn an_alarm_sweeps_every_page_and_stops_only_executing_executions() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&page1, &page2, &stop_a, &stop_b]
+        [&page1, &page2, &stop_a, &stop_b, &no_steps()]
     );
     let reply = run(client, fixture("alarm-eventbridge.json"))
         .await
@@ -274,7 +295,11 @@ async fn one_failed_target_among_several_is_a_partial_failure_that_names_it() {
         .then_error(|| {
             StopPipelineExecutionError::ResourceNotFound(ResourceNotFound::builder().build())
         });
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&stop_a, &stop_b]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop_a, &stop_b, &no_steps()]
+    );
     let err = run(client.clone(), fixture("eventbridge-custom.json"))
         .await
         .unwrap_err();
@@ -291,7 +316,7 @@ async fn one_failed_target_among_several_is_a_partial_failure_that_names_it() {
 async fn every_http_front_end_gets_its_response_shape() {
     for file in ["http-rest-api.json", "http-api.json", "function-url.json"] {
         let rule = stop_ok();
-        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
         let http = run(client, fixture(file)).await.unwrap();
         assert_eq!(http["statusCode"], 200, "{file}");
         assert_eq!(
@@ -368,6 +393,7 @@ async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_
         .unwrap();
     assert_eq!(reply["Outcome"], "StopRequested");
     assert_eq!(rules[0].num_calls(), 1);
+    assert_eq!(rules[1].num_calls(), 1);
 }
 
 #[tokio::test]
@@ -380,7 +406,11 @@ async fn a_scheduled_event_stops_the_default_pipelines_running_executions() {
                 .build()
         });
     let stop = stop_ok();
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&list, &stop]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&list, &stop, &no_steps()]
+    );
     let stopper = Stopper::new(
         client,
         Config {
@@ -394,5 +424,310 @@ async fn a_scheduled_event_stops_the_default_pipelines_running_executions() {
         .await
         .unwrap();
     assert_eq!(reply["Executions"][0]["PipelineExecutionArn"], A);
+    assert_eq!(stop.num_calls(), 1);
+}
+
+const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/approvals";
+const SCORER: &str = "arn:aws:lambda:us-east-1:123456789012:function:score-model";
+
+fn step(
+    name: &str,
+    status: StepStatus,
+    metadata: PipelineExecutionStepMetadata,
+) -> PipelineExecutionStep {
+    PipelineExecutionStep::builder()
+        .step_name(name)
+        .step_status(status)
+        .metadata(metadata)
+        .build()
+}
+
+/// A running Callback step (token `cb-token-1`), a running Lambda step, a
+/// running training step (holds nothing) and a finished Callback step.
+fn held_steps() -> Rule {
+    mock!(Client::list_pipeline_execution_steps).then_output(|| {
+        ListPipelineExecutionStepsOutput::builder()
+            .pipeline_execution_steps(step(
+                "approve",
+                StepStatus::Executing,
+                PipelineExecutionStepMetadata::builder()
+                    .callback(
+                        CallbackStepMetadata::builder()
+                            .callback_token("cb-token-1")
+                            .sqs_queue_url(QUEUE)
+                            .build(),
+                    )
+                    .build(),
+            ))
+            .pipeline_execution_steps(step(
+                "score",
+                StepStatus::Executing,
+                PipelineExecutionStepMetadata::builder()
+                    .lambda(LambdaStepMetadata::builder().arn(SCORER).build())
+                    .build(),
+            ))
+            .pipeline_execution_steps(step(
+                "train",
+                StepStatus::Executing,
+                PipelineExecutionStepMetadata::builder().build(),
+            ))
+            .pipeline_execution_steps(step(
+                "earlier-approval",
+                StepStatus::Succeeded,
+                PipelineExecutionStepMetadata::builder()
+                    .callback(
+                        CallbackStepMetadata::builder()
+                            .callback_token("cb-token-0")
+                            .sqs_queue_url(QUEUE)
+                            .build(),
+                    )
+                    .build(),
+            ))
+            .build()
+    })
+}
+
+fn fail_step_ok() -> Rule {
+    mock!(Client::send_pipeline_execution_step_failure)
+        .then_output(|| SendPipelineExecutionStepFailureOutput::builder().build())
+}
+
+#[tokio::test]
+async fn the_running_callback_and_lambda_steps_that_hold_a_stop_are_reported() {
+    let (stop, steps, fail) = (stop_ok(), held_steps(), fail_step_ok());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &steps, &fail]
+    );
+    let reply = run(client, fixture("direct.json")).await.unwrap();
+    assert_eq!(
+        reply["BlockingSteps"],
+        json!([
+            {"StepName": "approve", "StepType": "Callback", "SqsQueueUrl": QUEUE,
+             "Note": reply["BlockingSteps"][0]["Note"]},
+            {"StepName": "score", "StepType": "Lambda", "FunctionArn": SCORER,
+             "Note": reply["BlockingSteps"][1]["Note"]},
+        ])
+    );
+    assert!(
+        !reply.to_string().contains("cb-token"),
+        "callback token leaked: {reply}"
+    );
+    assert_eq!(fail.num_calls(), 0, "no Force, no step failed");
+}
+
+#[tokio::test]
+async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_lambda_steps_cannot_be(
+) {
+    let identity = format!("lambda:{REQUEST_ID}");
+    let expected = token::derive(&identity, &format!("{A}#force#cb-token-1"));
+    let fail = mock!(Client::send_pipeline_execution_step_failure)
+        .match_requests(move |r| {
+            r.callback_token() == Some("cb-token-1")
+                && r.failure_reason() == Some("cost alarm: budget exceeded")
+                && r.client_request_token() == Some(expected.as_str())
+        })
+        .then_output(|| SendPipelineExecutionStepFailureOutput::builder().build());
+    let (stop, steps) = (stop_ok(), held_steps());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &steps, &fail]
+    );
+    let reply = run(
+        client,
+        json!({"PipelineExecutionArn": A, "Force": true, "Reason": "cost alarm: budget exceeded"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fail.num_calls(), 1);
+    assert_eq!(reply["BlockingSteps"][0]["Force"], "Sent");
+    assert_eq!(reply["BlockingSteps"][1]["Force"], "NotPossible");
+    assert!(reply["BlockingSteps"][1]["Note"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be forced"));
+}
+
+#[tokio::test]
+async fn a_force_that_sagemaker_refuses_fails_the_invocation_so_it_is_retried() {
+    let fail = mock!(Client::send_pipeline_execution_step_failure).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            500.try_into().unwrap(),
+            SdkBody::from("{\"__type\":\"InternalFailure\"}"),
+        )
+    });
+    let (stop, steps) = (stop_ok(), held_steps());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &steps, &fail],
+        |c| c.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::disabled())
+    );
+    let err = run(client, json!({"PipelineExecutionArn": A, "Force": true}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "UpstreamError");
+    assert!(
+        err.error_message.contains("approve"),
+        "{}",
+        err.error_message
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_polls_until_the_execution_has_ended_and_replies_with_its_final_status() {
+    let describe = mock!(Client::describe_pipeline_execution)
+        .sequence()
+        .output(|| {
+            DescribePipelineExecutionOutput::builder()
+                .pipeline_execution_status(PipelineExecutionStatus::Stopping)
+                .build()
+        })
+        .times(2)
+        .output(|| {
+            DescribePipelineExecutionOutput::builder()
+                .pipeline_execution_status(PipelineExecutionStatus::Stopped)
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let (stop, steps) = (stop_ok(), no_steps());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &describe, &steps]
+    );
+    let reply = run(
+        client,
+        json!({"PipelineExecutionArn": A, "WaitSeconds": 60}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply["Status"], "Stopped");
+    assert_eq!(reply["Outcome"], "StopRequested");
+    assert_eq!(describe.num_calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_runs_out_replies_stopping_with_what_still_holds_it() {
+    let (stop, steps) = (stop_ok(), held_steps());
+    let describe = describe(PipelineExecutionStatus::Stopping);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &describe, &steps]
+    );
+    let started = tokio::time::Instant::now();
+    let reply = run(
+        client,
+        json!({"PipelineExecutionArn": A, "WaitSeconds": 10}),
+    )
+    .await
+    .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited <= std::time::Duration::from_secs(10) && waited >= std::time::Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(reply["Status"], "Stopping");
+    assert_eq!(reply["BlockingSteps"][0]["StepName"], "approve");
+    assert!(describe.num_calls() >= 3);
+    assert_eq!(
+        steps.num_calls(),
+        2,
+        "listed after the stop, and again when the wait ran out"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_looks_but_changes_nothing() {
+    let stop = stop_ok();
+    let fail = fail_step_ok();
+    let steps = held_steps();
+    let status = describe(PipelineExecutionStatus::Executing);
+    let list = mock!(Client::list_pipeline_executions).then_output(|| {
+        ListPipelineExecutionsOutput::builder()
+            .pipeline_execution_summaries(summary(B, PipelineExecutionStatus::Executing))
+            .build()
+    });
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &fail, &steps, &status, &list]
+    );
+    let reply = run(
+        client.clone(),
+        json!({"PipelineExecutionArn": A, "DryRun": true, "Force": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply["Outcome"], "WouldStop");
+    assert_eq!(reply["Status"], "Executing");
+    assert_eq!(reply["DryRun"], true);
+    assert_eq!(reply["BlockingSteps"][0]["Force"], "WouldSend");
+    assert_eq!(reply["BlockingSteps"][1]["Force"], "NotPossible");
+    let swept = run(
+        client,
+        json!({"PipelineName": "nightly-training", "DryRun": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(swept["Executions"][0]["PipelineExecutionArn"], B);
+    assert_eq!(swept["Executions"][0]["Outcome"], "WouldStop");
+    assert_eq!(
+        (stop.num_calls(), fail.num_calls(), status.num_calls()),
+        (0, 0, 1),
+        "a dry run called something that changes state (or described a swept execution again)"
+    );
+}
+
+#[tokio::test]
+async fn older_than_minutes_stops_only_executions_that_started_before_the_cutoff() {
+    let now = std::time::SystemTime::now();
+    let minutes_ago = move |m: u64| DateTime::from(now - std::time::Duration::from_secs(m * 60));
+    let list = mock!(Client::list_pipeline_executions)
+        .match_requests(move |r| {
+            // The cutoff goes to SageMaker as CreatedBefore, about 4 hours ago.
+            let cutoff = r.created_before().map(|t| t.secs()).unwrap_or(0);
+            (cutoff - DateTime::from(now).secs() + 240 * 60).abs() <= 5
+        })
+        .then_output(move || {
+            // As if SageMaker ignored the filter: the start time is checked too.
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(
+                    PipelineExecutionSummary::builder()
+                        .pipeline_execution_arn(A)
+                        .pipeline_execution_status(PipelineExecutionStatus::Executing)
+                        .start_time(minutes_ago(300))
+                        .build(),
+                )
+                .pipeline_execution_summaries(
+                    PipelineExecutionSummary::builder()
+                        .pipeline_execution_arn(B)
+                        .pipeline_execution_status(PipelineExecutionStatus::Executing)
+                        .start_time(minutes_ago(30))
+                        .build(),
+                )
+                .build()
+        });
+    let stop = stop_ok();
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&list, &stop, &no_steps()]
+    );
+    let reply = run(
+        client,
+        json!({"PipelineName": "nightly-training", "OlderThanMinutes": 240}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(list.num_calls(), 1);
+    assert_eq!(
+        reply["Executions"],
+        json!([{"PipelineExecutionArn": A, "Outcome": "StopRequested"}])
+    );
     assert_eq!(stop.num_calls(), 1);
 }

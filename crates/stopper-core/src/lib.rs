@@ -10,6 +10,7 @@
 pub mod arn;
 pub mod config;
 pub mod error;
+pub mod options;
 pub mod plan;
 pub mod reply;
 pub mod request;

@@ -4,6 +4,7 @@
 use crate::arn::{check_execution_arn, parse_pipeline, Scope};
 use crate::config::Config;
 use crate::error::StopError;
+use crate::options::Options;
 use crate::token;
 use crate::trigger::Selection;
 
@@ -23,6 +24,8 @@ pub struct Plan {
     pub pipelines: Vec<String>,
     /// The seed of derived tokens, for the executions a pipeline sweep finds.
     pub identity: String,
+    /// Dry run, wait, force, age filter.
+    pub options: Options,
 }
 
 impl Plan {
@@ -37,6 +40,15 @@ impl Plan {
     /// The request named exactly one execution: its reply takes the single form.
     pub fn is_single(&self) -> bool {
         self.executions.len() == 1 && self.pipelines.is_empty()
+    }
+
+    /// The idempotency token of `SendPipelineExecutionStepFailure` for one
+    /// forced Callback step: the same event forces the same step once.
+    pub fn force_token(&self, execution_arn: &str, callback_token: &str) -> String {
+        token::derive(
+            &self.identity,
+            &format!("{execution_arn}#force#{callback_token}"),
+        )
     }
 }
 
@@ -109,10 +121,18 @@ pub fn plan(
         }
     }
 
+    if selection.options.older_than_minutes.is_some() && pipelines.is_empty() {
+        return Err(StopError::validation(
+            "OlderThanMinutes filters a pipeline sweep: give PipelineName (explicitly named executions \
+             are stopped as named)",
+        ));
+    }
+
     Ok(Plan {
         executions,
         pipelines,
         identity: identity.to_owned(),
+        options: selection.options.clone(),
     })
 }
 
@@ -247,6 +267,37 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Forbidden);
+    }
+
+    #[test]
+    fn older_than_minutes_needs_a_sweep_and_force_tokens_are_per_step() {
+        let mut s = arns(&[A]);
+        s.options.older_than_minutes = Some(60);
+        let err = plan(&s, &Config::default(), None, "x").unwrap_err();
+        assert!(err.message.contains("PipelineName"), "{}", err.message);
+        let sweep = Selection {
+            pipelines: vec!["nightly-training".into()],
+            options: s.options.clone(),
+            ..Selection::default()
+        };
+        let p = plan(&sweep, &Config::default(), None, "x").unwrap();
+        assert_eq!(p.options.older_than_minutes, Some(60));
+        let default = Selection {
+            default_allowed: true,
+            options: s.options.clone(),
+            ..Selection::default()
+        };
+        let config = Config {
+            default_pipeline: Some("nightly-training".into()),
+            ..Config::default()
+        };
+        assert!(plan(&default, &config, None, "x").is_ok());
+        let t = p.force_token(A, "cb-1");
+        assert!(token::is_valid(&t));
+        assert_eq!(t, p.force_token(A, "cb-1"));
+        assert_ne!(t, p.force_token(A, "cb-2"));
+        assert_ne!(t, p.force_token(B, "cb-1"));
+        assert_ne!(t, token::derive("x", A));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Outcome {
     AlreadyFinished {
         status: String,
     },
+    /// Dry run: the execution is running and would be stopped.
+    WouldStop,
     Failed(StopError),
 }
 
@@ -28,6 +30,7 @@ impl Outcome {
         match self {
             Outcome::StopRequested => "StopRequested",
             Outcome::AlreadyFinished { .. } => "AlreadyFinished",
+            Outcome::WouldStop => "WouldStop",
             Outcome::Failed(_) => "Failed",
         }
     }
@@ -37,6 +40,100 @@ impl Outcome {
 pub struct ExecutionResult {
     pub arn: String,
     pub outcome: Outcome,
+    /// The execution's status as last seen, when it says more than the
+    /// outcome: the final status after `Wait` (or `Stopping` if the wait ran
+    /// out), the current one in a dry run.
+    pub status: Option<String>,
+    /// Running steps that hold the stop (Callback and Lambda steps).
+    pub blocking_steps: Vec<BlockingStep>,
+}
+
+impl ExecutionResult {
+    pub fn new(arn: impl Into<String>, outcome: Outcome) -> ExecutionResult {
+        ExecutionResult {
+            arn: arn.into(),
+            outcome,
+            status: None,
+            blocking_steps: Vec::new(),
+        }
+    }
+
+    /// The error that makes this target count as failed: its own, or a
+    /// forced step's (the stop cannot complete as asked).
+    pub fn error(&self) -> Option<&StopError> {
+        match &self.outcome {
+            Outcome::Failed(e) => Some(e),
+            _ => self.blocking_steps.iter().find_map(|s| match &s.force {
+                Some(Force::Failed(e)) => Some(e),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// A running step that keeps a stopping execution from ending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockingStep {
+    pub name: String,
+    pub kind: StepKind,
+    /// What `Force` did to it; `None` when the request did not ask to force.
+    pub force: Option<Force>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// Waits for `SendPipelineExecutionStepSuccess/Failure` from the consumer
+    /// of this queue (SageMaker has sent it a `"Status": "Stopping"` message).
+    Callback { queue_url: Option<String> },
+    /// Waits for this function to return (then `Stopped`) or time out (`Failed`).
+    Lambda { function_arn: Option<String> },
+}
+
+/// What `Force` did to one blocking step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Force {
+    /// `SendPipelineExecutionStepFailure` was accepted.
+    Sent,
+    /// Dry run: it would be sent.
+    WouldSend,
+    /// A Lambda step: nothing can end it early.
+    NotPossible,
+    /// The step ended before the failure reached it: it no longer holds the stop.
+    StepAlreadyEnded,
+    /// `SendPipelineExecutionStepFailure` failed.
+    Failed(StopError),
+}
+
+impl Force {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Force::Sent => "Sent",
+            Force::WouldSend => "WouldSend",
+            Force::NotPossible => "NotPossible",
+            Force::StepAlreadyEnded => "StepAlreadyEnded",
+            Force::Failed(_) => "Failed",
+        }
+    }
+}
+
+impl BlockingStep {
+    /// `name(Callback)`, for log lines.
+    pub fn label(&self) -> String {
+        let kind = match self.kind {
+            StepKind::Callback { .. } => "Callback",
+            StepKind::Lambda { .. } => "Lambda",
+        };
+        format!("{}({kind})", self.name)
+    }
+}
+
+/// `a(Callback),b(Lambda)`: the blocking steps of one execution, for logs.
+pub fn step_labels(steps: &[BlockingStep]) -> String {
+    steps
+        .iter()
+        .map(BlockingStep::label)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A pipeline whose running executions could not be listed.
@@ -55,14 +152,16 @@ pub struct Report {
     pub pipelines_swept: Vec<String>,
     /// The event named exactly one execution: reply `{"PipelineExecutionArn": ...}`.
     pub single: bool,
+    /// Nothing was changed: the outcomes say what would have been.
+    pub dry_run: bool,
 }
 
 impl Report {
     fn failures(&self) -> Vec<(&str, &StopError)> {
-        let executions = self.executions.iter().filter_map(|r| match &r.outcome {
-            Outcome::Failed(e) => Some((r.arn.as_str(), e)),
-            _ => None,
-        });
+        let executions = self
+            .executions
+            .iter()
+            .filter_map(|r| r.error().map(|e| (r.arn.as_str(), e)));
         let pipelines = self
             .pipeline_failures
             .iter()
@@ -74,13 +173,25 @@ impl Report {
     pub fn body(&self) -> Value {
         if self.single {
             if let [only] = self.executions.as_slice() {
-                return execution_json(only);
+                let mut body = execution_json(only);
+                if self.dry_run {
+                    body.insert("DryRun".into(), true.into());
+                }
+                return Value::Object(body);
             }
         }
         let mut body = Map::new();
+        if self.dry_run {
+            body.insert("DryRun".into(), true.into());
+        }
         body.insert(
             "Executions".into(),
-            Value::Array(self.executions.iter().map(execution_json).collect()),
+            Value::Array(
+                self.executions
+                    .iter()
+                    .map(|r| Value::Object(execution_json(r)))
+                    .collect(),
+            ),
         );
         if !self.pipeline_failures.is_empty() {
             let failures = self
@@ -139,6 +250,7 @@ impl Report {
                 [ExecutionResult {
                     arn,
                     outcome: Outcome::AlreadyFinished { status },
+                    ..
                 }] if self.single => {
                     let error = StopError::new(
                         ErrorKind::Conflict,
@@ -154,18 +266,68 @@ impl Report {
     }
 }
 
-fn execution_json(result: &ExecutionResult) -> Value {
+fn execution_json(result: &ExecutionResult) -> Map<String, Value> {
     let mut entry = Map::new();
     entry.insert("PipelineExecutionArn".into(), result.arn.clone().into());
     entry.insert("Outcome".into(), result.outcome.name().into());
-    match &result.outcome {
-        Outcome::AlreadyFinished { status } => {
-            entry.insert("Status".into(), status.clone().into());
+    let status = match &result.outcome {
+        Outcome::AlreadyFinished { status } => Some(status),
+        _ => result.status.as_ref(),
+    };
+    if let Some(status) = status {
+        entry.insert("Status".into(), status.clone().into());
+    }
+    if let Outcome::Failed(e) = &result.outcome {
+        entry.insert("Error".into(), error_json(e));
+    }
+    if !result.blocking_steps.is_empty() {
+        let steps = result.blocking_steps.iter().map(step_json).collect();
+        entry.insert("BlockingSteps".into(), Value::Array(steps));
+    }
+    entry
+}
+
+/// What holds each kind of step, and what `Force` can do about it.
+const CALLBACK_NOTE: &str =
+    "holds the stop until its SQS consumer calls SendPipelineExecutionStepSuccess or \
+     SendPipelineExecutionStepFailure; \"Force\": true fails it";
+const LAMBDA_NOTE: &str =
+    "holds the stop until the function returns (then Stopped) or times out (then Failed)";
+const LAMBDA_FORCE_NOTE: &str =
+    "a Lambda step cannot be forced: the stop completes when the function returns \
+     (then Stopped) or times out (then Failed)";
+
+fn step_json(step: &BlockingStep) -> Value {
+    let mut entry = Map::new();
+    entry.insert("StepName".into(), step.name.clone().into());
+    match &step.kind {
+        StepKind::Callback { queue_url } => {
+            entry.insert("StepType".into(), "Callback".into());
+            if let Some(url) = queue_url {
+                entry.insert("SqsQueueUrl".into(), url.clone().into());
+            }
         }
-        Outcome::Failed(e) => {
+        StepKind::Lambda { function_arn } => {
+            entry.insert("StepType".into(), "Lambda".into());
+            if let Some(arn) = function_arn {
+                entry.insert("FunctionArn".into(), arn.clone().into());
+            }
+        }
+    }
+    if let Some(force) = &step.force {
+        entry.insert("Force".into(), force.name().into());
+        if let Force::Failed(e) = force {
             entry.insert("Error".into(), error_json(e));
         }
-        Outcome::StopRequested => {}
+    }
+    let note = match (&step.kind, &step.force) {
+        (StepKind::Callback { .. }, None) => Some(CALLBACK_NOTE),
+        (StepKind::Lambda { .. }, None) => Some(LAMBDA_NOTE),
+        (StepKind::Lambda { .. }, Some(_)) => Some(LAMBDA_FORCE_NOTE),
+        (StepKind::Callback { .. }, Some(_)) => None,
+    };
+    if let Some(note) = note {
+        entry.insert("Note".into(), note.into());
     }
     Value::Object(entry)
 }
@@ -230,10 +392,7 @@ mod tests {
         Report {
             executions: outcomes
                 .into_iter()
-                .map(|(arn, outcome)| ExecutionResult {
-                    arn: arn.into(),
-                    outcome,
-                })
+                .map(|(arn, outcome)| ExecutionResult::new(arn, outcome))
                 .collect(),
             single,
             ..Report::default()
@@ -351,6 +510,107 @@ mod tests {
         };
         assert_eq!(not_found.result().unwrap_err().kind, ErrorKind::NotFound);
         assert_eq!(not_found.http().0, 404);
+    }
+
+    fn callback(force: Option<Force>) -> BlockingStep {
+        BlockingStep {
+            name: "approve".into(),
+            kind: StepKind::Callback {
+                queue_url: Some("https://sqs.us-east-1.amazonaws.com/123456789012/q".into()),
+            },
+            force,
+        }
+    }
+
+    fn lambda(force: Option<Force>) -> BlockingStep {
+        BlockingStep {
+            name: "score".into(),
+            kind: StepKind::Lambda {
+                function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:score".into()),
+            },
+            force,
+        }
+    }
+
+    #[test]
+    fn blocking_steps_and_the_waited_status_are_reported() {
+        let mut r = report(true, vec![(A, Outcome::StopRequested)]);
+        r.executions[0].status = Some("Stopping".into());
+        r.executions[0].blocking_steps = vec![callback(None), lambda(None)];
+        let body = r.result().unwrap();
+        assert_eq!(body["Status"], "Stopping");
+        let steps = body["BlockingSteps"].as_array().unwrap();
+        assert_eq!(steps[0]["StepType"], "Callback");
+        assert_eq!(
+            steps[0]["SqsQueueUrl"],
+            "https://sqs.us-east-1.amazonaws.com/123456789012/q"
+        );
+        assert!(steps[0]["Note"].as_str().unwrap().contains("Force"));
+        assert!(steps[0].get("Force").is_none());
+        assert_eq!(steps[1]["StepType"], "Lambda");
+        assert_eq!(
+            steps[1]["FunctionArn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:score"
+        );
+        assert_eq!(r.http().0, 200);
+        let plain = report(true, vec![(A, Outcome::StopRequested)]).body();
+        assert!(plain.get("BlockingSteps").is_none() && plain.get("Status").is_none());
+    }
+
+    #[test]
+    fn force_says_what_it_did_and_a_failed_force_fails_the_target() {
+        let mut r = report(
+            false,
+            vec![(A, Outcome::StopRequested), (B, Outcome::StopRequested)],
+        );
+        r.executions[0].blocking_steps = vec![
+            callback(Some(Force::Sent)),
+            lambda(Some(Force::NotPossible)),
+        ];
+        r.executions[1].blocking_steps = vec![callback(Some(Force::Failed(StopError::new(
+            ErrorKind::Throttled,
+            "slow down",
+        ))))];
+        let err = r.result().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PartialFailure);
+        assert!(err.message.contains(B) && !err.message.contains(A));
+        let (status, body) = r.http();
+        assert_eq!(status, 207);
+        let a_steps = &body["Executions"][0]["BlockingSteps"];
+        assert_eq!(a_steps[0]["Force"], "Sent");
+        assert_eq!(a_steps[1]["Force"], "NotPossible");
+        assert!(a_steps[1]["Note"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be forced"));
+        assert_eq!(
+            body["Executions"][1]["BlockingSteps"][0]["Error"]["Code"],
+            "ThrottlingException"
+        );
+        assert_eq!(
+            step_labels(&r.executions[0].blocking_steps),
+            "approve(Callback),score(Lambda)"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_says_so_and_what_would_be_stopped() {
+        let mut r = report(true, vec![(A, Outcome::WouldStop)]);
+        r.dry_run = true;
+        r.executions[0].status = Some("Executing".into());
+        r.executions[0].blocking_steps = vec![callback(Some(Force::WouldSend))];
+        let body = r.result().unwrap();
+        assert_eq!(body["Outcome"], "WouldStop");
+        assert_eq!(body["DryRun"], true);
+        assert_eq!(body["Status"], "Executing");
+        assert_eq!(body["BlockingSteps"][0]["Force"], "WouldSend");
+        let mut several = report(
+            false,
+            vec![(A, Outcome::WouldStop), (B, Outcome::WouldStop)],
+        );
+        several.dry_run = true;
+        assert_eq!(several.http(), (200, several.body()));
+        assert_eq!(several.body()["DryRun"], true);
     }
 
     #[test]

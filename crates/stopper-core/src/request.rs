@@ -32,6 +32,24 @@ pub struct StopRequest {
     pub pipeline_name: Option<String>,
     #[serde(rename = "ClientRequestToken", alias = "clientRequestToken", default)]
     pub client_request_token: Option<String>,
+    /// Report what would be stopped; change nothing.
+    #[serde(rename = "DryRun", alias = "dryRun", default)]
+    pub dry_run: Option<bool>,
+    /// Wait for stopped executions to end, up to the function's remaining time.
+    #[serde(rename = "Wait", alias = "wait", default)]
+    pub wait: Option<bool>,
+    /// Wait at most this long (implies `Wait`).
+    #[serde(rename = "WaitSeconds", alias = "waitSeconds", default)]
+    pub wait_seconds: Option<u64>,
+    /// Fail running Callback steps so the stop can complete.
+    #[serde(rename = "Force", alias = "force", default)]
+    pub force: Option<bool>,
+    /// The failure reason sent to forced Callback steps.
+    #[serde(rename = "Reason", alias = "reason", default)]
+    pub reason: Option<String>,
+    /// With a pipeline sweep: only executions running longer than this.
+    #[serde(rename = "OlderThanMinutes", alias = "olderThanMinutes", default)]
+    pub older_than_minutes: Option<u64>,
 }
 
 impl StopRequest {

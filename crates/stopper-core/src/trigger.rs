@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::arn::quote;
 use crate::error::{ErrorKind, StopError};
+use crate::options::Options;
 use crate::request::{json_kind, StopRequest};
 
 /// The `detail-type` SageMaker uses for pipeline execution status changes.
@@ -138,18 +139,22 @@ pub struct Selection {
     /// Whether `DEFAULT_PIPELINE_NAME` stands in when nothing is named.
     /// HTTP callers must always name their target.
     pub default_allowed: bool,
+    /// Dry run, wait, force, age filter.
+    pub options: Options,
 }
 
 impl Selection {
-    fn from_request(request: StopRequest, default_allowed: bool) -> Selection {
+    fn from_request(request: StopRequest, default_allowed: bool) -> Result<Selection, StopError> {
+        let options = Options::from_request(&request)?;
         let mut execution_arns: Vec<String> = request.execution_arn.into_iter().collect();
         execution_arns.extend(request.execution_arns.unwrap_or_default());
-        Selection {
+        Ok(Selection {
             execution_arns,
             pipelines: request.pipeline_name.into_iter().collect(),
             token: request.client_request_token,
             default_allowed,
-        }
+            options,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,7 +187,7 @@ pub fn decode(event: &Value) -> Decoded {
             trigger: Trigger::Direct,
             identity: None,
             action: StopRequest::from_value(event)
-                .map(|r| Action::Stop(Selection::from_request(r, true))),
+                .and_then(|r| Selection::from_request(r, true).map(Action::Stop)),
         }
     }
 }
@@ -257,7 +262,7 @@ fn decode_records(event: &Value, records: &Value) -> Decoded {
             trigger: Trigger::Sns,
             identity,
             action: StopRequest::from_value(&message)
-                .map(|r| Action::Stop(Selection::from_request(r, true))),
+                .and_then(|r| Selection::from_request(r, true).map(Action::Stop)),
         }
     }
 }
@@ -348,7 +353,8 @@ fn decode_http(event: &Value, context: &Value) -> Decoded {
             ),
         ))
     } else {
-        http_body(body.as_deref(), base64).map(|r| Action::Stop(Selection::from_request(r, false)))
+        http_body(body.as_deref(), base64)
+            .and_then(|r| Selection::from_request(r, false).map(Action::Stop))
     };
     Decoded {
         trigger: Trigger::Http(flavor),
@@ -424,7 +430,7 @@ fn decode_eventbridge(event: &Value) -> Decoded {
 
 fn detail_request(detail: &Value) -> Result<Action, StopError> {
     StopRequest::from_value(detail)
-        .map(|r| Action::Stop(Selection::from_request(r, true)))
+        .and_then(|r| Selection::from_request(r, true).map(Action::Stop))
         .map_err(|e| StopError::validation(format!("EventBridge detail: {}", e.message)))
 }
 
@@ -545,5 +551,6 @@ fn alarm_action(
         pipelines,
         token: None,
         default_allowed: true,
+        options: Options::default(),
     }))
 }

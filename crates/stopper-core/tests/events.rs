@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use stopper_core::config::Config;
+use stopper_core::options::Options;
 use stopper_core::plan::plan;
 use stopper_core::trigger::{decode, Action, HttpFlavor, Selection, Trigger};
 use stopper_core::ErrorKind;
@@ -29,6 +30,7 @@ fn selection(arns: &[&str], pipelines: &[&str], default_allowed: bool) -> Select
         pipelines: pipelines.iter().map(|s| s.to_string()).collect(),
         token: None,
         default_allowed,
+        options: Options::default(),
     }
 }
 
