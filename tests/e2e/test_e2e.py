@@ -105,7 +105,11 @@ def test_a_callback_step_holds_the_stop_until_its_token_is_answered(emulator, st
          "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/approvals"}]}]}]})
     fn = start_function()
     inv = fn.invoke(load("direct.json"))
-    assert inv.payload == {"PipelineExecutionArn": A, "Outcome": "StopRequested"}
+    assert inv.payload["Outcome"] == "StopRequested"
+    [held] = inv.payload["BlockingSteps"]
+    assert held["StepName"] == "WaitForApproval" and held["StepType"] == "Callback"
+    assert held["SqsQueueUrl"] == "https://sqs.us-east-1.amazonaws.com/123456789012/approvals"
+    assert "cb-token-1" not in json.dumps(inv.payload)
     time.sleep(0.4)
     state = emulator.state()
     assert state["executions"][A]["status"] == "Stopping"
@@ -209,6 +213,7 @@ def test_a_lambda_step_holds_the_stop_until_it_finishes_or_times_out(emulator, s
     fn = start_function()
     inv = fn.invoke(load("direct.json"))
     assert inv.ok and inv.payload["Outcome"] == "StopRequested", inv.payload
+    assert inv.payload["BlockingSteps"][0]["FunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:notify"
     assert emulator.status(A) == "Stopping"
     time.sleep(1.0)
     assert emulator.status(A) == final

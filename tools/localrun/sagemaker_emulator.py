@@ -11,7 +11,8 @@ StopPipelineExecution, no callback or Lambda step semantics, and no fault
 injection; the part we need is small enough to model exactly.
 
 Operations: StopPipelineExecution, DescribePipelineExecution,
-ListPipelineExecutions (paginated), ListPipelineExecutionSteps,
+ListPipelineExecutions (paginated; CreatedBefore/CreatedAfter),
+ListPipelineExecutionSteps,
 SendPipelineExecutionStepSuccess, SendPipelineExecutionStepFailure.
 
 Behaviour modelled from the API reference:
@@ -261,6 +262,11 @@ class State:
     def ListPipelineExecutions(self, body):
         p = self._pipeline(body.get("PipelineName"))
         runs = [e for e in self.executions.values() if e["pipelineArn"] == p["arn"]]
+        for field, keep in (("CreatedBefore", lambda e, t: e["started"] < t), ("CreatedAfter", lambda e, t: e["started"] > t)):
+            if field in body:
+                if not isinstance(body[field], (int, float)):
+                    raise validation(f"{field} must be a timestamp (epoch seconds)")
+                runs = [e for e in runs if keep(e, body[field])]
         for e in runs:
             self.advance(e)
         runs.sort(key=lambda e: e["started"], reverse=body.get("SortOrder", "Descending") == "Descending")
