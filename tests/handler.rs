@@ -442,7 +442,7 @@ fn step(
         .build()
 }
 
-/// A running Callback step (token `cb-token-1`), a running Lambda step, a
+/// A running Callback step (token `Xk3vQ9aL2m`), a running Lambda step, a
 /// running training step (holds nothing) and a finished Callback step.
 fn held_steps() -> Rule {
     mock!(Client::list_pipeline_execution_steps).then_output(|| {
@@ -453,7 +453,7 @@ fn held_steps() -> Rule {
                 PipelineExecutionStepMetadata::builder()
                     .callback(
                         CallbackStepMetadata::builder()
-                            .callback_token("cb-token-1")
+                            .callback_token("Xk3vQ9aL2m")
                             .sqs_queue_url(QUEUE)
                             .build(),
                     )
@@ -477,7 +477,7 @@ fn held_steps() -> Rule {
                 PipelineExecutionStepMetadata::builder()
                     .callback(
                         CallbackStepMetadata::builder()
-                            .callback_token("cb-token-0")
+                            .callback_token("Rt5wY7uI0p")
                             .sqs_queue_url(QUEUE)
                             .build(),
                     )
@@ -521,10 +521,10 @@ async fn the_running_callback_and_lambda_steps_that_hold_a_stop_are_reported() {
 async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_lambda_steps_cannot_be(
 ) {
     let identity = format!("lambda:{REQUEST_ID}");
-    let expected = token::derive(&identity, &format!("{A}#force#cb-token-1"));
+    let expected = token::derive(&identity, &format!("{A}#force#Xk3vQ9aL2m"));
     let fail = mock!(Client::send_pipeline_execution_step_failure)
         .match_requests(move |r| {
-            r.callback_token() == Some("cb-token-1")
+            r.callback_token() == Some("Xk3vQ9aL2m")
                 && r.failure_reason() == Some("cost alarm: budget exceeded")
                 && r.client_request_token() == Some(expected.as_str())
         })

@@ -101,7 +101,7 @@ def test_an_alarm_on_a_pipeline_with_many_running_executions_pages_through_all(e
 
 def test_a_callback_step_holds_the_stop_until_its_token_is_answered(emulator, start_function):
     emulator.seed({"pipelines": [{"name": PIPELINE, "executions": [{"id": "k7xvw1b9q2hj", "steps": [
-        {"name": "WaitForApproval", "type": "Callback", "callbackToken": "cb-token-1",
+        {"name": "WaitForApproval", "type": "Callback", "callbackToken": "Xk3vQ9aL2m",
          "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/approvals"}]}]}]})
     fn = start_function()
     inv = fn.invoke(load("direct.json"))
@@ -109,12 +109,12 @@ def test_a_callback_step_holds_the_stop_until_its_token_is_answered(emulator, st
     [held] = inv.payload["BlockingSteps"]
     assert held["StepName"] == "WaitForApproval" and held["StepType"] == "Callback"
     assert held["SqsQueueUrl"] == "https://sqs.us-east-1.amazonaws.com/123456789012/approvals"
-    assert "cb-token-1" not in json.dumps(inv.payload)
+    assert "Xk3vQ9aL2m" not in json.dumps(inv.payload)
     time.sleep(0.4)
     state = emulator.state()
     assert state["executions"][A]["status"] == "Stopping"
     assert state["sqsMessages"][0]["Body"]["Status"] == "Stopping"
-    status, _ = emulator.call("SendPipelineExecutionStepSuccess", {"CallbackToken": "cb-token-1"})
+    status, _ = emulator.call("SendPipelineExecutionStepSuccess", {"CallbackToken": "Xk3vQ9aL2m"})
     assert status == 200
     time.sleep(0.3)
     assert emulator.status(A) == "Stopped"

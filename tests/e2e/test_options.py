@@ -17,7 +17,7 @@ def seed_steps(emulator, *steps):
     ]}]})
 
 
-def callback(name="WaitForApproval", token="cb-token-1"):
+def callback(name="WaitForApproval", token="Xk3vQ9aL2m"):
     return {"name": name, "type": "Callback", "callbackToken": token, "queueUrl": QUEUE}
 
 
@@ -39,7 +39,7 @@ def test_force_fails_the_callback_step_and_the_execution_reaches_stopped(emulato
     [step] = inv.payload["BlockingSteps"]
     assert (step["StepName"], step["Force"]) == ("WaitForApproval", "Sent")
     [sent] = calls(emulator, "SendPipelineExecutionStepFailure")
-    assert sent["CallbackToken"] == "cb-token-1" and sent["FailureReason"] == "cost alarm"
+    assert sent["CallbackToken"] == "Xk3vQ9aL2m" and sent["FailureReason"] == "cost alarm"
     assert 32 <= len(sent["ClientRequestToken"]) <= 128
     state = emulator.state()
     assert state["executions"][A]["status"] == "Stopped"

@@ -52,6 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 EXECUTION_ARN = re.compile(
     r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:pipeline\/.*\/execution\/.*$"
 )
+CALLBACK_TOKEN = re.compile(r"^[a-zA-Z0-9]{10}$")
 PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 FINISHED = {"Succeeded", "Failed", "Stopped", "CompletedWithFailures"}
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -301,8 +302,11 @@ class State:
 
     def _callback(self, body, operation, outcome):
         token = body.get("CallbackToken")
-        if not isinstance(token, str) or not token:
-            raise validation("CallbackToken is required")
+        if not isinstance(token, str) or not CALLBACK_TOKEN.match(token):
+            raise validation("CallbackToken must be 10 letters and digits")
+        reason = body.get("FailureReason", "")
+        if not isinstance(reason, str) or len(reason) > 256:
+            raise validation("FailureReason must be at most 256 characters")
 
         def send():
             for ex in self.executions.values():
