@@ -5,7 +5,9 @@
 //! The path of an event: [`stopper_core::trigger::decode`] (which trigger, what
 //! it names) → [`stopper_core::plan::plan`] (validated targets and tokens, or a
 //! refusal before any call) → [`sagemaker`] (the calls) →
-//! [`stopper_core::reply`] (the reply). [`handler`] strings them together.
+//! [`stopper_core::reply`] (the reply). [`handler`] strings them together; [`cli`]
+//! is the same path as a command-line tool.
 
+pub mod cli;
 pub mod handler;
 pub mod sagemaker;

@@ -1,0 +1,671 @@
+//! The binary outside Lambda: a command-line tool with the conventions of
+//! `aws sagemaker stop-pipeline-execution`, running the same decoding,
+//! planning and SageMaker calls as the function.
+//!
+//! Exit codes follow the AWS CLI's: 0 success, 252 invalid command line or
+//! request (nothing was called), 253 invalid configuration (no region,
+//! unreadable file), 254 SageMaker answered with an error, 255 anything else.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use serde_json::{json, Map, Value};
+use stopper_core::config::Config;
+use stopper_core::request::json_kind;
+
+use crate::handler::{Invocation, Stopper};
+use crate::sagemaker;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_USAGE: u8 = 252;
+pub const EXIT_CONFIG: u8 = 253;
+pub const EXIT_SERVICE: u8 = 254;
+
+pub const HELP: &str = "\
+sagemaker-pipeline-stopper: stop Amazon SageMaker Pipelines executions.
+
+Run inside AWS Lambda (AWS_LAMBDA_RUNTIME_API set), this binary is the function.
+Run anywhere else, it is this command, with the conventions of
+`aws sagemaker stop-pipeline-execution` and the function's exact logic.
+
+USAGE
+  sagemaker-pipeline-stopper --pipeline-execution-arn ARN [options]
+  sagemaker-pipeline-stopper --pipeline-name NAME [--older-than-minutes N] [options]
+  sagemaker-pipeline-stopper --cli-input-json JSON|file://PATH [options]
+  sagemaker-pipeline-stopper --event FILE|-     (any trigger payload, e.g. events/alarm-sns.json)
+  sagemaker-pipeline-stopper --generate-cli-skeleton [input|output]
+
+WHAT TO STOP
+  --pipeline-execution-arn ARN   an execution (repeat for several)
+  --pipeline-name NAME           every running execution of a pipeline
+  --client-request-token TOKEN   idempotency token, 32-128 characters (one execution only)
+  --cli-input-json JSON          the request as JSON, or file://PATH; flags override its fields
+  --event FILE                   process a Lambda event exactly as the function would ('-': stdin)
+
+HOW
+  --dry-run                      report what would be stopped; change nothing
+  --wait                         wait until the executions have ended (at most 900 s)
+  --wait-seconds N               wait at most N seconds (1-900)
+  --force                        fail running Callback steps so the stop can complete
+  --reason TEXT                  failure reason sent to forced Callback steps
+  --older-than-minutes N         with --pipeline-name: only executions running longer than N minutes
+
+AWS (standard configuration chain: environment, profiles, SSO, ...)
+  --region REGION   --profile NAME   --endpoint-url URL
+
+OUTPUT
+  --output json|text             json (default): the function's reply; text: tab-separated lines
+  --debug                        log to stderr (also RUST_LOG)
+  --help, -h    --version
+
+EXIT CODES
+  0 success   252 invalid command line or request (nothing called)   253 configuration
+  254 SageMaker error (or some targets failed)   255 other
+";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help,
+    Version,
+    /// Print a sample of the request (`input`) or the reply (`output`).
+    Skeleton {
+        output: bool,
+    },
+    Run(Run),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    #[default]
+    Json,
+    Text,
+}
+
+/// A run: the payload to process and how to reach SageMaker.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Run {
+    /// A request object, or a Lambda event (with `--event`).
+    pub payload: Value,
+    pub output: Output,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub debug: bool,
+}
+
+/// A command line that cannot run, and the exit code it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    fn config(message: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_CONFIG,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
+/// Parses the command line (without the program name). `read` reads a file
+/// (`file://` inputs and `--event`); '-' means standard input.
+pub fn parse(
+    args: Vec<OsString>,
+    read: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<Command, CliError> {
+    use lexopt::Arg::{Long, Short};
+    use lexopt::ValueExt as _;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut request = Map::new();
+    let mut arns: Vec<Value> = Vec::new();
+    let mut input: Option<Value> = None;
+    let mut event: Option<Value> = None;
+    let mut run = Run::default();
+    while let Some(arg) = parser.next()? {
+        let text = |parser: &mut lexopt::Parser| -> Result<String, CliError> {
+            Ok(parser.value()?.string()?)
+        };
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("version") => return Ok(Command::Version),
+            Long("generate-cli-skeleton") => {
+                let which = match parser.optional_value() {
+                    Some(v) => v.string()?,
+                    // `--generate-cli-skeleton output`, as the AWS CLI takes it.
+                    None => match parser.raw_args()?.peek().and_then(|a| a.to_str()) {
+                        Some(v @ ("input" | "output")) => {
+                            let v = v.to_owned();
+                            parser.raw_args()?.next();
+                            v
+                        }
+                        _ => "input".to_owned(),
+                    },
+                };
+                return match which.as_str() {
+                    "input" => Ok(Command::Skeleton { output: false }),
+                    "output" => Ok(Command::Skeleton { output: true }),
+                    other => Err(CliError::usage(format!(
+                        "--generate-cli-skeleton takes input or output, not {other:?}"
+                    ))),
+                };
+            }
+            Long("pipeline-execution-arn") => arns.push(text(&mut parser)?.into()),
+            Long("pipeline-name") => {
+                request.insert("PipelineName".into(), text(&mut parser)?.into());
+            }
+            Long("client-request-token") => {
+                request.insert("ClientRequestToken".into(), text(&mut parser)?.into());
+            }
+            Long("reason") => {
+                request.insert("Reason".into(), text(&mut parser)?.into());
+            }
+            Long("dry-run") => {
+                request.insert("DryRun".into(), true.into());
+            }
+            Long("wait") => {
+                request.insert("Wait".into(), true.into());
+            }
+            Long("force") => {
+                request.insert("Force".into(), true.into());
+            }
+            Long("wait-seconds") => {
+                request.insert("WaitSeconds".into(), number(&mut parser, "--wait-seconds")?);
+            }
+            Long("older-than-minutes") => {
+                let n = number(&mut parser, "--older-than-minutes")?;
+                request.insert("OlderThanMinutes".into(), n);
+            }
+            Long("cli-input-json") => {
+                let given = text(&mut parser)?;
+                let json = match given.strip_prefix("file://") {
+                    Some(path) => read(path).map_err(|e| {
+                        CliError::config(format!("cannot read --cli-input-json {path}: {e}"))
+                    })?,
+                    None => given,
+                };
+                let value: Value = serde_json::from_str(&json).map_err(|e| {
+                    CliError::usage(format!("--cli-input-json is not valid JSON: {e}"))
+                })?;
+                if !value.is_object() {
+                    return Err(CliError::usage(format!(
+                        "--cli-input-json must be a JSON object, not {}",
+                        json_kind(&value)
+                    )));
+                }
+                input = Some(value);
+            }
+            Long("event") => {
+                let path = text(&mut parser)?;
+                let json = read(&path)
+                    .map_err(|e| CliError::config(format!("cannot read --event {path}: {e}")))?;
+                event = Some(serde_json::from_str(&json).map_err(|e| {
+                    CliError::usage(format!("--event {path} is not valid JSON: {e}"))
+                })?);
+            }
+            Long("output") => {
+                run.output = match text(&mut parser)?.as_str() {
+                    "json" => Output::Json,
+                    "text" => Output::Text,
+                    other => {
+                        return Err(CliError::usage(format!(
+                            "--output takes json or text, not {other:?}"
+                        )))
+                    }
+                }
+            }
+            Long("region") => run.region = Some(text(&mut parser)?),
+            Long("profile") => run.profile = Some(text(&mut parser)?),
+            Long("endpoint-url") => run.endpoint_url = Some(text(&mut parser)?),
+            Long("debug") => run.debug = true,
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    match arns.len() {
+        0 => {}
+        1 => {
+            request.insert("PipelineExecutionArn".into(), arns.remove(0));
+        }
+        _ => {
+            request.insert("PipelineExecutionArns".into(), Value::Array(arns));
+        }
+    }
+    run.payload = match (event, input) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::usage(
+                "--event and --cli-input-json are two ways to give the request: use one",
+            ))
+        }
+        (Some(_), None) if !request.is_empty() => {
+            return Err(CliError::usage(
+                "--event processes the event as it is: request flags cannot be added to it",
+            ))
+        }
+        (Some(event), None) => event,
+        (None, input) => {
+            // Flags override the JSON's fields, as in the AWS CLI.
+            let mut merged = match input {
+                Some(Value::Object(fields)) => fields,
+                _ => Map::new(),
+            };
+            merged.extend(request);
+            if merged.is_empty() {
+                return Err(CliError::usage(
+                    "nothing to stop: give --pipeline-execution-arn, --pipeline-name, --cli-input-json or --event \
+                     (--help for more)",
+                ));
+            }
+            Value::Object(merged)
+        }
+    };
+    Ok(Command::Run(run))
+}
+
+fn number(parser: &mut lexopt::Parser, flag: &str) -> Result<Value, CliError> {
+    use lexopt::ValueExt as _;
+    let text = parser.value()?.string()?;
+    text.parse::<u64>()
+        .map(Value::from)
+        .map_err(|_| CliError::usage(format!("{flag} takes a whole number, not {text:?}")))
+}
+
+/// The `--generate-cli-skeleton` samples.
+pub fn skeleton(output: bool) -> Value {
+    if output {
+        json!({
+            "PipelineExecutionArn": "",
+            "Outcome": "StopRequested",
+            "Status": "",
+            "BlockingSteps": [{"StepName": "", "StepType": "Callback", "SqsQueueUrl": "", "Force": ""}]
+        })
+    } else {
+        json!({
+            "PipelineExecutionArn": "",
+            "ClientRequestToken": "",
+            "PipelineName": "",
+            "PipelineExecutionArns": [""],
+            "DryRun": true,
+            "Wait": true,
+            "WaitSeconds": 0,
+            "Force": true,
+            "Reason": "",
+            "OlderThanMinutes": 0
+        })
+    }
+}
+
+/// The exit code of a processed event: from the failed invocation's
+/// `errorType`, or from an HTTP event's `statusCode`.
+pub fn exit_code(result: &Result<Value, lambda_runtime::Diagnostic>) -> u8 {
+    match result {
+        Err(d)
+            if matches!(
+                d.error_type.as_str(),
+                "ValidationError" | "MethodNotAllowed"
+            ) =>
+        {
+            EXIT_USAGE
+        }
+        Err(_) => EXIT_SERVICE,
+        Ok(reply) => match reply.get("statusCode").and_then(Value::as_u64) {
+            None | Some(200..=206) => EXIT_OK,
+            Some(400 | 405) => EXIT_USAGE,
+            Some(_) => EXIT_SERVICE,
+        },
+    }
+}
+
+/// Tab-separated lines, one per execution (and per blocking step), in the
+/// spirit of the AWS CLI's `--output text`.
+pub fn text(reply: &Value) -> String {
+    let mut lines = Vec::new();
+    let body = match reply.get("body").and_then(Value::as_str) {
+        Some(body) => serde_json::from_str(body).unwrap_or(Value::Null),
+        None => reply.clone(),
+    };
+    let executions = match body.get("Executions").and_then(Value::as_array) {
+        Some(list) => list.clone(),
+        None if body.get("PipelineExecutionArn").is_some() => vec![body.clone()],
+        None => Vec::new(),
+    };
+    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    for e in &executions {
+        let mut line = vec![
+            field(e, "PipelineExecutionArn"),
+            field(e, "Outcome"),
+            field(e, "Status"),
+        ];
+        if let Some(error) = e.get("Error") {
+            line.push(field(error, "Code"));
+        }
+        lines.push(line.join("\t"));
+        for step in e
+            .get("BlockingSteps")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let location = match field(step, "SqsQueueUrl") {
+                url if !url.is_empty() => url,
+                _ => field(step, "FunctionArn"),
+            };
+            lines.push(
+                [
+                    "BLOCKINGSTEP".to_owned(),
+                    field(step, "StepName"),
+                    field(step, "StepType"),
+                    location,
+                    field(step, "Force"),
+                ]
+                .join("\t"),
+            );
+        }
+    }
+    for key in ["Message", "Reason"] {
+        if let Some(message) = body.get(key).and_then(Value::as_str) {
+            lines.push(message.to_owned());
+        }
+    }
+    if let Some(error) = body.get("Error") {
+        lines.push(format!(
+            "{}\t{}",
+            field(error, "Code"),
+            field(error, "Message")
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn main(args: Vec<OsString>) -> ExitCode {
+    let read = |path: &str| {
+        if path == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(path)
+        }
+    };
+    let run = match parse(args, read) {
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            return ExitCode::from(EXIT_OK);
+        }
+        Ok(Command::Version) => {
+            println!("sagemaker-pipeline-stopper {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::from(EXIT_OK);
+        }
+        Ok(Command::Skeleton { output }) => {
+            println!("{}", pretty(&skeleton(output)));
+            return ExitCode::from(EXIT_OK);
+        }
+        Ok(Command::Run(run)) => run,
+        Err(e) => {
+            eprintln!("sagemaker-pipeline-stopper: {}", e.message);
+            return ExitCode::from(e.code);
+        }
+    };
+    init_logging(run.debug);
+    let config = match Config::from_env(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sagemaker-pipeline-stopper: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = run.region.clone() {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if let Some(profile) = &run.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &run.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let sdk_config = loader.load().await;
+    if sdk_config
+        .region()
+        .is_none_or(|r| r.as_ref().trim().is_empty())
+    {
+        eprintln!(
+            "sagemaker-pipeline-stopper: no AWS region: pass --region, set AWS_REGION, or configure a profile"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let stopper = Stopper::new(sagemaker::client(&sdk_config), config);
+    let invocation = Invocation {
+        request_id: cli_request_id(),
+        ..Invocation::default()
+    };
+    let result = stopper.process(run.payload, &invocation).await;
+    match &result {
+        Ok(reply) => match run.output {
+            Output::Json => println!("{}", pretty(reply)),
+            Output::Text => println!("{}", text(reply)),
+        },
+        Err(d) => eprintln!("An error occurred ({}): {}", d.error_type, d.error_message),
+    }
+    ExitCode::from(exit_code(&result))
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// A fresh id per run, like the token the AWS CLI generates when none is
+/// given: running the command again is a new request.
+fn cli_request_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("cli-{}-{nanos}", std::process::id())
+}
+
+/// Quiet by default, as the AWS CLI is: the reply is the output. `--debug` or
+/// `RUST_LOG` turn logs on, always to stderr so stdout stays parseable.
+fn init_logging(debug: bool) {
+    use lambda_runtime::tracing::subscriber::{fmt, EnvFilter};
+    let filter = if debug {
+        EnvFilter::new("debug")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off"))
+    };
+    fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str =
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/k7xvw1b9q2hj";
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn no_files(path: &str) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            path.to_owned(),
+        ))
+    }
+
+    fn payload(list: &[&str]) -> Value {
+        match parse(args(list), no_files).unwrap() {
+            Command::Run(run) => run.payload,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_request_fields_of_the_function() {
+        assert_eq!(
+            payload(&["--pipeline-execution-arn", A, "--client-request-token", "t"]),
+            json!({"PipelineExecutionArn": A, "ClientRequestToken": "t"})
+        );
+        assert_eq!(
+            payload(&[
+                "--pipeline-name=nightly-training",
+                "--older-than-minutes",
+                "240",
+                "--dry-run",
+                "--wait-seconds",
+                "60",
+                "--force",
+                "--reason",
+                "cost",
+            ]),
+            json!({"PipelineName": "nightly-training", "OlderThanMinutes": 240, "DryRun": true,
+                   "WaitSeconds": 60, "Force": true, "Reason": "cost"})
+        );
+        assert_eq!(
+            payload(&[
+                "--pipeline-execution-arn",
+                A,
+                "--pipeline-execution-arn",
+                "b",
+                "--wait"
+            ]),
+            json!({"PipelineExecutionArns": [A, "b"], "Wait": true})
+        );
+    }
+
+    #[test]
+    fn cli_input_json_is_overridden_by_flags_and_read_from_files() {
+        assert_eq!(
+            payload(&[
+                "--cli-input-json",
+                r#"{"PipelineExecutionArn": "x", "ClientRequestToken": "keep"}"#,
+                "--pipeline-execution-arn",
+                A,
+            ]),
+            json!({"PipelineExecutionArn": A, "ClientRequestToken": "keep"})
+        );
+        let read = |path: &str| {
+            assert_eq!(path, "/tmp/req.json");
+            Ok(format!(r#"{{"PipelineExecutionArn": "{A}"}}"#))
+        };
+        let Command::Run(run) =
+            parse(args(&["--cli-input-json", "file:///tmp/req.json"]), read).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(run.payload, json!({"PipelineExecutionArn": A}));
+        let missing = parse(args(&["--cli-input-json", "file:///nope"]), no_files).unwrap_err();
+        assert_eq!(missing.code, EXIT_CONFIG);
+    }
+
+    #[test]
+    fn an_event_file_is_processed_as_it_is() {
+        let read = |_: &str| Ok(r#"{"version": "0", "detail-type": "Scheduled Event"}"#.to_owned());
+        let Command::Run(run) = parse(
+            args(&["--event", "events/x.json", "--output", "text"]),
+            read,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(run.payload["detail-type"], "Scheduled Event");
+        assert_eq!(run.output, Output::Text);
+        let mixed = parse(args(&["--event", "e.json", "--dry-run"]), read).unwrap_err();
+        assert_eq!(mixed.code, EXIT_USAGE);
+    }
+
+    #[test]
+    fn bad_command_lines_are_usage_errors() {
+        for bad in [
+            &[][..],
+            &["--pipeline-execution-arn"],
+            &["--wait-seconds", "soon", "--pipeline-name", "p"],
+            &["--output", "yaml", "--pipeline-name", "p"],
+            &["--frobnicate"],
+            &["stray", "--pipeline-name", "p"],
+            &["--cli-input-json", "[1]"],
+            &["--cli-input-json", "{"],
+        ] {
+            let err = parse(args(bad), no_files).unwrap_err();
+            assert_eq!(err.code, EXIT_USAGE, "{bad:?}");
+            assert!(!err.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn help_version_and_skeletons() {
+        assert_eq!(parse(args(&["-h"]), no_files).unwrap(), Command::Help);
+        assert_eq!(
+            parse(args(&["--version"]), no_files).unwrap(),
+            Command::Version
+        );
+        for (given, output) in [
+            (&["--generate-cli-skeleton"][..], false),
+            (&["--generate-cli-skeleton", "input"], false),
+            (&["--generate-cli-skeleton", "output"], true),
+            (&["--generate-cli-skeleton=output"], true),
+        ] {
+            assert_eq!(
+                parse(args(given), no_files).unwrap(),
+                Command::Skeleton { output },
+                "{given:?}"
+            );
+        }
+        // The input skeleton names exactly the fields the function accepts.
+        let fields = skeleton(false);
+        let accepted = stopper_core::request::StopRequest::from_value(&fields);
+        assert!(accepted.is_ok(), "{accepted:?}");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_aws_cli() {
+        let diagnostic = |t: &str| {
+            Err(lambda_runtime::Diagnostic {
+                error_type: t.into(),
+                error_message: String::new(),
+            })
+        };
+        assert_eq!(exit_code(&Ok(json!({"PipelineExecutionArn": A}))), EXIT_OK);
+        assert_eq!(exit_code(&diagnostic("ValidationError")), EXIT_USAGE);
+        assert_eq!(exit_code(&diagnostic("ResourceNotFound")), EXIT_SERVICE);
+        assert_eq!(exit_code(&diagnostic("PartialFailure")), EXIT_SERVICE);
+        assert_eq!(exit_code(&Ok(json!({"statusCode": 200}))), EXIT_OK);
+        assert_eq!(exit_code(&Ok(json!({"statusCode": 207}))), EXIT_SERVICE);
+        assert_eq!(exit_code(&Ok(json!({"statusCode": 400}))), EXIT_USAGE);
+        assert_eq!(exit_code(&Ok(json!({"statusCode": 503}))), EXIT_SERVICE);
+    }
+
+    #[test]
+    fn text_output_has_one_line_per_execution_and_blocking_step() {
+        let reply = json!({"Executions": [
+            {"PipelineExecutionArn": A, "Outcome": "StopRequested", "Status": "Stopping",
+             "BlockingSteps": [{"StepName": "approve", "StepType": "Callback", "SqsQueueUrl": "q", "Force": "Sent"}]},
+            {"PipelineExecutionArn": "b", "Outcome": "Failed", "Error": {"Code": "ResourceNotFound"}}
+        ]});
+        assert_eq!(
+            text(&reply),
+            format!(
+                "{A}\tStopRequested\tStopping\nBLOCKINGSTEP\tapprove\tCallback\tq\tSent\nb\tFailed\t\tResourceNotFound"
+            )
+        );
+        let http = json!({"statusCode": 200, "body": format!(r#"{{"PipelineExecutionArn": "{A}", "Outcome": "WouldStop"}}"#)});
+        assert_eq!(text(&http), format!("{A}\tWouldStop\t"));
+    }
+}
