@@ -176,7 +176,20 @@ async fn the_stop_request_is_exactly_what_sagemaker_documents() {
     );
 
     let requests = server.requests();
-    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests.len(),
+        2,
+        "the stop, then the listing of the steps that hold it"
+    );
+    let steps = &requests[1];
+    assert_eq!(
+        steps.headers["x-amz-target"],
+        "SageMaker.ListPipelineExecutionSteps"
+    );
+    assert_eq!(
+        steps.body,
+        json!({"PipelineExecutionArn": A, "MaxResults": 100})
+    );
     let r = &requests[0];
     assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/"));
     assert_eq!(r.headers["x-amz-target"], "SageMaker.StopPipelineExecution");
@@ -220,6 +233,7 @@ async fn throttling_is_retried_with_the_same_token_until_it_succeeds() {
     let tokens: Vec<Value> = server
         .requests()
         .iter()
+        .filter(|r| r.headers["x-amz-target"] == "SageMaker.StopPipelineExecution")
         .map(|r| r.body["ClientRequestToken"].clone())
         .collect();
     assert_eq!(tokens.len(), 3);
