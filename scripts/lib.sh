@@ -3,6 +3,7 @@ PYTEST_VERSION=8.3.4
 PYYAML_VERSION=6.0.3     # the version aws-sam-cli 1.170.0 resolves to
 SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
 CARGO_LAMBDA_VERSION=1.9.2
+CARGO_FUZZ_VERSION=0.13.1
 
 step() { echo; echo "==> $*"; }
 
