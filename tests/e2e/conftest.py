@@ -23,6 +23,11 @@ DONE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/f1n1
 OTHER = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/prod-inference/execution/zz9yy8xx7ww6"
 
 
+def load_event(name):
+    """A sample payload from events/."""
+    return json.loads((ROOT / "events" / name).read_text())
+
+
 def binary():
     path = os.environ.get("STOPPER_BIN") or ROOT / "target" / "debug" / "sagemaker-pipeline-stopper"
     if not pathlib.Path(path).exists():

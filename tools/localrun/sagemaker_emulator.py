@@ -74,6 +74,9 @@ class State:
     def __init__(self, stop_settle_seconds=0.5):
         self.lock = threading.Lock()
         self.stop_settle = stop_settle_seconds
+        # Bumped by each seed: a request still delayed (latencyMs, hangMs)
+        # when the state is replaced must not act on the new state.
+        self.generation = 0
         self.reset()
 
     def reset(self):
@@ -95,6 +98,7 @@ class State:
         "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds"}]}],
         "generate": {"Executing": 1000, "Succeeded": 3}}]}"""
         self.reset()
+        self.generation += 1
         self.account = spec.get("account", self.account)
         self.region = spec.get("region", self.region)
         now = time.time()
@@ -427,8 +431,12 @@ class Handler(BaseHTTPRequestHandler):
                 fault = self.state.fault_for(operation)
                 latency = self.state.faults.get("latencyMs", 0) / 1000
                 hang = self.state.faults.get("hangMs", 0) / 1000
+                generation = self.state.generation
             if latency or hang:
                 time.sleep(latency + hang)
+                if self.state.generation != generation:
+                    self.close_connection = True
+                    return
             if fault == "throttle":
                 raise ApiError("ThrottlingException", "Rate exceeded")
             if fault == "error5xx":

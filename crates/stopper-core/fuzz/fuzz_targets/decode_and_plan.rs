@@ -84,12 +84,19 @@ fuzz_target!(|data: &[u8]| {
         // What the planner accepts is what SageMaker and the allow-list accept.
         assert!(planned.executions.len() <= MAX_EXPLICIT_TARGETS + 1);
         for target in &planned.executions {
-            let arn = check_execution_arn(&target.arn, scope.as_ref()).expect("planned an invalid ARN");
-            assert!(config.allowed.check(arn.pipeline).is_ok(), "planned a pipeline outside the allow-list");
+            let arn =
+                check_execution_arn(&target.arn, scope.as_ref()).expect("planned an invalid ARN");
+            assert!(
+                config.allowed.check(arn.pipeline).is_ok(),
+                "planned a pipeline outside the allow-list"
+            );
             assert!(token::is_valid(&target.token), "planned an invalid token");
         }
         for (i, a) in planned.executions.iter().enumerate() {
-            assert!(planned.executions[i + 1..].iter().all(|b| b.arn != a.arn), "planned a target twice");
+            assert!(
+                planned.executions[i + 1..].iter().all(|b| b.arn != a.arn),
+                "planned a target twice"
+            );
         }
         for pipeline in &planned.pipelines {
             assert!(config.allowed.check(pipeline).is_ok());
