@@ -268,11 +268,50 @@ fn decode_records(event: &Value, records: &Value) -> Decoded {
 }
 
 fn decode_sns_alarm(mut message: Value) -> Result<Action, StopError> {
-    // Classic alarm notifications send `"AlarmDescription": null` for alarms
-    // without a description, which the typed payload's String fields refuse.
+    // The typed payload requires fields that real notifications leave out or
+    // null: `"AlarmDescription": null` for alarms without one, no `Threshold`
+    // for anomaly-detection alarms (`ThresholdMetricId` instead), no `Trigger`
+    // for composite alarms. None of them decides what to stop (the name, the
+    // new state and the dimensions do), so they are filled with neutral values.
     if let Some(fields) = message.as_object_mut() {
         for value in fields.values_mut().filter(|v| v.is_null()) {
             *value = Value::String(String::new());
+        }
+        for key in [
+            "AlarmDescription",
+            "AWSAccountId",
+            "NewStateReason",
+            "StateChangeTime",
+            "Region",
+            "AlarmArn",
+            "OldStateValue",
+        ] {
+            fields
+                .entry(key)
+                .or_insert_with(|| Value::String(String::new()));
+        }
+        let trigger = fields
+            .entry("Trigger")
+            .and_modify(|t| {
+                if !t.is_object() {
+                    *t = Value::Object(Default::default());
+                }
+            })
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(trigger) = trigger.as_object_mut() {
+            for (key, neutral) in [
+                ("Period", Value::from(0)),
+                ("EvaluationPeriods", Value::from(0)),
+                ("Threshold", Value::from(0.0)),
+                ("ComparisonOperator", Value::from("")),
+                ("TreatMissingData", Value::from("")),
+                ("EvaluateLowSampleCountPercentile", Value::from("")),
+            ] {
+                let slot = trigger.entry(key).or_insert(Value::Null);
+                if slot.is_null() {
+                    *slot = neutral;
+                }
+            }
         }
     }
     let alarm: CloudWatchAlarmPayload = parse(&message, "CloudWatch alarm notification")?;

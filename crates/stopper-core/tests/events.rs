@@ -294,3 +294,55 @@ fn misrouted_and_malformed_events_are_clear_validation_errors() {
         assert!(err.message.contains(needle), "{event}: {}", err.message);
     }
 }
+
+/// Rewrites the alarm inside `alarm-sns.json`'s SNS message.
+fn sns_alarm(edit: impl Fn(&mut Value)) -> Value {
+    with("alarm-sns.json", |e| {
+        let text = e["Records"][0]["Sns"]["Message"].as_str().unwrap();
+        let mut alarm: Value = serde_json::from_str(text).unwrap();
+        edit(&mut alarm);
+        e["Records"][0]["Sns"]["Message"] = alarm.to_string().into();
+    })
+}
+
+#[test]
+fn anomaly_detection_and_composite_alarms_through_sns_are_understood() {
+    // Anomaly detection: no Threshold, a ThresholdMetricId and metric queries.
+    let anomaly = sns_alarm(|alarm| {
+        let trigger = alarm["Trigger"].as_object_mut().unwrap();
+        for key in [
+            "Threshold",
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "Dimensions",
+        ] {
+            trigger.remove(key);
+        }
+        trigger.insert("ThresholdMetricId".into(), "ad1".into());
+        trigger.insert(
+            "Metrics".into(),
+            serde_json::json!([
+                {"Id": "m1", "ReturnData": true, "MetricStat": {"Metric": {
+                    "Namespace": "AWS/Sagemaker/ModelBuildingPipeline", "MetricName": "ExecutionDuration",
+                    "Dimensions": [{"value": "nightly-training", "name": "PipelineName"}]},
+                    "Period": 300, "Stat": "Maximum"}},
+                {"Id": "ad1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)", "Label": "expected", "ReturnData": true}
+            ]),
+        );
+    });
+    assert_eq!(
+        decode(&anomaly).action,
+        Ok(Action::Stop(selection(&[], &["nightly-training"], true)))
+    );
+    // Composite: no Trigger at all; the configured default pipeline applies.
+    let composite = sns_alarm(|alarm| {
+        let fields = alarm.as_object_mut().unwrap();
+        fields.remove("Trigger");
+        fields.insert("AlarmRule".into(), "ALARM(a) OR ALARM(b)".into());
+    });
+    assert_eq!(
+        decode(&composite).action,
+        Ok(Action::Stop(selection(&[], &[], true)))
+    );
+}
