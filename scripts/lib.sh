@@ -4,6 +4,9 @@ PYYAML_VERSION=6.0.3     # the version aws-sam-cli 1.170.0 resolves to
 SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
 CARGO_LAMBDA_VERSION=1.9.2
 CARGO_FUZZ_VERSION=0.13.1
+BOTO3_VERSION=1.41.5
+AWSLAMBDARIC_VERSION=3.1.1
+CRYPTOGRAPHY_VERSION=46.0.3
 
 step() { echo; echo "==> $*"; }
 

@@ -89,6 +89,7 @@ class State:
         self.calls = []  # (operation, body)
         self.faults = {}
         self.bucket = None  # rate limiter: [tokens, last refill]
+        self.throttled = 0  # requests answered with ThrottlingException
 
     # -- seeding -----------------------------------------------------------
     def seed(self, spec):
@@ -357,6 +358,7 @@ class State:
             tokens = min(float(rate), tokens + (now - last) * rate)
             if tokens < 1:
                 self.bucket = [tokens, now]
+                self.throttled += 1
                 return "throttle"
             self.bucket = [tokens - 1, now]
         for kind in ("throttle", "error5xx", "truncate"):
@@ -476,13 +478,22 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"ok": True})
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Clients that go away mid-connection (a function process stopped, a TLS
+    handshake cut) are normal here, not tracebacks."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def serve(port=0, seed=None, stop_settle_seconds=0.5, tls_cert=None, tls_key=None):
     """Starts the emulator in a background thread; returns (server, url)."""
     state = State(stop_settle_seconds)
     if seed:
         state.seed(seed)
     handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = QuietServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     scheme = "http"
     if tls_cert:
