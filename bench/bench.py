@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "tools" / "localrun"))
 import lambda_runtime  # noqa: E402
 import sagemaker_emulator  # noqa: E402
 
+BUDGET_MISSED = 3
 ACCOUNT, REGION, PIPELINE = "123456789012", "us-east-1", "nightly-training"
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
 ALARM_EVENT = json.loads((ROOT / "events" / "alarm-eventbridge.json").read_text())
@@ -158,7 +159,7 @@ def measure(subject, admin, cold_starts, warm_invocations, sweep_size):
         durations.append(inv.duration_ms)
     result["warm_p50_ms"] = percentile(durations, 50)
     result["warm_p99_ms"] = percentile(durations, 99)
-    result["peak_rss_mb"] = rss_peak_mb(proc.proc.pid)
+    result["rss_mb"] = {"warm": rss_peak_mb(proc.proc.pid)}
     proc.stop()
     api.close()
 
@@ -176,9 +177,10 @@ def measure(subject, admin, cold_starts, warm_invocations, sweep_size):
         counts = admin.counts()
         result[label] = {"wall_s": wall, "ok": inv.ok, "calls": counts["calls"], "stopped": counts["stopped"],
                          "throttled": counts["throttled"], "error": None if inv.ok else inv.error_type}
-        result["peak_rss_mb"] = max(result["peak_rss_mb"] or 0, rss_peak_mb(proc.proc.pid) or 0)
+        result["rss_mb"][label] = rss_peak_mb(proc.proc.pid)
         proc.stop()
         api.close()
+    result["peak_rss_mb"] = max(result["rss_mb"].values())
     return result
 
 
@@ -268,7 +270,8 @@ def main():
     for budget, measured, ok in checks:
         print(f"| {budget} | {measured} | {'ok' if ok else 'MISSED'} |")
     print(f"\nJSON: {args.out}")
-    return 0 if all(ok for _, _, ok in checks) else 1
+    # 3, not 1: a missed budget is told apart from a benchmark that broke.
+    return 0 if all(ok for _, _, ok in checks) else BUDGET_MISSED
 
 
 if __name__ == "__main__":

@@ -145,13 +145,18 @@ def function_env(runtime_api, sagemaker_url, extra=None):
     """The environment Lambda gives a function, pointed at local servers.
     Static dummy credentials: the emulator checks that requests are signed,
     and nothing here can reach AWS."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUST_LOG"))}
+    # Only what Lambda itself provides: inheriting this shell's environment
+    # would leak settings Lambda never has (SSL_CERT_DIR, for one, makes the
+    # TLS stack read every file in a certificate directory at start-up).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": ":UTC",
+           "HOME": os.environ.get("HOME", "/tmp")}
     env.update({
         "AWS_LAMBDA_RUNTIME_API": runtime_api.address,
         "AWS_LAMBDA_FUNCTION_NAME": "sagemaker-pipeline-stopper",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "AKIDLOCALEXAMPLE",
         "AWS_SECRET_ACCESS_KEY": "local-secret-not-a-real-key",
         "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker_url,
