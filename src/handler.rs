@@ -336,11 +336,20 @@ impl Stopper {
             }
             pending = still;
         }
-        for &i in &pending {
+        // The executions still stopping get their blocking steps listed again,
+        // as many at once as the stops were.
+        let refreshed: Vec<Vec<sagemaker::HoldingStep>> = stream::iter(pending.iter())
+            .map(|&i| {
+                let arn = results[i].arn.clone();
+                async move { self.holding_steps(&arn, deadline).await }
+            })
+            .buffered(self.config.max_concurrency)
+            .collect()
+            .await;
+        for (&i, fresh) in pending.iter().zip(refreshed) {
             results[i]
                 .status
                 .get_or_insert_with(|| "Stopping".to_owned());
-            let fresh = self.holding_steps(&results[i].arn, deadline).await;
             let before = std::mem::take(&mut results[i].blocking_steps);
             results[i].blocking_steps = fresh
                 .into_iter()
