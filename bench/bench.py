@@ -114,13 +114,7 @@ class Subject:
     def start(self, timeout_seconds=60):
         api = lambda_runtime.RuntimeApi(timeout_seconds=timeout_seconds)
         env = lambda_runtime.function_env(api, self.env["url"], self.env["extra"])
-        cwd = os.getcwd()
-        if self.cwd:
-            os.chdir(self.cwd)
-        try:
-            proc = lambda_runtime.FunctionProcess(self.command, api, env)
-        finally:
-            os.chdir(cwd)
+        proc = lambda_runtime.FunctionProcess(self.command, api, env, cwd=self.cwd)
         init_ms = proc.wait_ready(60)
         return api, proc, init_ms
 

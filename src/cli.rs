@@ -338,13 +338,13 @@ pub fn text(reply: &Value) -> String {
         Some(body) => serde_json::from_str(body).unwrap_or(Value::Null),
         None => reply.clone(),
     };
-    let executions = match body.get("Executions").and_then(Value::as_array) {
-        Some(list) => list.clone(),
-        None if body.get("PipelineExecutionArn").is_some() => vec![body.clone()],
+    let executions: Vec<&Value> = match body.get("Executions").and_then(Value::as_array) {
+        Some(list) => list.iter().collect(),
+        None if body.get("PipelineExecutionArn").is_some() => vec![&body],
         None => Vec::new(),
     };
     let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    for e in &executions {
+    for e in executions {
         let mut line = vec![
             field(e, "PipelineExecutionArn"),
             field(e, "Outcome"),

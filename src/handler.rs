@@ -163,6 +163,7 @@ impl Stopper {
                 }
             }
         }
+        report.pipelines_swept = std::mem::take(&mut plan.pipelines);
         let plan = &plan;
         report.executions = stream::iter(targets)
             .map(|(target, found)| async move {
@@ -178,7 +179,6 @@ impl Stopper {
             self.wait_for_end(trigger, &mut report.executions, budget, deadline)
                 .await;
         }
-        report.pipelines_swept = plan.pipelines.clone();
         report
     }
 

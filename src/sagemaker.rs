@@ -218,17 +218,22 @@ impl ModeledError for StopPipelineExecutionError {
     }
 }
 
-impl ModeledError for DescribePipelineExecutionError {
-    fn modeled_kind(&self) -> Option<ErrorKind> {
-        self.is_resource_not_found().then_some(ErrorKind::NotFound)
-    }
+/// Operations whose one modelled error is `ResourceNotFound`.
+macro_rules! not_found_is_modeled {
+    ($($error:ty),+) => {$(
+        impl ModeledError for $error {
+            fn modeled_kind(&self) -> Option<ErrorKind> {
+                self.is_resource_not_found().then_some(ErrorKind::NotFound)
+            }
+        }
+    )+};
 }
 
-impl ModeledError for ListPipelineExecutionStepsError {
-    fn modeled_kind(&self) -> Option<ErrorKind> {
-        self.is_resource_not_found().then_some(ErrorKind::NotFound)
-    }
-}
+not_found_is_modeled!(
+    DescribePipelineExecutionError,
+    ListPipelineExecutionStepsError,
+    ListPipelineExecutionsError
+);
 
 impl ModeledError for SendPipelineExecutionStepFailureError {
     fn modeled_kind(&self) -> Option<ErrorKind> {
@@ -238,12 +243,6 @@ impl ModeledError for SendPipelineExecutionStepFailureError {
             Self::ResourceLimitExceeded(_) => Some(ErrorKind::Throttled),
             _ => None,
         }
-    }
-}
-
-impl ModeledError for ListPipelineExecutionsError {
-    fn modeled_kind(&self) -> Option<ErrorKind> {
-        self.is_resource_not_found().then_some(ErrorKind::NotFound)
     }
 }
 

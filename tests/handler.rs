@@ -4,7 +4,9 @@
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
-use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureOutput;
+use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::{
+    SendPipelineExecutionStepFailureError, SendPipelineExecutionStepFailureOutput,
+};
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::{
     StopPipelineExecutionError, StopPipelineExecutionOutput,
 };
@@ -730,4 +732,24 @@ async fn older_than_minutes_stops_only_executions_that_started_before_the_cutoff
         json!([{"PipelineExecutionArn": A, "Outcome": "StopRequested"}])
     );
     assert_eq!(stop.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_callback_step_that_ended_before_the_force_is_reported_not_failed() {
+    let fail = mock!(Client::send_pipeline_execution_step_failure).then_error(|| {
+        SendPipelineExecutionStepFailureError::ConflictException(
+            ConflictException::builder().build(),
+        )
+    });
+    let (stop, steps) = (stop_ok(), held_steps());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &steps, &fail]
+    );
+    let reply = run(client, json!({"PipelineExecutionArn": A, "Force": true}))
+        .await
+        .unwrap();
+    assert_eq!(reply["BlockingSteps"][0]["Force"], "StepAlreadyEnded");
+    assert_eq!(fail.num_calls(), 1);
 }

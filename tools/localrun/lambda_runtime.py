@@ -178,10 +178,10 @@ def function_env(runtime_api, sagemaker_url, extra=None):
 class FunctionProcess:
     """A function process polling a RuntimeApi; its stderr/stdout kept as log lines."""
 
-    def __init__(self, command, runtime_api, env):
+    def __init__(self, command, runtime_api, env, cwd=None):
         self.runtime_api = runtime_api
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.logs = []
         threading.Thread(target=self._drain, daemon=True).start()
 

@@ -31,12 +31,6 @@ pub enum Wait {
     UpTo(Duration),
 }
 
-impl Wait {
-    pub fn is_waiting(self) -> bool {
-        self != Wait::No
-    }
-}
-
 /// The options of one request, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
