@@ -11,7 +11,7 @@ use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutio
 use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureError;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
 use aws_sdk_sagemaker::primitives::DateTime;
-use aws_sdk_sagemaker::types::{PipelineExecutionStatus, StepStatus};
+use aws_sdk_sagemaker::types::{PipelineExecutionStatus, PipelineExecutionStep, StepStatus};
 use aws_sdk_sagemaker::Client;
 use stopper_core::reply::{BlockingStep, Outcome, StepKind};
 use stopper_core::{ErrorKind, StopError};
@@ -135,51 +135,68 @@ pub struct HoldingStep {
 /// The running Callback and Lambda steps of an execution: the steps that keep
 /// a stop from completing.
 pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<HoldingStep>, StopError> {
-    let mut pages = client
-        .list_pipeline_execution_steps()
-        .pipeline_execution_arn(arn)
-        .max_results(100)
-        .into_paginator()
-        .items()
-        .send();
     let mut held = Vec::new();
-    while let Some(step) = pages.next().await {
-        let step = step.map_err(|e| classify(&e, &format!("execution {arn}")))?;
-        if !matches!(
-            step.step_status(),
-            Some(StepStatus::Executing | StepStatus::Starting)
-        ) {
-            continue;
-        }
-        let name = step.step_name().unwrap_or("(unnamed)").to_owned();
-        let Some(metadata) = step.metadata() else {
-            continue;
-        };
-        if let Some(callback) = metadata.callback() {
-            held.push(HoldingStep {
-                step: BlockingStep {
-                    name,
-                    kind: StepKind::Callback {
-                        queue_url: callback.sqs_queue_url().map(str::to_owned),
-                    },
-                    force: None,
-                },
-                callback_token: callback.callback_token().map(str::to_owned),
-            });
-        } else if let Some(lambda) = metadata.lambda() {
-            held.push(HoldingStep {
-                step: BlockingStep {
-                    name,
-                    kind: StepKind::Lambda {
-                        function_arn: lambda.arn().map(str::to_owned),
-                    },
-                    force: None,
-                },
-                callback_token: None,
-            });
+    let mut next_token: Option<String> = None;
+    // Paged by hand rather than with the SDK's paginator: a paginator boxes
+    // its own task and channel, and a sweep runs one of these per concurrent
+    // stop, so this is where its peak memory went.
+    loop {
+        let page = client
+            .list_pipeline_execution_steps()
+            .pipeline_execution_arn(arn)
+            .max_results(100)
+            .set_next_token(next_token.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e, &format!("execution {arn}")))?;
+        held.extend(
+            page.pipeline_execution_steps()
+                .iter()
+                .filter_map(holding_step),
+        );
+        // As the SDK's paginators do: an empty or repeated token ends the
+        // listing rather than looping on it.
+        match page.next_token.filter(|token| !token.is_empty()) {
+            Some(token) if Some(&token) != next_token.as_ref() => next_token = Some(token),
+            _ => return Ok(held),
         }
     }
-    Ok(held)
+}
+
+/// The step as a `HoldingStep` if it is running and is of a kind that holds
+/// a stop (Callback or Lambda).
+fn holding_step(step: &PipelineExecutionStep) -> Option<HoldingStep> {
+    if !matches!(
+        step.step_status(),
+        Some(StepStatus::Executing | StepStatus::Starting)
+    ) {
+        return None;
+    }
+    let name = step.step_name().unwrap_or("(unnamed)").to_owned();
+    let metadata = step.metadata()?;
+    if let Some(callback) = metadata.callback() {
+        Some(HoldingStep {
+            step: BlockingStep {
+                name,
+                kind: StepKind::Callback {
+                    queue_url: callback.sqs_queue_url().map(str::to_owned),
+                },
+                force: None,
+            },
+            callback_token: callback.callback_token().map(str::to_owned),
+        })
+    } else {
+        metadata.lambda().map(|lambda| HoldingStep {
+            step: BlockingStep {
+                name,
+                kind: StepKind::Lambda {
+                    function_arn: lambda.arn().map(str::to_owned),
+                },
+                force: None,
+            },
+            callback_token: None,
+        })
+    }
 }
 
 /// Fails a Callback step, so a stop it holds can complete. `token` makes a

@@ -520,6 +520,66 @@ async fn the_running_callback_and_lambda_steps_that_hold_a_stop_are_reported() {
 }
 
 #[tokio::test]
+async fn blocking_steps_are_read_from_every_page_and_a_repeated_token_ends_the_listing() {
+    let callback = || {
+        step(
+            "approve",
+            StepStatus::Executing,
+            PipelineExecutionStepMetadata::builder()
+                .callback(CallbackStepMetadata::builder().sqs_queue_url(QUEUE).build())
+                .build(),
+        )
+    };
+    let lambda = || {
+        step(
+            "score",
+            StepStatus::Executing,
+            PipelineExecutionStepMetadata::builder()
+                .lambda(LambdaStepMetadata::builder().arn(SCORER).build())
+                .build(),
+        )
+    };
+    let page1 = mock!(Client::list_pipeline_execution_steps)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(A) && r.next_token().is_none())
+        .then_output(move || {
+            ListPipelineExecutionStepsOutput::builder()
+                .pipeline_execution_steps(callback())
+                .next_token("steps-2")
+                .build()
+        });
+    // A server that hands back the token it was given would loop forever.
+    let page2 = mock!(Client::list_pipeline_execution_steps)
+        .match_requests(|r| r.next_token() == Some("steps-2"))
+        .then_output(move || {
+            ListPipelineExecutionStepsOutput::builder()
+                .pipeline_execution_steps(lambda())
+                .next_token("steps-2")
+                .build()
+        });
+    let stop = stop_ok();
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &page1, &page2]
+    );
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        run(client, fixture("direct.json")),
+    )
+    .await
+    .expect("the listing ended")
+    .unwrap();
+    let names: Vec<&str> = reply["BlockingSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["StepName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["approve", "score"]);
+    assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
+}
+
+#[tokio::test]
 async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_lambda_steps_cannot_be(
 ) {
     let identity = format!("lambda:{REQUEST_ID}");
