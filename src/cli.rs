@@ -452,7 +452,12 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         request_id: cli_request_id(),
         ..Invocation::default()
     };
-    let result = stopper.process(run.payload, &invocation).await;
+    // The CLI reads the reply (for text output and the exit code); the Lambda
+    // hands it to the runtime unread.
+    let result = stopper
+        .process(run.payload, &invocation)
+        .await
+        .map(|reply| reply.to_value());
     match &result {
         Ok(reply) => match run.output {
             Output::Json => println!("{}", pretty(reply)),

@@ -11,7 +11,7 @@ use stopper_core::arn::Scope;
 use stopper_core::config::Config;
 use stopper_core::plan::{plan, Plan, Target};
 use stopper_core::reply::{
-    self, step_labels, ExecutionResult, Force, Outcome, PipelineFailure, Report, StepKind,
+    self, step_labels, ExecutionResult, Force, Outcome, PipelineFailure, Reply, Report, StepKind,
 };
 use stopper_core::trigger::{decode, Action, Trigger};
 use stopper_core::{ErrorKind, StopError};
@@ -57,7 +57,7 @@ impl Stopper {
     /// The Lambda handler. HTTP triggers always get an HTTP response (errors
     /// included); every other trigger gets a JSON reply or a failed invocation
     /// whose `errorType` names the error class.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Reply, Diagnostic> {
         let (payload, context) = event.into_parts();
         let invocation = Invocation {
             request_id: context.request_id.clone(),
@@ -72,7 +72,7 @@ impl Stopper {
         &self,
         payload: Value,
         invocation: &Invocation,
-    ) -> Result<Value, Diagnostic> {
+    ) -> Result<Reply, Diagnostic> {
         let decoded = decode(&payload);
         drop(payload);
         let trigger = decoded.trigger;
@@ -469,17 +469,17 @@ async fn bounded<T>(
 }
 
 /// Shapes the response for its trigger.
-fn shape(trigger: Trigger, response: Response) -> Result<Value, Diagnostic> {
+fn shape(trigger: Trigger, response: Response) -> Result<Reply, Diagnostic> {
     if let Some(flavor) = trigger.http() {
         let (status, body) = match response {
-            Response::Ignored(reason) => (200, reply::ignored_body(&reason)),
+            Response::Ignored(reason) => (200, Reply::Json(reply::ignored_body(&reason))),
             Response::Done(report) => report.http(),
-            Response::Refused(e) => (e.kind.http_status(), reply::error_body(&e)),
+            Response::Refused(e) => (e.kind.http_status(), Reply::Json(reply::error_body(&e))),
         };
         return Ok(reply::http_response(flavor, status, &body));
     }
     match response {
-        Response::Ignored(reason) => Ok(reply::ignored_body(&reason)),
+        Response::Ignored(reason) => Ok(Reply::Json(reply::ignored_body(&reason))),
         Response::Done(report) => report.result().map_err(diagnostic),
         Response::Refused(e) => Err(diagnostic(e)),
     }

@@ -95,7 +95,10 @@ fn no_call_rules() -> [Rule; 4] {
 }
 
 async fn run(client: Client, payload: Value) -> Result<Value, Diagnostic> {
-    stopper(client).handle(event(payload)).await
+    stopper(client)
+        .handle(event(payload))
+        .await
+        .map(|reply| reply.to_value())
 }
 
 #[tokio::test]
@@ -376,12 +379,14 @@ async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_
     let forbidden_http = stopper
         .handle(event(fixture("http-rest-api.json")))
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(forbidden_http["statusCode"], 403);
     let ignored = stopper
         .handle(event(fixture("alarm-eventbridge-ok.json")))
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(ignored["Outcome"], "Ignored");
     assert!(
         rules.iter().all(|r| r.num_calls() == 0),
@@ -392,7 +397,8 @@ async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_
     let reply = stopper
         .handle(event(json!({"PipelineExecutionArn": allowed})))
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(reply["Outcome"], "StopRequested");
     assert_eq!(rules[0].num_calls(), 1);
     assert_eq!(rules[1].num_calls(), 1);
@@ -424,7 +430,8 @@ async fn a_scheduled_event_stops_the_default_pipelines_running_executions() {
     let reply = stopper
         .handle(event(fixture("eventbridge-scheduled.json")))
         .await
-        .unwrap();
+        .unwrap()
+        .to_value();
     assert_eq!(reply["Executions"][0]["PipelineExecutionArn"], A);
     assert_eq!(stop.num_calls(), 1);
 }

@@ -108,6 +108,7 @@ impl FakeSageMaker {
             .await
             .handle(event(json!({"PipelineExecutionArn": A}), budget))
             .await
+            .map(|reply| reply.to_value())
     }
 
     fn requests(&self) -> Vec<Recorded> {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use stopper_core::arn::{check_execution_arn, Scope};
 use stopper_core::config::{AllowList, Config};
 use stopper_core::plan::plan;
-use stopper_core::reply::{error_body, http_response, ignored_body};
+use stopper_core::reply::{error_body, http_response, ignored_body, Reply};
 use stopper_core::request::MAX_EXPLICIT_TARGETS;
 use stopper_core::token;
 use stopper_core::trigger::{decode, Action};
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         Err(error) => {
-            let body = error_body(error);
+            let body = Reply::Json(error_body(error));
             if let Some(flavor) = decoded.trigger.http() {
                 let _ = http_response(flavor, error.kind.http_status(), &body);
             }
