@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sagemaker::Client;
-use futures_util::stream::{self, StreamExt};
+use futures_util::future;
+use futures_util::stream::{self, Stream, StreamExt};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use stopper_core::arn::Scope;
@@ -113,9 +114,10 @@ impl Stopper {
         shape(trigger, response)
     }
 
-    /// Lists the pipelines to sweep, then acts on every target, at most
-    /// `max_concurrency` at a time; one failure never hides another's result.
-    /// With `Wait`, then polls the stopped executions until they end.
+    /// Acts on every target, at most `max_concurrency` at a time: the named
+    /// executions, then those the pipeline sweeps find, from the first page
+    /// of each listing on. One failure never hides another's result. With
+    /// `Wait`, then polls the stopped executions until they end.
     async fn execute(&self, trigger: Trigger, mut plan: Plan, deadline: Option<Instant>) -> Report {
         let mut report = Report {
             single: plan.is_single(),
@@ -126,60 +128,100 @@ impl Stopper {
             .options
             .older_than_minutes
             .map(|minutes| SystemTime::now() - Duration::from_secs(minutes * 60));
-        let mut targets: Vec<(Target, Found)> = std::mem::take(&mut plan.executions)
-            .into_iter()
-            .map(|t| (t, Found::Named))
-            .collect();
-        let mut seen: HashSet<String> = targets.iter().map(|(t, _)| t.arn.clone()).collect();
-        for pipeline in &plan.pipelines {
-            let listing = sagemaker::list_executing(&self.client, pipeline, started_before);
-            match bounded(deadline, listing).await {
-                Ok(arns) => {
-                    info!(
-                        trigger = trigger.name(),
-                        pipeline = pipeline.as_str(),
-                        executing = arns.len(),
-                        older_than_minutes = plan.options.older_than_minutes,
-                        "swept pipeline"
-                    );
-                    for arn in arns {
-                        if seen.insert(arn.clone()) {
-                            targets.push((plan.swept_target(arn), Found::Executing));
-                        }
-                    }
-                }
-                Err(error) => {
-                    warn!(
-                        trigger = trigger.name(),
-                        pipeline = pipeline.as_str(),
-                        error_type = error.kind.error_type(),
-                        error = error.message.as_str(),
-                        "could not list executions"
-                    );
-                    report.pipeline_failures.push(PipelineFailure {
-                        pipeline: pipeline.clone(),
-                        error,
-                    });
-                }
-            }
-        }
-        report.pipelines_swept = std::mem::take(&mut plan.pipelines);
+        let named = std::mem::take(&mut plan.executions);
+        let pipelines = std::mem::take(&mut plan.pipelines);
+        // A named execution that a sweep also finds is acted on once.
+        let mut seen: HashSet<String> = named.iter().map(|t| t.arn.clone()).collect();
         let plan = &plan;
-        report.executions = stream::iter(targets)
-            .map(|(target, found)| async move {
-                let started = Instant::now();
-                let result = self.act_on(plan, &target, found, deadline).await;
-                log_outcome(trigger, &target.token, &result, started.elapsed());
-                result
+        let named = stream::iter(named).map(|target| Work::Act(target, Found::Named));
+        let swept = stream::iter(&pipelines).flat_map(|pipeline| {
+            self.sweep(trigger, pipeline, plan, started_before, deadline)
+                .map(move |listed| (pipeline, listed))
+        });
+        let swept = swept.filter_map(|(pipeline, listed)| {
+            future::ready(match listed {
+                Ok(arn) if seen.insert(arn.clone()) => {
+                    Some(Work::Act(plan.swept_target(arn), Found::Executing))
+                }
+                Ok(_) => None,
+                Err(error) => Some(Work::ListingFailed(PipelineFailure {
+                    pipeline: pipeline.clone(),
+                    error,
+                })),
+            })
+        });
+        named
+            .chain(swept)
+            .map(|work| async move {
+                match work {
+                    Work::Act(target, found) => {
+                        let started = Instant::now();
+                        let result = self.act_on(plan, &target, found, deadline).await;
+                        log_outcome(trigger, &target.token, &result, started.elapsed());
+                        Ok(result)
+                    }
+                    Work::ListingFailed(failure) => Err(failure),
+                }
             })
             .buffered(self.config.max_concurrency)
-            .collect()
+            .for_each(|done| {
+                match done {
+                    Ok(result) => report.executions.push(result),
+                    Err(failure) => report.pipeline_failures.push(failure),
+                }
+                future::ready(())
+            })
             .await;
+        report.pipelines_swept = pipelines;
         if let Some(budget) = plan.options.wait_budget(remaining(deadline)) {
             self.wait_for_end(trigger, &mut report.executions, budget, deadline)
                 .await;
         }
         report
+    }
+
+    /// The ARNs of one pipeline's running executions, as SageMaker lists
+    /// them; a listing that fails, or outlasts the deadline, ends with its
+    /// error.
+    fn sweep<'a>(
+        &'a self,
+        trigger: Trigger,
+        pipeline: &'a str,
+        plan: &'a Plan,
+        started_before: Option<SystemTime>,
+        deadline: Option<Instant>,
+    ) -> impl Stream<Item = Result<String, StopError>> + 'a {
+        let listing = Box::pin(sagemaker::executing(&self.client, pipeline, started_before));
+        stream::unfold(
+            (Some(listing), 0_usize),
+            move |(listing, listed)| async move {
+                let mut listing = listing?;
+                match bounded(deadline, async { Ok(listing.next().await) }).await {
+                    Ok(Some(Ok(arn))) => Some((Ok(arn), (Some(listing), listed + 1))),
+                    Ok(None) => {
+                        info!(
+                            trigger = trigger.name(),
+                            pipeline,
+                            executing = listed,
+                            older_than_minutes = plan.options.older_than_minutes,
+                            "swept pipeline"
+                        );
+                        None
+                    }
+                    Ok(Some(Err(error))) | Err(error) => {
+                        warn!(
+                            trigger = trigger.name(),
+                            pipeline,
+                            listed,
+                            error_type = error.kind.error_type(),
+                            error = error.message.as_str(),
+                            "could not list executions"
+                        );
+                        Some((Err(error), (None, listed)))
+                    }
+                }
+            },
+        )
     }
 
     /// Stops one target (or, in a dry run, looks at it), then reports and, with
@@ -382,6 +424,13 @@ impl Stopper {
 enum Found {
     Named,
     Executing,
+}
+
+/// One item of an event's work: a target to act on, or a pipeline whose
+/// listing failed (reported in order with the targets).
+enum Work {
+    Act(Target, Found),
+    ListingFailed(PipelineFailure),
 }
 
 /// The first pause before polling a stopped execution, doubling up to

@@ -13,6 +13,7 @@ use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecution
 use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::{PipelineExecutionStatus, PipelineExecutionStep, StepStatus};
 use aws_sdk_sagemaker::Client;
+use futures_util::stream::{self, Stream};
 use stopper_core::reply::{BlockingStep, Outcome, StepKind};
 use stopper_core::{ErrorKind, StopError};
 
@@ -88,15 +89,17 @@ pub async fn describe_status(client: &Client, arn: &str) -> Result<String, StopE
         .to_owned())
 }
 
-/// Every execution of `pipeline` whose status is `Executing`, across all
-/// pages; with `started_before`, only those that started before it.
-pub async fn list_executing(
-    client: &Client,
-    pipeline: &str,
+/// The ARNs of `pipeline`'s `Executing` executions, yielded page by page as
+/// SageMaker lists them, so that stops can start before the listing ends;
+/// with `started_before`, only those that started before it. The stream ends
+/// after an error.
+pub fn executing<'a>(
+    client: &'a Client,
+    pipeline: &'a str,
     started_before: Option<SystemTime>,
-) -> Result<Vec<String>, StopError> {
+) -> impl Stream<Item = Result<String, StopError>> + 'a {
     let cutoff = started_before.map(DateTime::from);
-    let mut pages = client
+    let pages = client
         .list_pipeline_executions()
         .pipeline_name(pipeline)
         .set_created_before(cutoff)
@@ -104,24 +107,28 @@ pub async fn list_executing(
         .into_paginator()
         .items()
         .send();
-    let mut arns = Vec::new();
-    while let Some(summary) = pages.next().await {
-        let summary = summary.map_err(|e| classify(&e, &format!("pipeline {pipeline}")))?;
-        if summary.pipeline_execution_status() != Some(&PipelineExecutionStatus::Executing) {
-            continue;
-        }
-        // `CreatedBefore` filters on the server; the start time is checked
-        // here too, so an execution without one is never taken for old.
-        if let Some(cutoff) = cutoff {
-            if summary.start_time().is_none_or(|t| *t >= cutoff) {
+    stream::unfold(Some(pages), move |pages| async move {
+        let mut pages = pages?;
+        loop {
+            let summary = match pages.next().await? {
+                Ok(summary) => summary,
+                Err(e) => return Some((Err(classify(&e, &format!("pipeline {pipeline}"))), None)),
+            };
+            if summary.pipeline_execution_status() != Some(&PipelineExecutionStatus::Executing) {
                 continue;
             }
+            // `CreatedBefore` filters on the server; the start time is checked
+            // here too, so an execution without one is never taken for old.
+            if let Some(cutoff) = cutoff {
+                if summary.start_time().is_none_or(|t| *t >= cutoff) {
+                    continue;
+                }
+            }
+            if let Some(arn) = summary.pipeline_execution_arn {
+                return Some((Ok(arn), Some(pages)));
+            }
         }
-        if let Some(arn) = summary.pipeline_execution_arn() {
-            arns.push(arn.to_owned());
-        }
-    }
-    Ok(arns)
+    })
 }
 
 /// A running step that holds a stop, with the callback token `Force` needs

@@ -279,6 +279,42 @@ async fn an_alarm_sweeps_every_page_and_stops_only_executing_executions() {
 }
 
 #[tokio::test]
+async fn stops_start_from_the_first_page_and_a_listing_that_fails_later_is_a_partial_failure() {
+    let page1 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary(A, PipelineExecutionStatus::Executing))
+                .next_token("page-2")
+                .build()
+        });
+    let page2 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                400.try_into().unwrap(),
+                SdkBody::from("{\"__type\":\"AccessDeniedException\"}"),
+            )
+        });
+    let stop = stop_ok();
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&page1, &page2, &stop, &no_steps()]
+    );
+    let err = run(client, fixture("alarm-eventbridge.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(stop.num_calls(), 1, "the listed execution was stopped");
+    assert_eq!(err.error_type, "PartialFailure");
+    assert!(
+        err.error_message.contains("nightly-training (AccessDenied"),
+        "{}",
+        err.error_message
+    );
+}
+
+#[tokio::test]
 async fn a_sweep_that_finds_nothing_running_succeeds_and_says_so() {
     let list = mock!(Client::list_pipeline_executions)
         .then_output(|| ListPipelineExecutionsOutput::builder().build());
