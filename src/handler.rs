@@ -150,28 +150,34 @@ impl Stopper {
                 })),
             })
         });
+        // Unordered, so that one slow target (a throttled call in backoff)
+        // never holds up the others' slots; the reply keeps the targets' order.
+        let mut results = Vec::new();
         named
             .chain(swept)
-            .map(|work| async move {
+            .enumerate()
+            .map(|(index, work)| async move {
                 match work {
                     Work::Act(target, found) => {
                         let started = Instant::now();
                         let result = self.act_on(plan, &target, found, deadline).await;
                         log_outcome(trigger, &target.token, &result, started.elapsed());
-                        Ok(result)
+                        Ok((index, result))
                     }
                     Work::ListingFailed(failure) => Err(failure),
                 }
             })
-            .buffered(self.config.max_concurrency)
+            .buffer_unordered(self.config.max_concurrency)
             .for_each(|done| {
                 match done {
-                    Ok(result) => report.executions.push(result),
+                    Ok(result) => results.push(result),
                     Err(failure) => report.pipeline_failures.push(failure),
                 }
                 future::ready(())
             })
             .await;
+        results.sort_unstable_by_key(|(index, _)| *index);
+        report.executions = results.into_iter().map(|(_, result)| result).collect();
         report.pipelines_swept = pipelines;
         if let Some(budget) = plan.options.wait_budget(remaining(deadline)) {
             self.wait_for_end(trigger, &mut report.executions, budget, deadline)
@@ -354,41 +360,41 @@ impl Stopper {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_POLL);
             let client = &self.client;
-            let statuses: Vec<Option<String>> = stream::iter(pending.iter())
-                .map(|&i| {
+            // Unordered, as the stops were: each answer says whose it is.
+            let polled: Vec<(usize, Option<String>)> = stream::iter(pending.iter().copied())
+                .map(|i| {
                     let arn = results[i].arn.clone();
                     async move {
-                        bounded(deadline, sagemaker::describe_status(client, &arn))
-                            .await
-                            .ok()
+                        let status = bounded(deadline, sagemaker::describe_status(client, &arn));
+                        (i, status.await.ok())
                     }
                 })
-                .buffered(self.config.max_concurrency)
+                .buffer_unordered(self.config.max_concurrency)
                 .collect()
                 .await;
-            let mut still = Vec::new();
-            for (i, status) in pending.into_iter().zip(statuses) {
+            pending.clear();
+            for (i, status) in polled {
                 let ended = status.as_deref().is_some_and(sagemaker::is_finished);
                 if status.is_some() {
                     results[i].status = status;
                 }
                 if !ended {
-                    still.push(i);
+                    pending.push(i);
                 }
             }
-            pending = still;
         }
         // The executions still stopping get their blocking steps listed again,
         // as many at once as the stops were.
-        let refreshed: Vec<Vec<sagemaker::HoldingStep>> = stream::iter(pending.iter())
-            .map(|&i| {
-                let arn = results[i].arn.clone();
-                async move { self.holding_steps(&arn, deadline).await }
-            })
-            .buffered(self.config.max_concurrency)
-            .collect()
-            .await;
-        for (&i, fresh) in pending.iter().zip(refreshed) {
+        let refreshed: Vec<(usize, Vec<sagemaker::HoldingStep>)> =
+            stream::iter(pending.iter().copied())
+                .map(|i| {
+                    let arn = results[i].arn.clone();
+                    async move { (i, self.holding_steps(&arn, deadline).await) }
+                })
+                .buffer_unordered(self.config.max_concurrency)
+                .collect()
+                .await;
+        for (i, fresh) in refreshed {
             results[i]
                 .status
                 .get_or_insert_with(|| "Stopping".to_owned());

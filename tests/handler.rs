@@ -314,6 +314,37 @@ async fn stops_start_from_the_first_page_and_a_listing_that_fails_later_is_a_par
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_slow_target_keeps_its_place_in_the_reply() {
+    // A's stop is retried after a backoff, so B's result comes back first.
+    let stop_a = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(A))
+        .sequence()
+        .http_status(500, None)
+        .output(|| StopPipelineExecutionOutput::builder().build())
+        .build();
+    let stop_b = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(B))
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop_a, &stop_b, &no_steps()],
+        |conf| conf.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::standard())
+    );
+    let reply = run(client, json!({"PipelineExecutionArns": [A, B]}))
+        .await
+        .unwrap();
+    assert_eq!(stop_a.num_calls(), 2, "A's stop was retried");
+    let order: Vec<&str> = reply["Executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["PipelineExecutionArn"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [A, B]);
+}
+
 #[tokio::test]
 async fn a_sweep_that_finds_nothing_running_succeeds_and_says_so() {
     let list = mock!(Client::list_pipeline_executions)
