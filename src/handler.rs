@@ -1,6 +1,7 @@
 //! One invocation, end to end: decode, plan, call SageMaker, reply.
 
 use std::collections::HashSet;
+use std::pin::pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sagemaker::Client;
@@ -16,6 +17,7 @@ use stopper_core::reply::{
 };
 use stopper_core::trigger::{decode, Action, Trigger};
 use stopper_core::{ErrorKind, StopError};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -129,15 +131,27 @@ impl Stopper {
             .older_than_minutes
             .map(|minutes| SystemTime::now() - Duration::from_secs(minutes * 60));
         let named = std::mem::take(&mut plan.executions);
-        let pipelines = std::mem::take(&mut plan.pipelines);
+        let swept_pipelines = std::mem::take(&mut plan.pipelines);
         // A named execution that a sweep also finds is acted on once.
         let mut seen: HashSet<String> = named.iter().map(|t| t.arn.clone()).collect();
         let plan = &plan;
         let named = stream::iter(named).map(|target| Work::Act(target, Found::Named));
-        let swept = stream::iter(&pipelines).flat_map(|pipeline| {
-            self.sweep(trigger, pipeline, plan, started_before, deadline)
-                .map(move |listed| (pipeline, listed))
-        });
+        // The listing runs a page ahead of the stops, through a channel of one
+        // page: slots never wait on the next page's round trip.
+        let (listed_tx, mut listed_rx) = mpsc::channel(sagemaker::LIST_PAGE_SIZE);
+        let pipelines = &swept_pipelines;
+        let listing = async move {
+            for pipeline in pipelines {
+                let mut listed =
+                    pin!(self.sweep(trigger, pipeline, plan, started_before, deadline));
+                while let Some(item) = listed.next().await {
+                    if listed_tx.send((pipeline, item)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let swept = stream::poll_fn(move |cx| listed_rx.poll_recv(cx));
         let swept = swept.filter_map(|(pipeline, listed)| {
             future::ready(match listed {
                 Ok(arn) if seen.insert(arn.clone()) => {
@@ -153,7 +167,7 @@ impl Stopper {
         // Unordered, so that one slow target (a throttled call in backoff)
         // never holds up the others' slots; the reply keeps the targets' order.
         let mut results = Vec::new();
-        named
+        let acting = named
             .chain(swept)
             .enumerate()
             .map(|(index, work)| async move {
@@ -174,11 +188,11 @@ impl Stopper {
                     Err(failure) => report.pipeline_failures.push(failure),
                 }
                 future::ready(())
-            })
-            .await;
+            });
+        future::join(listing, acting).await;
         results.sort_unstable_by_key(|(index, _)| *index);
         report.executions = results.into_iter().map(|(_, result)| result).collect();
-        report.pipelines_swept = pipelines;
+        report.pipelines_swept = swept_pipelines;
         if let Some(budget) = plan.options.wait_budget(remaining(deadline)) {
             self.wait_for_end(trigger, &mut report.executions, budget, deadline)
                 .await;

@@ -89,6 +89,9 @@ pub async fn describe_status(client: &Client, arn: &str) -> Result<String, StopE
         .to_owned())
 }
 
+/// Executions per `ListPipelineExecutions` page (SageMaker's maximum).
+pub const LIST_PAGE_SIZE: usize = 100;
+
 /// The ARNs of `pipeline`'s `Executing` executions, yielded page by page as
 /// SageMaker lists them, so that stops can start before the listing ends;
 /// with `started_before`, only those that started before it. The stream ends
@@ -103,7 +106,7 @@ pub fn executing<'a>(
         .list_pipeline_executions()
         .pipeline_name(pipeline)
         .set_created_before(cutoff)
-        .max_results(100)
+        .max_results(LIST_PAGE_SIZE as i32)
         .into_paginator()
         .items()
         .send();

@@ -15,7 +15,8 @@ pub struct Config {
     pub default_pipeline: Option<String>,
     /// `ALLOWED_PIPELINES`: which pipelines may be stopped at all.
     pub allowed: AllowList,
-    /// `MAX_CONCURRENCY`: SageMaker calls in flight at once for one event.
+    /// `MAX_CONCURRENCY`: targets acted on at once for one event (each
+    /// target's own calls run in sequence; a sweep's listing runs beside them).
     pub max_concurrency: usize,
 }
 
