@@ -345,6 +345,62 @@ async fn a_slow_target_keeps_its_place_in_the_reply() {
     assert_eq!(order, [A, B]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_target_in_backoff_holds_back_new_starts() {
+    // Two slots; A's stop fails once and is retried after a backoff. B ends at
+    // once, but C must not start until A is answered: that backpressure is what
+    // keeps a sweep at SageMaker's rate limit. Time is paused, so only the
+    // backoff moves the clock.
+    let c = A.replace("k7xvw1b9q2hj", "c0000000000c");
+    let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = {
+        let started = started.clone();
+        // Matches nothing: it notes when each stop begins.
+        mock!(Client::stop_pipeline_execution)
+            .match_requests(move |r| {
+                let arn = r.pipeline_execution_arn().unwrap_or_default().to_owned();
+                started
+                    .lock()
+                    .unwrap()
+                    .push((arn, tokio::time::Instant::now()));
+                false
+            })
+            .then_output(|| StopPipelineExecutionOutput::builder().build())
+    };
+    let stop_a = mock!(Client::stop_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(A))
+        .sequence()
+        .http_status(500, None)
+        .output(|| StopPipelineExecutionOutput::builder().build())
+        .build();
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&record, &stop_a, &stop_ok(), &no_steps()],
+        |conf| conf.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::standard())
+    );
+    let stopper = Stopper::new(
+        client,
+        Config {
+            max_concurrency: 2,
+            ..Config::default()
+        },
+    );
+    let reply = stopper
+        .handle(event(json!({"PipelineExecutionArns": [A, B, c.as_str()]})))
+        .await
+        .unwrap()
+        .to_value();
+    assert_eq!(reply["Executions"].as_array().unwrap().len(), 3);
+    assert_eq!(stop_a.num_calls(), 2, "A's stop was retried");
+    let started = started.lock().unwrap();
+    let at = |arn: &str| started.iter().find(|(a, _)| a == arn).unwrap().1;
+    assert!(
+        at(&c) > at(A),
+        "C started while A was in backoff: {started:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_sweep_that_finds_nothing_running_succeeds_and_says_so() {
     let list = mock!(Client::list_pipeline_executions)
