@@ -7,6 +7,7 @@ CARGO_FUZZ_VERSION=0.13.1
 BOTO3_VERSION=1.41.5
 AWSLAMBDARIC_VERSION=3.1.1
 CRYPTOGRAPHY_VERSION=46.0.3
+CHECKOV_VERSION=3.3.30     # in its own .venv-checkov: its pins conflict with aws-sam-cli's
 
 step() { echo; echo "==> $*"; }
 
@@ -36,4 +37,17 @@ ensure_deploy_tools() {
       "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" "pyyaml==$PYYAML_VERSION"
   fi
   export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
+}
+
+# checkov, pinned, in a virtualenv of its own (.venv-checkov): its dependencies
+# conflict with aws-sam-cli's, so it never shares .venv.
+ensure_checkov() {
+  if [ ! -x .venv-checkov/bin/python ]; then
+    step "creating .venv-checkov"
+    python3 -m venv .venv-checkov
+  fi
+  if [ "$(.venv-checkov/bin/checkov --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+    step "installing checkov $CHECKOV_VERSION into .venv-checkov"
+    .venv-checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  fi
 }

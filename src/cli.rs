@@ -10,11 +10,13 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
+use stopper_core::arn::Scope;
 use stopper_core::config::Config;
-use stopper_core::request::json_kind;
+use stopper_core::request::{json_kind_of_text, StopRequest};
+use stopper_core::{ErrorKind, StopError};
 
-use crate::handler::{Invocation, Stopper};
-use crate::sagemaker;
+use crate::handler::{shape, Invocation, Response, Stopper};
+use crate::{logging, sagemaker};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_USAGE: u8 = 252;
@@ -51,7 +53,10 @@ HOW
   --older-than-minutes N         with --pipeline-name: only executions running longer than N minutes
 
 AWS (standard configuration chain: environment, profiles, SSO, ...)
-  --region REGION   --profile NAME   --endpoint-url URL
+  --region REGION   --profile NAME   --endpoint-url URL (SageMaker's)
+  Targets must be in the configured region's partition and region, and in the
+  account of the credentials (from STS GetCallerIdentity), as the function's
+  must be in its own; anything else is refused before any SageMaker call.
 
 OUTPUT
   --output json|text             json (default): the function's reply; text: tab-separated lines
@@ -85,8 +90,8 @@ pub enum Output {
 /// A run: the payload to process and how to reach SageMaker.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Run {
-    /// A request object, or a Lambda event (with `--event`).
-    pub payload: Value,
+    /// A request object, or a Lambda event (with `--event`), as JSON text.
+    pub payload: String,
     pub output: Output,
     pub region: Option<String>,
     pub profile: Option<String>,
@@ -135,7 +140,7 @@ pub fn parse(
     let mut request = Map::new();
     let mut arns: Vec<Value> = Vec::new();
     let mut input: Option<Value> = None;
-    let mut event: Option<Value> = None;
+    let mut event: Option<String> = None;
     let mut run = Run::default();
     while let Some(arg) = parser.next()? {
         let text = |parser: &mut lexopt::Parser| -> Result<String, CliError> {
@@ -199,24 +204,32 @@ pub fn parse(
                     })?,
                     None => given,
                 };
+                if !json.trim_start().starts_with('{') {
+                    return Err(CliError::usage(format!(
+                        "--cli-input-json must be a JSON object, not {}",
+                        json_kind_of_text(&json)
+                    )));
+                }
+                // Read as the function reads a request (a key given twice, an
+                // unknown field, an empty target: refused) before the flags
+                // are merged over it.
+                StopRequest::from_text(&json)
+                    .map_err(|e| CliError::usage(format!("--cli-input-json: {}", e.message)))?;
                 let value: Value = serde_json::from_str(&json).map_err(|e| {
                     CliError::usage(format!("--cli-input-json is not valid JSON: {e}"))
                 })?;
-                if !value.is_object() {
-                    return Err(CliError::usage(format!(
-                        "--cli-input-json must be a JSON object, not {}",
-                        json_kind(&value)
-                    )));
-                }
                 input = Some(value);
             }
             Long("event") => {
                 let path = text(&mut parser)?;
                 let json = read(&path)
                     .map_err(|e| CliError::config(format!("cannot read --event {path}: {e}")))?;
-                event = Some(serde_json::from_str(&json).map_err(|e| {
+                // Kept as text, as the function receives it: decoding is the
+                // function's, duplicate keys and all.
+                serde_json::from_str::<serde::de::IgnoredAny>(&json).map_err(|e| {
                     CliError::usage(format!("--event {path} is not valid JSON: {e}"))
-                })?);
+                })?;
+                event = Some(json);
             }
             Long("output") => {
                 run.output = match text(&mut parser)?.as_str() {
@@ -270,7 +283,7 @@ pub fn parse(
                      (--help for more)",
                 ));
             }
-            Value::Object(merged)
+            Value::Object(merged).to_string()
         }
     };
     Ok(Command::Run(run))
@@ -309,29 +322,57 @@ pub fn skeleton(output: bool) -> Value {
     }
 }
 
-/// The exit code of a processed event: from the failed invocation's
-/// `errorType`, or from an HTTP event's `statusCode`.
-pub fn exit_code(result: &Result<Value, lambda_runtime::Diagnostic>) -> u8 {
-    match result {
-        Err(d)
-            if matches!(
-                d.error_type.as_str(),
-                "ValidationError" | "MethodNotAllowed"
-            ) =>
-        {
-            EXIT_USAGE
-        }
-        Err(_) => EXIT_SERVICE,
-        Ok(reply) => match reply.get("statusCode").and_then(Value::as_u64) {
-            None | Some(200..=206) => EXIT_OK,
-            Some(400 | 405) => EXIT_USAGE,
-            Some(_) => EXIT_SERVICE,
-        },
+/// The exit code of an error class, as the AWS CLI would give it.
+pub fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Validation | ErrorKind::MethodNotAllowed => EXIT_USAGE,
+        ErrorKind::Configuration => EXIT_CONFIG,
+        _ => EXIT_SERVICE,
     }
 }
 
+/// The exit code of an HTTP event's reply, from its `statusCode`.
+fn http_exit_code(reply: &Value) -> u8 {
+    match reply.get("statusCode").and_then(Value::as_u64) {
+        None | Some(200..=206) => EXIT_OK,
+        Some(400 | 405) => EXIT_USAGE,
+        Some(500) => EXIT_CONFIG,
+        Some(_) => EXIT_SERVICE,
+    }
+}
+
+/// Caller input made safe for a terminal: every control character (C0, DEL
+/// and C1: ESC sequences, BEL, CSI) escaped. An ARN carrying `ESC ] 0 ;`
+/// must not retitle the operator's terminal, nor `ESC [ 2 J` clear it.
+pub fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// JSON for a terminal: serde_json escapes C0 controls inside strings, but
+/// not DEL or C1 (U+0080-U+009F, CSI among them). Those are escaped here as
+/// `\u00XX`, which is the same JSON. Raw newlines are the pretty layout's.
+pub fn json_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Tab-separated lines, one per execution (and per blocking step), in the
-/// spirit of the AWS CLI's `--output text`.
+/// spirit of the AWS CLI's `--output text`. Every field is terminal-safe.
 pub fn text(reply: &Value) -> String {
     let mut lines = Vec::new();
     let body = match reply.get("body").and_then(Value::as_str) {
@@ -343,7 +384,7 @@ pub fn text(reply: &Value) -> String {
         None if body.get("PipelineExecutionArn").is_some() => vec![&body],
         None => Vec::new(),
     };
-    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let field = |v: &Value, k: &str| terminal_safe(v.get(k).and_then(Value::as_str).unwrap_or(""));
     for e in executions {
         let mut line = vec![
             field(e, "PipelineExecutionArn"),
@@ -378,7 +419,7 @@ pub fn text(reply: &Value) -> String {
     }
     for key in ["Message", "Reason"] {
         if let Some(message) = body.get(key).and_then(Value::as_str) {
-            lines.push(message.to_owned());
+            lines.push(terminal_safe(message));
         }
     }
     if let Some(error) = body.get("Error") {
@@ -389,6 +430,26 @@ pub fn text(reply: &Value) -> String {
         ));
     }
     lines.join("\n")
+}
+
+fn print_reply(reply: &Value, output: Output) {
+    match output {
+        Output::Json => println!("{}", json_safe(&pretty(reply))),
+        Output::Text => println!("{}", text(reply)),
+    }
+}
+
+fn print_error(error: &StopError) {
+    eprintln!(
+        "An error occurred ({}): {}",
+        error.kind.error_type(),
+        terminal_safe(&error.message)
+    );
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("sagemaker-pipeline-stopper: {}", terminal_safe(message));
+    ExitCode::from(code)
 }
 
 /// Runs the command line; returns the process exit code.
@@ -414,18 +475,12 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(EXIT_OK);
         }
         Ok(Command::Run(run)) => run,
-        Err(e) => {
-            eprintln!("sagemaker-pipeline-stopper: {}", e.message);
-            return ExitCode::from(e.code);
-        }
+        Err(e) => return fail(&e.message, e.code),
     };
-    init_logging(run.debug);
+    logging::init_cli(run.debug);
     let config = match Config::from_env(|name| std::env::var(name).ok()) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("sagemaker-pipeline-stopper: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(e) => return fail(&e.to_string(), EXIT_CONFIG),
     };
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = run.region.clone() {
@@ -434,38 +489,122 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
     if let Some(profile) = &run.profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(url) = &run.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
     let sdk_config = loader.load().await;
-    if sdk_config
-        .region()
-        .is_none_or(|r| r.as_ref().trim().is_empty())
-    {
-        eprintln!(
-            "sagemaker-pipeline-stopper: no AWS region: pass --region, set AWS_REGION, or configure a profile"
-        );
-        return ExitCode::from(EXIT_CONFIG);
+    let endpoint = run.endpoint_url.as_deref();
+    let scope = match sagemaker::home_scope(&sdk_config, None) {
+        Ok(scope) => scope,
+        Err(e) => return fail(&e.message, EXIT_CONFIG),
+    };
+    if let Err(e) = sagemaker::check_endpoint(&sdk_config, endpoint) {
+        return fail(&e.message, EXIT_CONFIG);
     }
-    let stopper = Stopper::new(sagemaker::client(&sdk_config), config);
+    // The account: the CLI stops only in the account of its credentials,
+    // as the function stops only in its own. This also proves the
+    // credentials work before anything is stopped.
+    let account = match caller_account(&sdk_config).await {
+        Ok(account) => account,
+        Err(e) => return fail(&e.message, exit_code(e.kind)),
+    };
+    let scope = Scope {
+        account: Some(account),
+        ..scope
+    };
+    tracing::debug!(
+        scope = scope.describe().as_str(),
+        "targets must be in this scope"
+    );
+    let stopper = Stopper::new(
+        sagemaker::client(&sdk_config, endpoint),
+        config,
+        scope.clone(),
+        None,
+    );
     let invocation = Invocation {
         request_id: cli_request_id(),
+        scope: Some(scope),
         ..Invocation::default()
     };
-    // The CLI reads the reply (for text output and the exit code); the Lambda
-    // hands it to the runtime unread.
-    let result = stopper
-        .process(run.payload, &invocation)
-        .await
-        .map(|reply| reply.to_value());
-    match &result {
-        Ok(reply) => match run.output {
-            Output::Json => println!("{}", pretty(reply)),
-            Output::Text => println!("{}", text(reply)),
-        },
-        Err(d) => eprintln!("An error occurred ({}): {}", d.error_type, d.error_message),
+    let (trigger, response) = stopper.respond(&run.payload, &invocation).await;
+    if trigger.http().is_some() {
+        // An HTTP event: print the response its front end would get.
+        return match shape(trigger, response) {
+            Ok(reply) => {
+                let reply = reply.to_value();
+                print_reply(&reply, run.output);
+                ExitCode::from(http_exit_code(&reply))
+            }
+            Err(d) => {
+                eprintln!(
+                    "An error occurred ({}): {}",
+                    d.error_type,
+                    terminal_safe(&d.error_message)
+                );
+                ExitCode::from(EXIT_SERVICE)
+            }
+        };
     }
-    ExitCode::from(exit_code(&result))
+    match response {
+        Response::Ignored(reason) => {
+            print_reply(&stopper_core::reply::ignored_body(&reason), run.output);
+            ExitCode::from(EXIT_OK)
+        }
+        Response::Refused(error) => {
+            print_error(&error);
+            ExitCode::from(exit_code(error.kind))
+        }
+        // Every target's result is printed, whatever the exit code: a run
+        // that stopped one execution and failed on another says both.
+        Response::Done(report) => {
+            let failure = report.error();
+            print_reply(
+                &stopper_core::reply::Reply::Report(report).to_value(),
+                run.output,
+            );
+            match failure {
+                None => ExitCode::from(EXIT_OK),
+                Some(error) => {
+                    print_error(&error);
+                    ExitCode::from(exit_code(error.kind))
+                }
+            }
+        }
+    }
+}
+
+/// The account of the configured credentials, from STS GetCallerIdentity
+/// (which needs no permission). Failing to load credentials is a
+/// configuration error, as is an unreachable STS: without the account, the
+/// CLI would have to stop in any account, and it does not.
+async fn caller_account(sdk_config: &aws_config::SdkConfig) -> Result<String, StopError> {
+    let sts = aws_sdk_sts::Client::new(sdk_config);
+    match sts.get_caller_identity().send().await {
+        Ok(identity) => identity.account.filter(|a| !a.is_empty()).ok_or_else(|| {
+            StopError::new(
+                ErrorKind::Configuration,
+                "STS GetCallerIdentity named no account",
+            )
+        }),
+        Err(e) => Err(sagemaker::configuration_problem(&e).unwrap_or_else(|| {
+            StopError::new(
+                ErrorKind::Configuration,
+                format!(
+                    "could not learn the credentials' account from STS GetCallerIdentity ({}): \
+                     the CLI only stops executions in that account",
+                    match &e {
+                        aws_sdk_sts::error::SdkError::ServiceError(s) => {
+                            aws_sdk_sts::error::ProvideErrorMetadata::code(s.err())
+                                .unwrap_or("service error")
+                                .to_owned()
+                        }
+                        aws_sdk_sts::error::SdkError::TimeoutError(_) => "timed out".to_owned(),
+                        aws_sdk_sts::error::SdkError::DispatchFailure(_) =>
+                            "unreachable".to_owned(),
+                        _ => "failed".to_owned(),
+                    }
+                ),
+            )
+        })),
+    }
 }
 
 fn pretty(value: &Value) -> String {
@@ -480,21 +619,6 @@ fn cli_request_id() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("cli-{}-{nanos}", std::process::id())
-}
-
-/// Quiet by default, as the AWS CLI is: the reply is the output. `--debug` or
-/// `RUST_LOG` turn logs on, always to stderr so stdout stays parseable.
-fn init_logging(debug: bool) {
-    use lambda_runtime::tracing::subscriber::{fmt, EnvFilter};
-    let filter = if debug {
-        EnvFilter::new("debug")
-    } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off"))
-    };
-    fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .init();
 }
 
 #[cfg(test)]
@@ -517,7 +641,7 @@ mod tests {
 
     fn payload(list: &[&str]) -> Value {
         match parse(args(list), no_files).unwrap() {
-            Command::Run(run) => run.payload,
+            Command::Run(run) => serde_json::from_str(&run.payload).unwrap(),
             other => panic!("{other:?}"),
         }
     }
@@ -575,7 +699,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(run.payload, json!({"PipelineExecutionArn": A}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&run.payload).unwrap(),
+            json!({"PipelineExecutionArn": A})
+        );
         let missing = parse(args(&["--cli-input-json", "file:///nope"]), no_files).unwrap_err();
         assert_eq!(missing.code, EXIT_CONFIG);
     }
@@ -590,7 +717,7 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        assert_eq!(run.payload["detail-type"], "Scheduled Event");
+        assert!(run.payload.contains("Scheduled Event"));
         assert_eq!(run.output, Output::Text);
         let mixed = parse(args(&["--event", "e.json", "--dry-run"]), read).unwrap_err();
         assert_eq!(mixed.code, EXIT_USAGE);
@@ -633,28 +760,63 @@ mod tests {
                 "{given:?}"
             );
         }
-        // The input skeleton names exactly the fields the function accepts.
-        let fields = skeleton(false);
-        let accepted = stopper_core::request::StopRequest::from_value(&fields);
+        // The input skeleton names exactly the fields the function accepts
+        // (its blanks filled in: a blank target is refused, as it should be).
+        let filled = skeleton(false).to_string().replace(r#""""#, r#""x""#);
+        let accepted = StopRequest::from_text(&filled);
         assert!(accepted.is_ok(), "{accepted:?}");
     }
 
     #[test]
     fn exit_codes_follow_the_aws_cli() {
-        let diagnostic = |t: &str| {
-            Err(lambda_runtime::Diagnostic {
-                error_type: t.into(),
-                error_message: String::new(),
-            })
-        };
-        assert_eq!(exit_code(&Ok(json!({"PipelineExecutionArn": A}))), EXIT_OK);
-        assert_eq!(exit_code(&diagnostic("ValidationError")), EXIT_USAGE);
-        assert_eq!(exit_code(&diagnostic("ResourceNotFound")), EXIT_SERVICE);
-        assert_eq!(exit_code(&diagnostic("PartialFailure")), EXIT_SERVICE);
-        assert_eq!(exit_code(&Ok(json!({"statusCode": 200}))), EXIT_OK);
-        assert_eq!(exit_code(&Ok(json!({"statusCode": 207}))), EXIT_SERVICE);
-        assert_eq!(exit_code(&Ok(json!({"statusCode": 400}))), EXIT_USAGE);
-        assert_eq!(exit_code(&Ok(json!({"statusCode": 503}))), EXIT_SERVICE);
+        assert_eq!(exit_code(ErrorKind::Validation), EXIT_USAGE);
+        assert_eq!(exit_code(ErrorKind::MethodNotAllowed), EXIT_USAGE);
+        assert_eq!(exit_code(ErrorKind::Configuration), EXIT_CONFIG);
+        assert_eq!(exit_code(ErrorKind::NotFound), EXIT_SERVICE);
+        assert_eq!(exit_code(ErrorKind::PartialFailure), EXIT_SERVICE);
+        assert_eq!(http_exit_code(&json!({"PipelineExecutionArn": A})), EXIT_OK);
+        assert_eq!(http_exit_code(&json!({"statusCode": 200})), EXIT_OK);
+        assert_eq!(http_exit_code(&json!({"statusCode": 207})), EXIT_SERVICE);
+        assert_eq!(http_exit_code(&json!({"statusCode": 400})), EXIT_USAGE);
+        assert_eq!(http_exit_code(&json!({"statusCode": 500})), EXIT_CONFIG);
+        assert_eq!(http_exit_code(&json!({"statusCode": 503})), EXIT_SERVICE);
+    }
+
+    #[test]
+    fn nothing_printed_can_drive_the_terminal() {
+        let hostile = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f}";
+        for printed in [
+            terminal_safe(hostile),
+            json_safe(&pretty(
+                &json!({"PipelineExecutionArn": hostile, "Outcome": "Failed"}),
+            )),
+            text(
+                &json!({"Executions": [{"PipelineExecutionArn": hostile, "Outcome": "Failed",
+                "Error": {"Code": "ValidationError"}}], "Message": hostile}),
+            ),
+        ] {
+            assert!(
+                !printed
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{printed:?}"
+            );
+        }
+        // The escaped JSON is the same JSON.
+        let safe = json_safe(&pretty(&json!({"a": hostile})));
+        assert_eq!(serde_json::from_str::<Value>(&safe).unwrap()["a"], hostile);
+    }
+
+    #[test]
+    fn cli_input_json_is_read_as_the_function_reads_a_request() {
+        for bad in [
+            r#"{"PipelineExecutionArn": "a", "PipelineExecutionArn": "b"}"#,
+            r#"{"PipelineExecutionArns": []}"#,
+            r#"{"PipelineName": null}"#,
+        ] {
+            let err = parse(args(&["--cli-input-json", bad]), no_files).unwrap_err();
+            assert_eq!(err.code, EXIT_USAGE, "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, Stream, StreamExt};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use stopper_core::arn::Scope;
 use stopper_core::config::Config;
 use stopper_core::plan::{plan, Plan, Target};
@@ -33,7 +33,9 @@ pub const REPLY_MARGIN: Duration = Duration::from_millis(500);
 pub struct Invocation {
     /// Seeds derived tokens when the trigger has no identity of its own.
     pub request_id: String,
-    /// The function's partition, account and region; targets must be in them.
+    /// The function's partition, account and region, from the invoked
+    /// function ARN; `None` when it cannot be read (as under `cargo lambda
+    /// watch`): the configured scope then applies, never no scope at all.
     pub scope: Option<Scope>,
     /// When SageMaker calls must be done by (less the reply margin).
     pub deadline: Option<Instant>,
@@ -43,57 +45,91 @@ pub struct Invocation {
 pub struct Stopper {
     client: Client,
     config: Config,
+    /// Where targets must be when the invocation does not say: the configured
+    /// region's partition and region, and the account when it is known.
+    home: Scope,
+    /// A configuration that cannot work (an endpoint that is not a URL): every
+    /// event that would call SageMaker gets this error instead.
+    unusable: Option<StopError>,
 }
 
 /// What an event came to, before it is shaped for its trigger.
-enum Response {
+pub enum Response {
     Ignored(String),
     Done(Report),
     Refused(StopError),
 }
 
 impl Stopper {
-    pub fn new(client: Client, config: Config) -> Stopper {
-        Stopper { client, config }
+    /// `home`: the scope of the configured region (and account, if known).
+    /// `unusable`: why the configuration cannot reach SageMaker, if it cannot.
+    pub fn new(
+        client: Client,
+        config: Config,
+        home: Scope,
+        unusable: Option<StopError>,
+    ) -> Stopper {
+        info!(
+            scope = home.describe().as_str(),
+            "targets must be in the invoked function's partition, region and account, or, when its ARN \
+             cannot be read, in this scope"
+        );
+        Stopper {
+            client,
+            config,
+            home,
+            unusable,
+        }
     }
 
     /// The Lambda handler. HTTP triggers always get an HTTP response (errors
     /// included); every other trigger gets a JSON reply or a failed invocation
-    /// whose `errorType` names the error class.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Reply, Diagnostic> {
+    /// whose `errorType` names the error class. The event arrives as its raw
+    /// JSON text and is decoded into types, never held as a `Value` tree.
+    pub async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Reply, Diagnostic> {
         let (payload, context) = event.into_parts();
         let invocation = Invocation {
             request_id: context.request_id.clone(),
             scope: Scope::from_function_arn(&context.invoked_function_arn),
             deadline: deadline(&context),
         };
-        self.process(payload, &invocation).await
+        let (trigger, response) = self.respond(payload.get(), &invocation).await;
+        drop(payload);
+        shape(trigger, response)
     }
 
-    /// One event, as the Lambda handler sees it; the CLI calls this too.
-    pub async fn process(
-        &self,
-        payload: Value,
-        invocation: &Invocation,
-    ) -> Result<Reply, Diagnostic> {
-        let decoded = decode(&payload);
-        drop(payload);
+    /// One event, from its JSON text to what it came to; the CLI calls this
+    /// too, and prints the report whatever the outcome.
+    pub async fn respond(&self, payload: &str, invocation: &Invocation) -> (Trigger, Response) {
+        let decoded = decode(payload);
         let trigger = decoded.trigger;
+        let caller = decoded.caller.as_deref();
         let response = match decoded.action {
             Err(error) => Response::Refused(error),
             Ok(Action::Ignore(reason)) => Response::Ignored(reason),
             Ok(Action::Stop(selection)) => {
                 let identity = decoded
                     .identity
+                    .clone()
                     .unwrap_or_else(|| format!("lambda:{}", invocation.request_id));
-                match plan(
-                    &selection,
-                    &self.config,
-                    invocation.scope.as_ref(),
-                    &identity,
-                ) {
+                let scope = match &invocation.scope {
+                    Some(scope) => scope,
+                    None => {
+                        warn!(
+                            scope = self.home.describe().as_str(),
+                            "the invoked function ARN gives no account and region: using the configured scope"
+                        );
+                        &self.home
+                    }
+                };
+                match plan(&selection, &self.config, scope, &identity) {
+                    Ok(_) if self.unusable.is_some() => {
+                        Response::Refused(self.unusable.clone().unwrap_or_else(|| unreachable!()))
+                    }
                     Ok(plan) => {
-                        Response::Done(self.execute(trigger, plan, invocation.deadline).await)
+                        let deadline =
+                            front_end_deadline(invocation.deadline, decoded.reply_by_epoch_ms);
+                        Response::Done(self.execute(trigger, caller, plan, deadline).await)
                     }
                     Err(error) => Response::Refused(error),
                 }
@@ -102,25 +138,40 @@ impl Stopper {
         match &response {
             Response::Ignored(reason) => info!(
                 trigger = trigger.name(),
+                caller,
                 reason = reason.as_str(),
                 "ignored"
             ),
+            Response::Refused(e) if e.kind == ErrorKind::Configuration => warn!(
+                trigger = trigger.name(),
+                caller,
+                error_type = e.kind.error_type(),
+                error = e.message.as_str(),
+                "cannot call SageMaker as configured"
+            ),
             Response::Refused(e) => warn!(
                 trigger = trigger.name(),
+                caller,
                 error_type = e.kind.error_type(),
                 error = e.message.as_str(),
                 "refused before any SageMaker call"
             ),
             Response::Done(_) => {}
         }
-        shape(trigger, response)
+        (trigger, response)
     }
 
     /// Acts on every target, at most `max_concurrency` at a time: the named
     /// executions, then those the pipeline sweeps find, from the first page
     /// of each listing on. One failure never hides another's result. With
     /// `Wait`, then polls the stopped executions until they end.
-    async fn execute(&self, trigger: Trigger, mut plan: Plan, deadline: Option<Instant>) -> Report {
+    async fn execute(
+        &self,
+        trigger: Trigger,
+        caller: Option<&str>,
+        mut plan: Plan,
+        deadline: Option<Instant>,
+    ) -> Report {
         let mut report = Report {
             single: plan.is_single(),
             dry_run: plan.options.dry_run,
@@ -178,8 +229,8 @@ impl Stopper {
                 match work {
                     Work::Act(target, found) => {
                         let started = Instant::now();
-                        let result = self.act_on(plan, &target, found, deadline).await;
-                        log_outcome(trigger, &target.token, &result, started.elapsed());
+                        let result = self.act_on(plan, caller, &target, found, deadline).await;
+                        log_outcome(trigger, caller, &target.token, &result, started.elapsed());
                         Ok(result)
                     }
                     Work::ListingFailed(failure) => Err(failure),
@@ -251,6 +302,7 @@ impl Stopper {
     async fn act_on(
         &self,
         plan: &Plan,
+        caller: Option<&str>,
         target: &Target,
         found: Found,
         deadline: Option<Instant>,
@@ -316,10 +368,11 @@ impl Stopper {
                     )),
                     (StepKind::Callback { .. }, Some(callback_token)) => {
                         let token = plan.force_token(arn, &callback_token);
+                        let reason = plan.options.failure_reason(caller);
                         let call = sagemaker::fail_callback_step(
                             client,
                             &callback_token,
-                            plan.options.failure_reason(),
+                            &reason,
                             &token,
                             &step.name,
                         );
@@ -467,7 +520,13 @@ fn remaining(deadline: Option<Instant>) -> Option<Duration> {
 
 /// One structured line per target: trigger, ARN, token, outcome, latency,
 /// and the steps holding the stop. The token is an idempotency key, not a secret.
-fn log_outcome(trigger: Trigger, token: &str, result: &ExecutionResult, elapsed: Duration) {
+fn log_outcome(
+    trigger: Trigger,
+    caller: Option<&str>,
+    token: &str,
+    result: &ExecutionResult,
+    elapsed: Duration,
+) {
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let arn = result.arn.as_str();
     let outcome = result.outcome.name();
@@ -475,6 +534,7 @@ fn log_outcome(trigger: Trigger, token: &str, result: &ExecutionResult, elapsed:
     match (&result.outcome, result.error()) {
         (_, Some(e)) => warn!(
             trigger = trigger.name(),
+            caller,
             arn,
             token,
             outcome,
@@ -486,6 +546,7 @@ fn log_outcome(trigger: Trigger, token: &str, result: &ExecutionResult, elapsed:
         ),
         (Outcome::AlreadyFinished { status }, None) => info!(
             trigger = trigger.name(),
+            caller,
             arn,
             token,
             outcome,
@@ -495,7 +556,7 @@ fn log_outcome(trigger: Trigger, token: &str, result: &ExecutionResult, elapsed:
         ),
         _ => info!(
             trigger = trigger.name(),
-            arn, token, outcome, blocking_steps, latency_ms, "stop"
+            caller, arn, token, outcome, blocking_steps, latency_ms, "stop"
         ),
     }
 }
@@ -523,6 +584,25 @@ fn deadline(context: &Context) -> Option<Instant> {
     Some(Instant::now() + remaining.saturating_sub(REPLY_MARGIN))
 }
 
+/// The invocation's deadline, brought forward to the front end's: API Gateway
+/// answers 503 itself once its integration timeout has passed, so calls and
+/// `Wait` must end, and the reply be sent, before then.
+fn front_end_deadline(
+    deadline: Option<Instant>,
+    reply_by_epoch_ms: Option<u64>,
+) -> Option<Instant> {
+    let Some(reply_by) = reply_by_epoch_ms else {
+        return deadline;
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let left = Duration::from_millis(reply_by.saturating_sub(now_ms)).saturating_sub(REPLY_MARGIN);
+    let front_end = Instant::now() + left;
+    Some(deadline.map_or(front_end, |d| d.min(front_end)))
+}
+
 /// Runs a SageMaker call, giving up at the deadline.
 async fn bounded<T>(
     deadline: Option<Instant>,
@@ -540,7 +620,7 @@ async fn bounded<T>(
 }
 
 /// Shapes the response for its trigger.
-fn shape(trigger: Trigger, response: Response) -> Result<Reply, Diagnostic> {
+pub fn shape(trigger: Trigger, response: Response) -> Result<Reply, Diagnostic> {
     if let Some(flavor) = trigger.http() {
         let (status, body) = match response {
             Response::Ignored(reason) => (200, Reply::Json(reply::ignored_body(&reason))),

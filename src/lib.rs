@@ -10,4 +10,5 @@
 
 pub mod cli;
 pub mod handler;
+pub mod logging;
 pub mod sagemaker;

@@ -14,6 +14,7 @@ use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::{PipelineExecutionStatus, PipelineExecutionStep, StepStatus};
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, Stream};
+use stopper_core::arn::Scope;
 use stopper_core::reply::{BlockingStep, Outcome, StepKind};
 use stopper_core::{ErrorKind, StopError};
 
@@ -30,11 +31,87 @@ pub fn timeout_config() -> aws_sdk_sagemaker::config::timeout::TimeoutConfig {
 /// Builds the client from the standard AWS configuration chain
 /// (`AWS_REGION`, credentials, profiles, `AWS_ENDPOINT_URL_SAGEMAKER`,
 /// `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`), with our timeouts on top.
-pub fn client(sdk_config: &aws_config::SdkConfig) -> Client {
-    let config = aws_sdk_sagemaker::config::Builder::from(sdk_config)
-        .timeout_config(timeout_config())
-        .build();
-    Client::from_conf(config)
+/// `endpoint`: the CLI's `--endpoint-url`, which (as in the AWS CLI) applies
+/// to SageMaker only.
+pub fn client(sdk_config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
+    let mut config =
+        aws_sdk_sagemaker::config::Builder::from(sdk_config).timeout_config(timeout_config());
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    Client::from_conf(config.build())
+}
+
+/// The scope of the configured region: targets must be in its partition and
+/// region (and `account`, when known). No region is a configuration error.
+pub fn home_scope(
+    sdk_config: &aws_config::SdkConfig,
+    account: Option<&str>,
+) -> Result<Scope, StopError> {
+    let region = sdk_config.region().map(|r| r.as_ref().trim().to_owned());
+    let region = region.filter(|r| !r.is_empty()).ok_or_else(|| {
+        StopError::new(
+            ErrorKind::Configuration,
+            "no AWS region is configured: set AWS_REGION (or --region, or a profile's region)",
+        )
+    })?;
+    Scope::for_region(&region, account).ok_or_else(|| {
+        StopError::new(
+            ErrorKind::Configuration,
+            format!("the configured region {region:?} is not a region name"),
+        )
+    })
+}
+
+/// The endpoint override in force, if any: `AWS_ENDPOINT_URL_SAGEMAKER`, else
+/// the configuration's (`AWS_ENDPOINT_URL`, a profile, `--endpoint-url`).
+fn endpoint_override(
+    sdk_config: &aws_config::SdkConfig,
+    explicit: Option<&str>,
+) -> Option<(String, &'static str)> {
+    if let Some(url) = explicit {
+        return Some((url.to_owned(), "--endpoint-url"));
+    }
+    let env = |name: &'static str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (v, name))
+    };
+    env("AWS_ENDPOINT_URL_SAGEMAKER").or_else(|| {
+        sdk_config
+            .endpoint_url()
+            .map(|url| (url.to_owned(), "the configured endpoint URL"))
+    })
+}
+
+/// Refuses an endpoint override that is not an `http(s)://host` URL: the SDK
+/// would fail every call with a dispatch error that reads like an outage.
+pub fn check_endpoint(
+    sdk_config: &aws_config::SdkConfig,
+    explicit: Option<&str>,
+) -> Result<(), StopError> {
+    let Some((url, source)) = endpoint_override(sdk_config, explicit) else {
+        return Ok(());
+    };
+    let usable = url
+        .parse::<aws_lambda_events::http::Uri>()
+        .ok()
+        .is_some_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+        });
+    if usable {
+        Ok(())
+    } else {
+        Err(StopError::new(
+            ErrorKind::Configuration,
+            format!(
+                "{source} {} is not a usable endpoint: give a URL such as https://api.sagemaker.us-east-1.amazonaws.com \
+                 (with http:// or https://)",
+                stopper_core::arn::quote(&url)
+            ),
+        ))
+    }
 }
 
 /// Statuses in which an execution has ended and cannot be stopped.
@@ -273,10 +350,50 @@ impl ModeledError for SendPipelineExecutionStepFailureError {
     }
 }
 
+/// A failure that is the configuration's, not SageMaker's: no credentials
+/// could be loaded. Retrying will not help, and the operator must be told
+/// what is missing rather than that SageMaker is unreachable.
+pub fn configuration_problem<E, R>(error: &SdkError<E, R>) -> Option<StopError>
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
+            let why = match credentials {
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    "no AWS credentials were found (environment, profile, SSO, container or instance role)"
+                }
+                CredentialsError::ProviderTimedOut(_) => "loading AWS credentials timed out",
+                CredentialsError::InvalidConfiguration(_) => "the AWS credentials configuration is invalid",
+                CredentialsError::ProviderError(_) => "the AWS credentials provider failed",
+                _ => "AWS credentials could not be loaded",
+            };
+            return Some(StopError::new(
+                ErrorKind::Configuration,
+                format!(
+                    "{why}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role"
+                ),
+            ));
+        }
+        source = e.source();
+    }
+    None
+}
+
 /// Maps an SDK error to an error class with a message in the caller's terms:
 /// the error code, never SageMaker's free text. `target` says what was asked
 /// about ("execution arn:...", "pipeline nightly-training").
-pub fn classify<E: ModeledError, R>(error: &SdkError<E, R>, target: &str) -> StopError {
+pub fn classify<E, R>(error: &SdkError<E, R>, target: &str) -> StopError
+where
+    E: ModeledError + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    if let Some(problem) = configuration_problem(error) {
+        return problem;
+    }
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("");

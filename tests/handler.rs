@@ -21,7 +21,9 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::body::SdkBody;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use stopper_core::arn::Scope;
 use stopper_core::config::{AllowList, Config};
 use stopper_core::token;
 
@@ -31,12 +33,16 @@ const B: &str =
     "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/p3m8zq0d5c1r";
 const REQUEST_ID: &str = "8f5c2a1e-0d3b-4e6f-9a7c-1b2d3e4f5a6b";
 
-fn event(payload: Value) -> LambdaEvent<Value> {
+fn event(payload: Value) -> LambdaEvent<Box<RawValue>> {
     let mut context = Context::default();
     context.request_id = REQUEST_ID.into();
     context.invoked_function_arn =
         "arn:aws:lambda:us-east-1:123456789012:function:sagemaker-pipeline-stopper".into();
-    LambdaEvent::new(payload, context)
+    LambdaEvent::new(RawValue::from_string(payload.to_string()).unwrap(), context)
+}
+
+fn home() -> Scope {
+    Scope::for_region("us-east-1", Some("123456789012")).unwrap()
 }
 
 fn fixture(name: &str) -> Value {
@@ -51,6 +57,8 @@ fn stopper(client: Client) -> Stopper {
             max_concurrency: 4,
             ..Config::default()
         },
+        home(),
+        None,
     )
 }
 
@@ -385,6 +393,8 @@ async fn a_target_in_backoff_holds_back_new_starts() {
             max_concurrency: 2,
             ..Config::default()
         },
+        home(),
+        None,
     );
     let reply = stopper
         .handle(event(json!({"PipelineExecutionArns": [A, B, c.as_str()]})))
@@ -471,6 +481,8 @@ async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_
             max_concurrency: 4,
             ..Config::default()
         },
+        home(),
+        None,
     );
     let other_account = A.replace("123456789012", "999999999999");
     let cases = [
@@ -549,6 +561,8 @@ async fn a_scheduled_event_stops_the_default_pipelines_running_executions() {
             max_concurrency: 4,
             ..Config::default()
         },
+        home(),
+        None,
     );
     let reply = stopper
         .handle(event(fixture("eventbridge-scheduled.json")))

@@ -12,6 +12,7 @@ use aws_sdk_sagemaker::config::Credentials;
 use lambda_runtime::{Context, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
 use sagemaker_pipeline_stopper::sagemaker;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use stopper_core::config::Config;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -135,23 +136,26 @@ impl FakeSageMaker {
             )
             .load()
             .await;
+        let home = sagemaker::home_scope(&sdk_config, None).unwrap();
         Stopper::new(
-            sagemaker::client(&sdk_config),
+            sagemaker::client(&sdk_config, None),
             Config {
                 max_concurrency: 4,
                 ..Config::default()
             },
+            home,
+            None,
         )
     }
 }
 
-fn event(payload: Value, budget: Duration) -> LambdaEvent<Value> {
+fn event(payload: Value, budget: Duration) -> LambdaEvent<Box<RawValue>> {
     let mut context = Context::default();
     context.request_id = "d0c5e7a1-2b3c-4d5e-8f90-a1b2c3d4e5f6".into();
     context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:stopper".into();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     context.deadline = (now + budget).as_millis() as u64;
-    LambdaEvent::new(payload, context)
+    LambdaEvent::new(RawValue::from_string(payload.to_string()).unwrap(), context)
 }
 
 fn respond(

@@ -21,6 +21,8 @@ def cli(emulator, *args, env=None, stdin=None, endpoint_env=True):
     })
     if endpoint_env:
         environ["AWS_ENDPOINT_URL_SAGEMAKER"] = emulator.url
+    # The CLI learns its credentials' account from STS: the emulator answers.
+    environ["AWS_ENDPOINT_URL_STS"] = emulator.url
     for key, value in (env or {}).items():
         if value is None:
             environ.pop(key, None)

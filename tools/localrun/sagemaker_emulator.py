@@ -376,6 +376,7 @@ class State:
             "stopCalls": self.stop_calls,
             "sqsMessages": self.sqs_messages,
             "calls": [{"operation": op, "body": b} for op, b in self.calls],
+            "stsCalls": getattr(self, "sts_calls", 0),
         }
 
 
@@ -409,10 +410,41 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, self.state.snapshot())
         self._send(404, {"__type": "UnknownOperationException"})
 
+    def _sts(self, raw):
+        """STS GetCallerIdentity (awsQuery), which the command line asks for
+        its credentials' account: the seeded account, or `stsAccount` from
+        the faults, so a test can make the credentials belong elsewhere."""
+        import urllib.parse
+        form = urllib.parse.parse_qs(raw.decode(errors="replace"))
+        if form.get("Action") != ["GetCallerIdentity"]:
+            self.send_response(400)
+            self.end_headers()
+            return
+        with self.state.lock:
+            self.state.sts_calls = getattr(self.state, "sts_calls", 0) + 1
+            account = self.state.faults.get("stsAccount", self.state.account)
+        body = (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<GetCallerIdentityResult>"
+            f"<Arn>arn:aws:iam::{account}:user/local-operator</Arn>"
+            "<UserId>AIDALOCALOPERATOR</UserId>"
+            f"<Account>{account}</Account>"
+            "</GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self):
         raw = self._read()
         if self.path.startswith("/_admin/"):
             return self._admin(raw)
+        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return self._sts(raw)
         target = self.headers.get("X-Amz-Target", "")
         operation = target.removeprefix("SageMaker.")
         try:

@@ -3,8 +3,10 @@
 
 use crate::error::StopError;
 
-/// `PipelineExecutionArn`'s documented maximum length.
-pub const MAX_ARN_LEN: usize = 256;
+/// `PipelineExecutionArn`'s and `PipelineArn`'s maximum length in the current
+/// SageMaker service model. (Older API reference pages say 256, but a pipeline
+/// name alone may have 256 characters, so real execution ARNs exceed that.)
+pub const MAX_ARN_LEN: usize = 2048;
 
 /// A validated pipeline execution ARN, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +19,15 @@ pub struct ExecutionArn<'a> {
 }
 
 /// Where the function runs: an execution elsewhere is refused before any call.
+/// The partition and region are always known; the account is known from the
+/// invoked function ARN (or, for the CLI, the caller's identity). Where it is
+/// not, targets in any account of this partition and region pass this check,
+/// and IAM remains the boundary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub partition: String,
     pub region: String,
-    pub account: String,
+    pub account: Option<String>,
 }
 
 impl Scope {
@@ -44,8 +50,29 @@ impl Scope {
         Some(Scope {
             partition: partition.to_owned(),
             region: region.to_owned(),
-            account: account.to_owned(),
+            account: Some(account.to_owned()),
         })
+    }
+
+    /// The scope of a region (the configured `AWS_REGION`), with the account
+    /// when it is known. `None` for a region name SageMaker's pattern refuses.
+    pub fn for_region(region: &str, account: Option<&str>) -> Option<Scope> {
+        if region.is_empty() || !is_region(region) {
+            return None;
+        }
+        Some(Scope {
+            partition: partition_of(region).to_owned(),
+            region: region.to_owned(),
+            account: account.filter(|a| is_account_id(a)).map(str::to_owned),
+        })
+    }
+
+    /// `aws us-east-1 123456789012`, for logs and messages.
+    pub fn describe(&self) -> String {
+        match &self.account {
+            Some(account) => format!("{} {} {account}", self.partition, self.region),
+            None => format!("{} {} (any account)", self.partition, self.region),
+        }
     }
 
     fn check(
@@ -56,15 +83,34 @@ impl Scope {
         region: &str,
         account: &str,
     ) -> Result<(), StopError> {
-        if partition != self.partition || region != self.region || account != self.account {
+        let other_account = self.account.as_deref().is_some_and(|own| own != account);
+        if partition != self.partition || region != self.region || other_account {
             return Err(StopError::forbidden(format!(
-                "{what} {arn} is not in this function's account and region ({} {}); \
+                "{what} {} is not in this function's partition, region and account ({}); \
                  the function only stops executions where it runs",
-                self.account, self.region
+                quote(arn),
+                self.describe()
             )));
         }
         Ok(())
     }
+}
+
+/// The partition a region belongs to, by its documented prefixes.
+pub fn partition_of(region: &str) -> &'static str {
+    const PREFIXES: [(&str, &str); 7] = [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
 }
 
 fn is_account_id(s: &str) -> bool {
@@ -127,7 +173,7 @@ pub fn parse_execution_arn(arn: &str) -> Result<ExecutionArn<'_>, StopError> {
         ))
     };
     if arn.chars().count() > MAX_ARN_LEN {
-        return Err(invalid("longer than 256 characters"));
+        return Err(invalid("longer than 2048 characters"));
     }
     let (partition, region, account, resource) = split_sagemaker_arn(arn).ok_or_else(|| {
         invalid(
@@ -154,7 +200,7 @@ pub fn parse_execution_arn(arn: &str) -> Result<ExecutionArn<'_>, StopError> {
 
 /// Resolves what a request gives as `PipelineName`, a name or a pipeline ARN,
 /// to the pipeline's name, refusing an ARN outside the scope.
-pub fn parse_pipeline(name_or_arn: &str, scope: Option<&Scope>) -> Result<String, StopError> {
+pub fn parse_pipeline(name_or_arn: &str, scope: &Scope) -> Result<String, StopError> {
     if !name_or_arn.starts_with("arn:") {
         if is_pipeline_name(name_or_arn) {
             return Ok(name_or_arn.to_owned());
@@ -165,7 +211,7 @@ pub fn parse_pipeline(name_or_arn: &str, scope: Option<&Scope>) -> Result<String
             quote(name_or_arn)
         )));
     }
-    let parsed = (name_or_arn.len() <= MAX_ARN_LEN)
+    let parsed = (name_or_arn.chars().count() <= MAX_ARN_LEN)
         .then(|| split_sagemaker_arn(name_or_arn))
         .flatten()
         .and_then(|(partition, region, account, resource)| {
@@ -178,34 +224,27 @@ pub fn parse_pipeline(name_or_arn: &str, scope: Option<&Scope>) -> Result<String
             quote(name_or_arn)
         )));
     };
-    if let Some(scope) = scope {
-        scope.check("pipeline", name_or_arn, partition, region, account)?;
-    }
+    scope.check("pipeline", name_or_arn, partition, region, account)?;
     Ok(name.to_owned())
 }
 
 /// Validates an execution ARN and checks it is in scope; returns its pipeline.
-pub fn check_execution_arn<'a>(
-    arn: &'a str,
-    scope: Option<&Scope>,
-) -> Result<ExecutionArn<'a>, StopError> {
+pub fn check_execution_arn<'a>(arn: &'a str, scope: &Scope) -> Result<ExecutionArn<'a>, StopError> {
     let parsed = parse_execution_arn(arn)?;
-    if let Some(scope) = scope {
-        scope.check(
-            "execution",
-            arn,
-            parsed.partition,
-            parsed.region,
-            parsed.account,
-        )?;
-    }
+    scope.check(
+        "execution",
+        arn,
+        parsed.partition,
+        parsed.region,
+        parsed.account,
+    )?;
     Ok(parsed)
 }
 
 /// Quotes user input for an error message, cut short so a 1 MB string does
 /// not become a 1 MB log line.
 pub fn quote(s: &str) -> String {
-    const MAX: usize = 300;
+    const MAX: usize = crate::error::MAX_QUOTED_CHARS;
     if s.chars().count() <= MAX {
         format!("{s:?}")
     } else {
@@ -271,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn enforces_the_256_character_limit() {
+    fn enforces_the_2048_character_limit() {
         let prefix = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/";
         let at_limit = format!("{prefix}{}", "x".repeat(MAX_ARN_LEN - prefix.len()));
         assert!(parse_execution_arn(&at_limit).is_ok());
@@ -279,7 +318,62 @@ mod tests {
         assert!(parse_execution_arn(&over)
             .unwrap_err()
             .message
-            .contains("256"));
+            .contains("2048"));
+    }
+
+    #[test]
+    fn accepts_the_execution_arn_of_a_pipeline_with_a_256_character_name() {
+        // A real pipeline's name may have 256 characters; its executions'
+        // ARNs then have about 330, and a sweep by name stops them.
+        let name = format!("a{}", "-b".repeat(127))
+            .chars()
+            .take(255)
+            .collect::<String>()
+            + "z";
+        assert_eq!(name.len(), 256);
+        let arn = format!(
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/{name}/execution/k7xvw1b9q2hj"
+        );
+        assert!(arn.len() > 300);
+        let parsed = check_execution_arn(&arn, &scope()).unwrap();
+        assert_eq!(parsed.pipeline, name);
+        let pipeline_arn = format!("arn:aws:sagemaker:us-east-1:123456789012:pipeline/{name}");
+        assert_eq!(parse_pipeline(&pipeline_arn, &scope()).unwrap(), name);
+    }
+
+    #[test]
+    fn the_configured_region_gives_a_scope_that_fails_closed() {
+        let s = Scope::for_region("eu-west-1", None).unwrap();
+        assert_eq!((s.partition.as_str(), s.account), ("aws", None));
+        assert_eq!(
+            Scope::for_region("cn-north-1", None).unwrap().partition,
+            "aws-cn"
+        );
+        assert_eq!(
+            Scope::for_region("us-gov-west-1", Some("123456789012"))
+                .unwrap()
+                .partition,
+            "aws-us-gov"
+        );
+        assert!(Scope::for_region("", None).is_none());
+        let local = Scope::for_region("us-east-1", None).unwrap();
+        // Without an account, other regions and partitions are still refused.
+        for arn in [
+            GOOD.replace("us-east-1", "eu-west-1"),
+            GOOD.replace("arn:aws:", "arn:aws-cn:"),
+        ] {
+            assert_eq!(
+                check_execution_arn(&arn, &local).unwrap_err().kind,
+                crate::ErrorKind::Forbidden,
+                "{arn}"
+            );
+        }
+        assert!(check_execution_arn(&GOOD.replace("123456789012", "999999999999"), &local).is_ok());
+        let with_account = Scope::for_region("us-east-1", Some("123456789012")).unwrap();
+        assert!(
+            check_execution_arn(&GOOD.replace("123456789012", "999999999999"), &with_account)
+                .is_err()
+        );
     }
 
     #[test]
@@ -290,12 +384,12 @@ mod tests {
                 .is_some()
         );
         assert!(Scope::from_function_arn("").is_none());
-        assert!(check_execution_arn(GOOD, Some(&scope())).is_ok());
+        assert!(check_execution_arn(GOOD, &scope()).is_ok());
         let other_account = GOOD.replace("123456789012", "210987654321");
         let other_region = GOOD.replace("us-east-1", "eu-west-1");
         for arn in [other_account, other_region] {
             assert_eq!(
-                check_execution_arn(&arn, Some(&scope())).unwrap_err().kind,
+                check_execution_arn(&arn, &scope()).unwrap_err().kind,
                 crate::ErrorKind::Forbidden
             );
         }
@@ -304,24 +398,24 @@ mod tests {
     #[test]
     fn pipeline_names_and_arns() {
         assert_eq!(
-            parse_pipeline("nightly-training", None).unwrap(),
+            parse_pipeline("nightly-training", &scope()).unwrap(),
             "nightly-training"
         );
         assert_eq!(
             parse_pipeline(
                 "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training",
-                Some(&scope())
+                &scope()
             )
             .unwrap(),
             "nightly-training"
         );
-        assert!(parse_pipeline("-bad", None).is_err());
-        assert!(parse_pipeline("bad name", None).is_err());
-        assert!(parse_pipeline(&"a".repeat(257), None).is_err());
+        assert!(parse_pipeline("-bad", &scope()).is_err());
+        assert!(parse_pipeline("bad name", &scope()).is_err());
+        assert!(parse_pipeline(&"a".repeat(257), &scope()).is_err());
         assert_eq!(
             parse_pipeline(
                 "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p",
-                Some(&scope())
+                &scope()
             )
             .unwrap_err()
             .kind,
@@ -332,6 +426,6 @@ mod tests {
     #[test]
     fn quote_cuts_long_input() {
         let q = quote(&"a".repeat(10_000));
-        assert!(q.len() < 400 && q.contains("10000 characters"));
+        assert!(q.len() < 1100 && q.contains("10000 characters"));
     }
 }

@@ -24,6 +24,10 @@ pub enum ErrorKind {
     Unavailable,
     /// Several targets, and at least one failed.
     PartialFailure,
+    /// The function (or the CLI) cannot make calls as configured: no
+    /// credentials, an unusable endpoint, no region. Not the caller's fault,
+    /// and retrying will not help until the configuration is fixed.
+    Configuration,
 }
 
 impl ErrorKind {
@@ -39,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Upstream => "UpstreamError",
             ErrorKind::Unavailable => "UpstreamUnavailable",
             ErrorKind::PartialFailure => "PartialFailure",
+            ErrorKind::Configuration => "ConfigurationError",
         }
     }
 
@@ -54,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Upstream => 502,
             ErrorKind::Unavailable => 503,
             ErrorKind::PartialFailure => 207,
+            ErrorKind::Configuration => 500,
         }
     }
 }
@@ -65,12 +71,26 @@ pub struct StopError {
     pub message: String,
 }
 
+/// The longest message an error carries (bytes). Messages quote caller input
+/// (serde's included), and a reply or log line must stay small whatever the
+/// input: a 5 MB field name must not become a 5 MB HTTP reply, which Lambda's
+/// 6 MB response limit would turn into a 502.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// The longest stretch of caller input quoted in a message (characters).
+pub const MAX_QUOTED_CHARS: usize = 1024;
+
 impl StopError {
+    /// An error whose message is bounded and free of control characters.
+    /// `PartialFailure` lists validated targets and our own messages, so it is
+    /// left whole: cutting it would hide which targets failed.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        StopError {
-            kind,
-            message: message.into(),
-        }
+        let message = message.into();
+        let message = if kind == ErrorKind::PartialFailure {
+            message
+        } else {
+            bound_message(&message)
+        };
+        StopError { kind, message }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -82,6 +102,47 @@ impl StopError {
     }
 }
 
+/// Makes a message safe to reply with, log and print to a terminal: control
+/// characters are escaped (`\u{1b}`: an ESC from caller input must not reach an
+/// operator's terminal), each back-quoted stretch of input (as serde quotes
+/// unknown fields and values) is cut to [`MAX_QUOTED_CHARS`], and the whole to
+/// [`MAX_MESSAGE_BYTES`].
+pub fn bound_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_BYTES));
+    let mut quoted: Option<usize> = None;
+    let mut cut_quote = false;
+    for c in message.chars() {
+        if out.len() >= MAX_MESSAGE_BYTES {
+            out.push_str(&format!("… ({} bytes in all)", message.len()));
+            return out;
+        }
+        match (c, quoted) {
+            ('`', None) => {
+                quoted = Some(0);
+                cut_quote = false;
+            }
+            ('`', Some(_)) => {
+                if cut_quote {
+                    out.push('…');
+                }
+                quoted = None;
+            }
+            (_, Some(n)) if n >= MAX_QUOTED_CHARS => {
+                cut_quote = true;
+                continue;
+            }
+            (_, Some(n)) => quoted = Some(n + 1),
+            _ => {}
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl fmt::Display for StopError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind.error_type(), self.message)
@@ -89,3 +150,39 @@ impl fmt::Display for StopError {
 }
 
 impl std::error::Error for StopError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_quoting_huge_input_are_bounded() {
+        let name = "x".repeat(1_000_000);
+        let e = StopError::validation(format!("unknown field `{name}`, expected one of `A`, `B`"));
+        assert!(e.message.len() < 1_200, "{}", e.message.len());
+        assert!(
+            e.message.ends_with("…`, expected one of `A`, `B`"),
+            "{}",
+            e.message
+        );
+        let e = StopError::validation("y".repeat(1_000_000));
+        assert!(e.message.len() <= MAX_MESSAGE_BYTES + 40);
+        assert!(e.message.contains("1000000 bytes in all"));
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let e = StopError::validation("unknown field `\u{1b}]0;pwned\u{7}\u{1b}[2J`");
+        assert!(!e.message.chars().any(char::is_control), "{:?}", e.message);
+        assert!(e.message.contains("\\u{1b}]0;pwned"), "{}", e.message);
+    }
+
+    #[test]
+    fn partial_failures_keep_every_target() {
+        let long = "a".repeat(10_000);
+        assert_eq!(
+            StopError::new(ErrorKind::PartialFailure, long.clone()).message,
+            long
+        );
+    }
+}

@@ -97,9 +97,26 @@ impl Options {
         })
     }
 
-    /// The failure reason forced Callback steps get.
-    pub fn failure_reason(&self) -> &str {
-        self.reason.as_deref().unwrap_or(DEFAULT_REASON)
+    /// The failure reason forced Callback steps get: the request's, else the
+    /// default naming the caller (when an HTTP front end authenticated one),
+    /// so the pipeline's owner can see who stopped it.
+    pub fn failure_reason(&self, caller: Option<&str>) -> std::borrow::Cow<'_, str> {
+        match (&self.reason, caller) {
+            (Some(reason), _) => reason.as_str().into(),
+            (None, Some(caller)) => {
+                let reason = format!(
+                    "Stopped by sagemaker-pipeline-stopper (Force) at the request of {caller}: \
+                     the callback step was failed so the stop could complete"
+                );
+                if reason.chars().count() <= MAX_REASON_CHARS {
+                    reason.into()
+                } else {
+                    let cut: String = reason.chars().take(MAX_REASON_CHARS - 1).collect();
+                    format!("{cut}…").into()
+                }
+            }
+            (None, None) => DEFAULT_REASON.into(),
+        }
     }
 
     /// How long to wait from now, given the time left before the deadline
@@ -178,11 +195,20 @@ mod tests {
     fn reason_needs_force_and_fits_sagemakers_limit() {
         let forced = options(json!({"Force": true})).unwrap();
         assert!(forced.force);
-        assert!(forced
-            .failure_reason()
-            .contains("sagemaker-pipeline-stopper"));
+        assert_eq!(forced.failure_reason(None), DEFAULT_REASON);
+        let who = "arn:aws:iam::123456789012:user/alice";
+        let named = forced.failure_reason(Some(who));
+        assert!(
+            named.contains("at the request of arn:aws:iam::123456789012:user/alice"),
+            "{named}"
+        );
+        let long = "x".repeat(1_000);
+        assert_eq!(
+            forced.failure_reason(Some(&long)).chars().count(),
+            MAX_REASON_CHARS
+        );
         let given = options(json!({"Force": true, "Reason": "cost alarm"})).unwrap();
-        assert_eq!(given.failure_reason(), "cost alarm");
+        assert_eq!(given.failure_reason(Some(who)), "cost alarm");
         assert!(options(json!({"Reason": "cost alarm"}))
             .unwrap_err()
             .message

@@ -57,7 +57,7 @@ impl Plan {
 pub fn plan(
     selection: &Selection,
     config: &Config,
-    scope: Option<&Scope>,
+    scope: &Scope,
     identity: &str,
 ) -> Result<Plan, StopError> {
     let mut pipelines_named = selection.pipelines.clone();
@@ -164,7 +164,7 @@ mod tests {
         let p = plan(
             &arns(&[A, B, A]),
             &Config::default(),
-            Some(&scope()),
+            &scope(),
             "eventbridge:1",
         )
         .unwrap();
@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(p.executions[0].token, token::derive("eventbridge:1", A));
         assert_ne!(p.executions[0].token, p.executions[1].token);
         assert!(!p.is_single());
-        assert!(plan(&arns(&[A]), &Config::default(), None, "x")
+        assert!(plan(&arns(&[A]), &Config::default(), &scope(), "x")
             .unwrap()
             .is_single());
     }
@@ -183,17 +183,22 @@ mod tests {
         let mut s = arns(&[A]);
         s.token = Some(token.clone());
         assert_eq!(
-            plan(&s, &Config::default(), None, "x").unwrap().executions[0].token,
+            plan(&s, &Config::default(), &scope(), "x")
+                .unwrap()
+                .executions[0]
+                .token,
             token
         );
         s.execution_arns.push(B.into());
         assert_eq!(
-            plan(&s, &Config::default(), None, "x").unwrap_err().kind,
+            plan(&s, &Config::default(), &scope(), "x")
+                .unwrap_err()
+                .kind,
             ErrorKind::Validation
         );
         let mut short = arns(&[A]);
         short.token = Some("too-short".into());
-        assert!(plan(&short, &Config::default(), None, "x")
+        assert!(plan(&short, &Config::default(), &scope(), "x")
             .unwrap_err()
             .message
             .contains("32 to 128"));
@@ -210,16 +215,16 @@ mod tests {
             ..Selection::default()
         };
         assert_eq!(
-            plan(&scheduled, &config, None, "x").unwrap().pipelines,
+            plan(&scheduled, &config, &scope(), "x").unwrap().pipelines,
             vec!["nightly-training"]
         );
         let http = Selection::default();
         assert_eq!(
-            plan(&http, &config, None, "x").unwrap_err().kind,
+            plan(&http, &config, &scope(), "x").unwrap_err().kind,
             ErrorKind::Validation
         );
         assert_eq!(
-            plan(&scheduled, &Config::default(), None, "x")
+            plan(&scheduled, &Config::default(), &scope(), "x")
                 .unwrap_err()
                 .kind,
             ErrorKind::Validation
@@ -233,7 +238,7 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(
-            plan(&arns(&[A]), &config, None, "x").unwrap_err().kind,
+            plan(&arns(&[A]), &config, &scope(), "x").unwrap_err().kind,
             ErrorKind::Forbidden
         );
         let by_name = Selection {
@@ -241,7 +246,7 @@ mod tests {
             ..Selection::default()
         };
         assert_eq!(
-            plan(&by_name, &config, None, "x").unwrap_err().kind,
+            plan(&by_name, &config, &scope(), "x").unwrap_err().kind,
             ErrorKind::Forbidden
         );
         let allowed = Selection {
@@ -249,20 +254,20 @@ mod tests {
             ..Selection::default()
         };
         assert_eq!(
-            plan(&allowed, &config, None, "x").unwrap().pipelines,
+            plan(&allowed, &config, &scope(), "x").unwrap().pipelines,
             vec!["EXP-7"]
         );
     }
 
     #[test]
     fn one_bad_arn_refuses_the_whole_request() {
-        let err = plan(&arns(&[A, "arn:nope"]), &Config::default(), None, "x").unwrap_err();
+        let err = plan(&arns(&[A, "arn:nope"]), &Config::default(), &scope(), "x").unwrap_err();
         assert_eq!(err.kind, ErrorKind::Validation);
         let other_region = A.replace("us-east-1", "eu-west-1");
         let err = plan(
             &arns(&[A, &other_region]),
             &Config::default(),
-            Some(&scope()),
+            &scope(),
             "x",
         )
         .unwrap_err();
@@ -273,14 +278,14 @@ mod tests {
     fn older_than_minutes_needs_a_sweep_and_force_tokens_are_per_step() {
         let mut s = arns(&[A]);
         s.options.older_than_minutes = Some(60);
-        let err = plan(&s, &Config::default(), None, "x").unwrap_err();
+        let err = plan(&s, &Config::default(), &scope(), "x").unwrap_err();
         assert!(err.message.contains("PipelineName"), "{}", err.message);
         let sweep = Selection {
             pipelines: vec!["nightly-training".into()],
             options: s.options.clone(),
             ..Selection::default()
         };
-        let p = plan(&sweep, &Config::default(), None, "x").unwrap();
+        let p = plan(&sweep, &Config::default(), &scope(), "x").unwrap();
         assert_eq!(p.options.older_than_minutes, Some(60));
         let default = Selection {
             default_allowed: true,
@@ -291,7 +296,7 @@ mod tests {
             default_pipeline: Some("nightly-training".into()),
             ..Config::default()
         };
-        assert!(plan(&default, &config, None, "x").is_ok());
+        assert!(plan(&default, &config, &scope(), "x").is_ok());
         let t = p.force_token(A, "cb-1");
         assert!(token::is_valid(&t));
         assert_eq!(t, p.force_token(A, "cb-1"));
@@ -310,7 +315,7 @@ mod tests {
                 ..Selection::default()
             },
             &Config::default(),
-            Some(&scope()),
+            &scope(),
             "sns:42",
         )
         .unwrap();

@@ -174,7 +174,7 @@ impl Report {
     /// The error that fails the invocation, if any. With several targets and
     /// any failed, `PartialFailure` names each failed one; a retry is safe,
     /// since the tokens are derived again the same.
-    fn error(&self) -> Option<StopError> {
+    pub fn error(&self) -> Option<StopError> {
         let failures = self.failures();
         let entries = self.executions.len() + self.pipeline_failures.len();
         match failures.as_slice() {

@@ -1,35 +1,52 @@
 //! What a request can name: the fields accepted in a direct invocation, a
 //! schedule's input, an EventBridge `detail`, an SNS message or an HTTP body.
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::StopError;
 
 /// Explicit ARNs one request may name. Lambda caps a payload at 6 MB anyway;
-/// this keeps a hand-typed mistake from fanning out into thousands of calls.
+/// this keeps a hand-typed mistake from fanning out into thousands of calls,
+/// and is enforced while the list is read, so a 6 MB list is never held.
 pub const MAX_EXPLICIT_TARGETS: usize = 100;
 
-/// The request fields. Unknown fields are refused rather than ignored: a typo
-/// such as `PipelineExecutionARN` must not fall back to the default pipeline
-/// and stop something the caller did not name.
+/// The request fields, read straight from the JSON text (never through a
+/// `serde_json::Value` map, which would keep the last of two duplicate keys:
+/// serde refuses a field given twice, and so do we). Unknown fields are
+/// refused rather than ignored: a typo such as `PipelineExecutionARN` must not
+/// fall back to the default pipeline and stop something the caller did not name.
+///
+/// The target fields are `Option<Option<_>>`: absent (`None`) is told apart
+/// from `null` (`Some(None)`), because only an event with no target field at
+/// all may fall back to `DEFAULT_PIPELINE_NAME`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StopRequest {
     #[serde(
         rename = "PipelineExecutionArn",
         alias = "pipelineExecutionArn",
-        default
+        default,
+        deserialize_with = "present"
     )]
-    pub execution_arn: Option<String>,
+    pub execution_arn: Option<Option<String>>,
     #[serde(
         rename = "PipelineExecutionArns",
         alias = "pipelineExecutionArns",
-        default
+        default,
+        deserialize_with = "present_bounded_list"
     )]
-    pub execution_arns: Option<Vec<String>>,
-    #[serde(rename = "PipelineName", alias = "pipelineName", default)]
-    pub pipeline_name: Option<String>,
+    pub execution_arns: Option<Option<Vec<String>>>,
+    #[serde(
+        rename = "PipelineName",
+        alias = "pipelineName",
+        default,
+        deserialize_with = "present"
+    )]
+    pub pipeline_name: Option<Option<String>>,
     #[serde(rename = "ClientRequestToken", alias = "clientRequestToken", default)]
     pub client_request_token: Option<String>,
     /// Report what would be stopped; change nothing.
@@ -52,41 +69,146 @@ pub struct StopRequest {
     pub older_than_minutes: Option<u64>,
 }
 
+/// A field that is present: `Some(None)` for `null`, `Some(Some(v))` otherwise.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PipelineExecutionArns`, refused as soon as it names more than
+/// [`MAX_EXPLICIT_TARGETS`], before the rest of the list is read.
+fn present_bounded_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    struct Bounded;
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of at most {MAX_EXPLICIT_TARGETS} execution ARNs")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut arns = Vec::new();
+            while let Some(arn) = seq.next_element::<String>()? {
+                if arns.len() == MAX_EXPLICIT_TARGETS {
+                    return Err(de::Error::custom(format!(
+                        "names more than {MAX_EXPLICIT_TARGETS} executions; split the request"
+                    )));
+                }
+                arns.push(arn);
+            }
+            Ok(Some(arns))
+        }
+    }
+    deserializer.deserialize_option(Bounded).map(Some)
+}
+
 impl StopRequest {
-    /// Reads a request from a JSON value, with the offending field named in
-    /// the error (`PipelineExecutionArns[2]: invalid type: ...`).
-    pub fn from_value(value: &Value) -> Result<StopRequest, StopError> {
-        if !value.is_object() {
+    /// Reads a request from JSON text, with the offending field named in the
+    /// error (`PipelineExecutionArns[2]: invalid type: ...`). Refuses a key
+    /// given twice, and a target field that is present but null, empty or blank.
+    pub fn from_text(text: &str) -> Result<StopRequest, StopError> {
+        let first = text.trim_start().chars().next();
+        if first != Some('{') {
             return Err(StopError::validation(format!(
                 "the request must be a JSON object, not {}",
-                json_kind(value)
+                json_kind_of_text(text)
             )));
         }
-        let request: StopRequest = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                StopError::validation(format!("invalid request: {}", e.inner()))
-            } else {
-                StopError::validation(format!("invalid request: {path}: {}", e.inner()))
-            }
-        })?;
-        if request
-            .execution_arns
-            .as_ref()
-            .is_some_and(|a| a.len() > MAX_EXPLICIT_TARGETS)
-        {
-            return Err(StopError::validation(format!(
-                "PipelineExecutionArns names more than {MAX_EXPLICIT_TARGETS} executions; split the request"
-            )));
-        }
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let request: StopRequest =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let path = field_path(e.path());
+                if path == "." {
+                    StopError::validation(format!("invalid request: {}", e.inner()))
+                } else {
+                    StopError::validation(format!("invalid request: {path}: {}", e.inner()))
+                }
+            })?;
+        deserializer
+            .end()
+            .map_err(|e| StopError::validation(format!("invalid request: {e}")))?;
+        request.check_targets()?;
         Ok(request)
     }
 
-    /// Whether the request names any target at all.
+    /// Reads a request from a JSON value (the CLI, tests).
+    pub fn from_value(value: &Value) -> Result<StopRequest, StopError> {
+        Self::from_text(&value.to_string())
+    }
+
+    /// A target field that is present must name something: `[]`, `null`,
+    /// `""` or `"  "` is a mistake (a script whose filter found nothing sends
+    /// exactly `[]`), never a request to fall back to the default pipeline.
+    fn check_targets(&self) -> Result<(), StopError> {
+        let empty = |field: &str, what: &str| {
+            Err(StopError::validation(format!(
+                "{field} is {what}: name a target, or leave the field out (an event falls back to \
+                 DEFAULT_PIPELINE_NAME only when it has no target field at all)"
+            )))
+        };
+        for (field, value) in [
+            ("PipelineExecutionArn", &self.execution_arn),
+            ("PipelineName", &self.pipeline_name),
+        ] {
+            match value {
+                Some(None) => return empty(field, "null"),
+                Some(Some(v)) if v.trim().is_empty() => return empty(field, "empty"),
+                _ => {}
+            }
+        }
+        match &self.execution_arns {
+            Some(None) => return empty("PipelineExecutionArns", "null"),
+            Some(Some(list)) if list.is_empty() => return empty("PipelineExecutionArns", "empty"),
+            Some(Some(list)) => {
+                if let Some(i) = list.iter().position(|a| a.trim().is_empty()) {
+                    return empty(&format!("PipelineExecutionArns[{i}]"), "empty");
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the request has any target field at all.
     pub fn names_target(&self) -> bool {
         self.execution_arn.is_some()
             || self.execution_arns.is_some()
             || self.pipeline_name.is_some()
+    }
+}
+
+/// Where in the input an error is (`PipelineExecutionArns[2]`), cut short: the
+/// path of an unknown field is the field's name, which the caller chose.
+pub fn field_path(path: &serde_path_to_error::Path) -> String {
+    const MAX: usize = 200;
+    let path = path.to_string();
+    if path.chars().count() <= MAX {
+        return path;
+    }
+    let cut: String = path.chars().take(MAX).collect();
+    format!("{cut}… ({} characters)", path.chars().count())
+}
+
+/// "a string", "an array", ... of JSON text, from its first character.
+pub fn json_kind_of_text(text: &str) -> &'static str {
+    match text.trim_start().chars().next() {
+        Some('n') => "null",
+        Some('t' | 'f') => "a boolean",
+        Some('"') => "a string",
+        Some('[') => "an array",
+        Some('{') => "an object",
+        Some(_) => "a number",
+        None => "nothing",
     }
 }
 
@@ -107,60 +229,152 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn request(text: &str) -> Result<StopRequest, StopError> {
+        StopRequest::from_text(text)
+    }
+
     #[test]
     fn reads_every_field_in_both_spellings() {
-        let r = StopRequest::from_value(
-            &json!({"PipelineExecutionArn": "a", "ClientRequestToken": "t"}),
+        let pascal = request(
+            r#"{"PipelineExecutionArn": "a", "ClientRequestToken": "t", "DryRun": true, "Wait": true,
+                "WaitSeconds": 5, "Force": true, "Reason": "r", "OlderThanMinutes": 7, "PipelineName": "p"}"#,
         )
         .unwrap();
-        assert_eq!(r.execution_arn.as_deref(), Some("a"));
-        assert_eq!(r.client_request_token.as_deref(), Some("t"));
-        let r = StopRequest::from_value(&json!({"pipelineExecutionArn": "a"})).unwrap();
-        assert_eq!(r.execution_arn.as_deref(), Some("a"));
-        let r = StopRequest::from_value(
-            &json!({"PipelineExecutionArns": ["a", "b"], "PipelineName": "p"}),
+        let camel = request(
+            r#"{"pipelineExecutionArn": "a", "clientRequestToken": "t", "dryRun": true, "wait": true,
+                "waitSeconds": 5, "force": true, "reason": "r", "olderThanMinutes": 7, "pipelineName": "p"}"#,
         )
         .unwrap();
-        assert_eq!(r.execution_arns.unwrap().len(), 2);
-        assert_eq!(r.pipeline_name.as_deref(), Some("p"));
-        assert!(!StopRequest::from_value(&json!({})).unwrap().names_target());
+        let expected = StopRequest {
+            execution_arn: Some(Some("a".into())),
+            execution_arns: None,
+            pipeline_name: Some(Some("p".into())),
+            client_request_token: Some("t".into()),
+            dry_run: Some(true),
+            wait: Some(true),
+            wait_seconds: Some(5),
+            force: Some(true),
+            reason: Some("r".into()),
+            older_than_minutes: Some(7),
+        };
+        assert_eq!(pascal, expected);
+        assert_eq!(camel, expected);
+        let list = request(r#"{"PipelineExecutionArns": ["a", "b"]}"#).unwrap();
+        assert_eq!(
+            list.execution_arns,
+            Some(Some(vec!["a".into(), "b".into()]))
+        );
+        let list = request(r#"{"pipelineExecutionArns": ["a"]}"#).unwrap();
+        assert_eq!(list.execution_arns, Some(Some(vec!["a".into()])));
+        assert!(!request("{}").unwrap().names_target());
     }
 
     #[test]
     fn refuses_typos_wrong_types_and_non_objects_with_the_field_named() {
-        let err = StopRequest::from_value(&json!({"PipelineExecutionARN": "a"})).unwrap_err();
+        let err = request(r#"{"PipelineExecutionARN": "a"}"#).unwrap_err();
         assert!(
             err.message.contains("PipelineExecutionARN"),
             "{}",
             err.message
         );
-        let err = StopRequest::from_value(&json!({"PipelineExecutionArns": ["a", 7]})).unwrap_err();
+        let err = request(r#"{"PipelineExecutionArns": ["a", 7]}"#).unwrap_err();
         assert!(
             err.message.contains("PipelineExecutionArns[1]"),
             "{}",
             err.message
         );
-        let err =
-            StopRequest::from_value(&json!({"PipelineExecutionArn": {"deep": [1]}})).unwrap_err();
+        let err = request(r#"{"PipelineExecutionArn": {"deep": [1]}}"#).unwrap_err();
         assert!(
             err.message.contains("PipelineExecutionArn"),
             "{}",
             err.message
         );
-        for v in [json!([]), json!("arn"), json!(null), json!(3)] {
-            assert!(StopRequest::from_value(&v)
-                .unwrap_err()
-                .message
-                .contains("JSON object"));
+        for v in ["[]", "\"arn\"", "null", "3", " true", ""] {
+            assert!(
+                request(v).unwrap_err().message.contains("JSON object"),
+                "{v}"
+            );
+        }
+        assert!(request(r#"{"PipelineName": "p"} {}"#).is_err());
+    }
+
+    #[test]
+    fn a_present_target_field_must_name_something() {
+        for text in [
+            r#"{"PipelineExecutionArns": []}"#,
+            r#"{"PipelineExecutionArns": null}"#,
+            r#"{"PipelineExecutionArns": ["  "]}"#,
+            r#"{"PipelineExecutionArn": null}"#,
+            r#"{"PipelineExecutionArn": ""}"#,
+            r#"{"PipelineName": null}"#,
+            r#"{"PipelineName": " "}"#,
+            r#"{"pipelineName": null, "DryRun": true}"#,
+        ] {
+            let err = request(text).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::Validation, "{text}");
+            assert!(
+                err.message.contains("leave the field out"),
+                "{text}: {}",
+                err.message
+            );
+        }
+        // Only an event without any target field may fall back to the default.
+        assert!(!request(r#"{"DryRun": true, "ClientRequestToken": null}"#)
+            .unwrap()
+            .names_target());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_not_resolved() {
+        for text in [
+            r#"{"PipelineExecutionArn": "a", "PipelineExecutionArn": "b"}"#,
+            r#"{"PipelineExecutionArn": "a", "pipelineExecutionArn": "b"}"#,
+            r#"{"PipelineName": "a", "PipelineName": "b"}"#,
+            r#"{"DryRun": true, "DryRun": false}"#,
+        ] {
+            let err = request(text).unwrap_err();
+            assert!(
+                err.message.contains("duplicate field"),
+                "{text}: {}",
+                err.message
+            );
         }
     }
 
     #[test]
-    fn caps_the_number_of_explicit_targets() {
+    fn caps_the_number_of_explicit_targets_while_reading() {
         let many: Vec<String> = (0..=MAX_EXPLICIT_TARGETS)
             .map(|i| format!("a{i}"))
             .collect();
         let err = StopRequest::from_value(&json!({ "PipelineExecutionArns": many })).unwrap_err();
-        assert!(err.message.contains("more than"));
+        assert!(err.message.contains("more than 100"), "{}", err.message);
+        assert!(
+            err.message.contains("PipelineExecutionArns"),
+            "{}",
+            err.message
+        );
+        let at_cap: Vec<String> = many[..MAX_EXPLICIT_TARGETS].to_vec();
+        assert!(StopRequest::from_value(&json!({ "PipelineExecutionArns": at_cap })).is_ok());
+        // The list is refused at element 101, before the rest is read: the
+        // rest is not even valid JSON here.
+        let mut text = String::from(r#"{"PipelineExecutionArns": ["#);
+        for i in 0..=MAX_EXPLICIT_TARGETS {
+            text.push_str(&format!("\"a{i}\","));
+        }
+        text.push_str("not json at all");
+        let err = request(&text).unwrap_err();
+        assert!(err.message.contains("more than 100"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_huge_unknown_field_name_gives_a_bounded_message() {
+        let name = "N".repeat(1_000_000);
+        let err = request(&format!(r#"{{"{name}": 1}}"#)).unwrap_err();
+        assert!(err.message.len() < 2_000, "{}", err.message.len());
+        assert!(
+            err.message.contains("unknown field"),
+            "{}",
+            &err.message[..100]
+        );
     }
 }

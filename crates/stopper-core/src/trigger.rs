@@ -14,7 +14,9 @@
 //! | `alarmData`                                     | alarm's Lambda action      |
 //! | anything else                                   | direct / Scheduler input   |
 
-use aws_lambda_events::event::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use aws_lambda_events::event::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequest,
+};
 use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue,
 };
@@ -22,13 +24,37 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sns::{CloudWatchAlarmPayload, SnsEvent};
 use base64::Engine as _;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::arn::quote;
 use crate::error::{ErrorKind, StopError};
 use crate::options::Options;
-use crate::request::{json_kind, StopRequest};
+use crate::request::{json_kind_of_text, StopRequest};
+
+/// The largest alarm event read (CloudWatch alarm state changes on
+/// EventBridge, alarm Lambda actions, SNS alarm notifications). A real one is
+/// a few KB; this bounds the `Value` tree their lenient decoding builds.
+pub const MAX_ALARM_EVENT_BYTES: usize = 256 * 1024;
+/// SNS's own limit on a message: a larger one was not delivered by SNS.
+pub const MAX_SNS_MESSAGE_BYTES: usize = 256 * 1024;
+/// The largest SNS event read: one record whose message, escaped inside the
+/// event's JSON, can take up to 6 bytes per byte (`\u0000`).
+pub const MAX_SNS_EVENT_BYTES: usize = 6 * MAX_SNS_MESSAGE_BYTES + 64 * 1024;
+/// The largest HTTP `requestContext` read. API Gateway's and function URLs'
+/// are a few KB (authorizer claims included); a larger one is not from them.
+pub const MAX_REQUEST_CONTEXT_BYTES: usize = 64 * 1024;
+/// The most header values an HTTP event may carry. API Gateway allows 10 KB
+/// of headers; the header map these events decode into panics past 32,768.
+pub const MAX_HTTP_HEADERS: usize = 1_000;
+/// The longest caller identity kept for logs and the forced-step reason.
+pub const MAX_CALLER_CHARS: usize = 256;
+/// API Gateway gives an integration at most this long (HTTP APIs 30 s, REST
+/// APIs 29 s by default) before it answers 503 itself; the function must
+/// reply before then. Counted from the request's arrival at API Gateway.
+pub const API_GATEWAY_TIMEOUT_MS: u64 = 29_000;
 
 /// The `detail-type` SageMaker uses for pipeline execution status changes.
 pub const SAGEMAKER_STATUS_CHANGE: &str =
@@ -107,15 +133,32 @@ pub struct Decoded {
     /// What to do, or why the event is refused. Kept apart from `trigger` so an
     /// HTTP request with a bad body still gets an HTTP-shaped reply.
     pub action: Result<Action, StopError>,
+    /// Who asked, for HTTP requests: the IAM principal (or account) or the JWT
+    /// subject and issuer that API Gateway or the function URL authenticated.
+    /// Logged on every stop line and named in `Force`'s default reason.
+    pub caller: Option<String>,
+    /// For API Gateway: the time (ms since the epoch) by which the reply must
+    /// be sent, before the front end gives up and answers 503 itself.
+    pub reply_by_epoch_ms: Option<u64>,
 }
 
 impl Decoded {
     /// An event refused before its trigger's identity is known.
     fn refused(trigger: Trigger, error: StopError) -> Decoded {
+        Decoded::new(trigger, None, Err(error))
+    }
+
+    fn new(
+        trigger: Trigger,
+        identity: Option<String>,
+        action: Result<Action, StopError>,
+    ) -> Decoded {
         Decoded {
             trigger,
-            identity: None,
-            action: Err(error),
+            identity,
+            action,
+            caller: None,
+            reply_by_epoch_ms: None,
         }
     }
 }
@@ -136,25 +179,36 @@ pub struct Selection {
     pub pipelines: Vec<String>,
     /// The caller's own `ClientRequestToken`.
     pub token: Option<String>,
-    /// Whether `DEFAULT_PIPELINE_NAME` stands in when nothing is named.
-    /// HTTP callers must always name their target.
+    /// Whether `DEFAULT_PIPELINE_NAME` stands in: only for a trigger that
+    /// allows it (never HTTP) and an event with no target field at all.
     pub default_allowed: bool,
     /// Dry run, wait, force, age filter.
     pub options: Options,
 }
 
 impl Selection {
-    fn from_request(request: StopRequest, default_allowed: bool) -> Result<Selection, StopError> {
+    fn from_request(
+        request: StopRequest,
+        trigger_allows_default: bool,
+    ) -> Result<Selection, StopError> {
         let options = Options::from_request(&request)?;
-        let mut execution_arns: Vec<String> = request.execution_arn.into_iter().collect();
-        execution_arns.extend(request.execution_arns.unwrap_or_default());
+        let default_allowed = trigger_allows_default && !request.names_target();
+        let mut execution_arns: Vec<String> = request.execution_arn.flatten().into_iter().collect();
+        execution_arns.extend(request.execution_arns.flatten().unwrap_or_default());
         Ok(Selection {
             execution_arns,
-            pipelines: request.pipeline_name.into_iter().collect(),
+            pipelines: request.pipeline_name.flatten().into_iter().collect(),
             token: request.client_request_token,
             default_allowed,
             options,
         })
+    }
+
+    /// The selection of a request read from JSON text.
+    fn from_text(text: &str, trigger_allows_default: bool) -> Result<Action, StopError> {
+        StopRequest::from_text(text)
+            .and_then(|r| Selection::from_request(r, trigger_allows_default))
+            .map(Action::Stop)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,40 +216,125 @@ impl Selection {
     }
 }
 
-/// Decodes any event the function can receive. Never panics; whatever cannot be
-/// understood comes back as a `Validation` error in `action`.
-pub fn decode(event: &Value) -> Decoded {
-    let Some(object) = event.as_object() else {
+/// The top-level keys that tell triggers apart, read without building the
+/// event: the rest of it is skipped, not held. A key given twice is refused.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "Records", borrow, default)]
+    records: Option<&'a RawValue>,
+    #[serde(rename = "requestContext", borrow, default)]
+    request_context: Option<&'a RawValue>,
+    #[serde(rename = "httpMethod", borrow, default)]
+    http_method: Option<&'a RawValue>,
+    #[serde(rename = "detail-type", borrow, default)]
+    detail_type: Option<&'a RawValue>,
+    #[serde(rename = "alarmData", borrow, default)]
+    alarm_data: Option<&'a RawValue>,
+    #[serde(default)]
+    headers: HeaderCount,
+    #[serde(rename = "multiValueHeaders", default)]
+    multi_value_headers: HeaderCount,
+}
+
+/// How many header values an object of headers holds (an array counts each
+/// element), counted without keeping them. Anything else counts as none.
+#[derive(Default)]
+struct HeaderCount(usize);
+
+impl<'de> Deserialize<'de> for HeaderCount {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Values;
+        impl<'de> Visitor<'de> for Values {
+            type Value = usize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("header values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+                let mut n = 0usize;
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    n = n.saturating_add(map.next_value::<ValueCount>()?.0);
+                }
+                Ok(n)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+                let mut n = 0usize;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(n)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<usize, E> {
+                Ok(0)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<usize, E> {
+                Ok(1)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<usize, E> {
+                Ok(1)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<usize, E> {
+                Ok(1)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<usize, E> {
+                Ok(1)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<usize, E> {
+                Ok(1)
+            }
+        }
+        /// One header's values: 1 for a string, the length of an array.
+        struct ValueCount(usize);
+        impl<'de> Deserialize<'de> for ValueCount {
+            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(Values).map(ValueCount)
+            }
+        }
+        d.deserialize_any(Values).map(HeaderCount)
+    }
+}
+
+/// Decodes any event the function can receive, from its JSON text. Never
+/// panics; whatever cannot be understood comes back as a `Validation` error in
+/// `action`. The event is never held as a `serde_json::Value` tree (which
+/// takes 20 to 30 times the text's size): each trigger's fields are read into
+/// their types straight from the text, and lists are bounded as they are read.
+pub fn decode(event: &str) -> Decoded {
+    if !event.trim_start().starts_with('{') {
         return Decoded::refused(
             Trigger::Direct,
             StopError::validation(format!(
                 "the event must be a JSON object, not {}",
-                json_kind(event)
+                json_kind_of_text(event)
             )),
         );
+    }
+    let probe: Probe = match serde_json::from_str(event) {
+        Ok(probe) => probe,
+        Err(e) => {
+            return Decoded::refused(
+                Trigger::Direct,
+                StopError::validation(format!("not a valid event: {e}")),
+            )
+        }
     };
-    if let Some(records) = object.get("Records") {
-        decode_records(event, records)
-    } else if let Some(context) = object.get("requestContext") {
-        decode_http(event, context)
-    } else if object.contains_key("detail-type") {
+    if probe.records.is_some() {
+        decode_records(event)
+    } else if let Some(context) = probe.request_context {
+        decode_http(event, context, &probe)
+    } else if probe.detail_type.is_some() {
         decode_eventbridge(event)
-    } else if object.contains_key("alarmData") {
+    } else if probe.alarm_data.is_some() {
         decode_alarm_action(event)
     } else {
-        Decoded {
-            trigger: Trigger::Direct,
-            identity: None,
-            action: StopRequest::from_value(event)
-                .and_then(|r| Selection::from_request(r, true).map(Action::Stop)),
-        }
+        Decoded::new(Trigger::Direct, None, Selection::from_text(event, true))
     }
 }
 
-/// Typed parse through `aws_lambda_events`, with the field at fault named.
-fn parse<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, StopError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+/// Typed parse from JSON text, with the field at fault named.
+fn parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StopError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = crate::request::field_path(e.path());
         let at = if path == "." {
             String::new()
         } else {
@@ -205,12 +344,39 @@ fn parse<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, StopError>
     })
 }
 
-fn decode_records(event: &Value, records: &Value) -> Decoded {
-    let source = records
-        .get(0)
-        .and_then(|r| r.get("EventSource").or_else(|| r.get("eventSource")))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+/// Refuses an event larger than its source ever sends.
+fn within(text: &str, limit: usize, what: &str) -> Result<(), StopError> {
+    if text.len() > limit {
+        return Err(StopError::validation(format!(
+            "{what} of {} bytes is larger than any its source sends ({limit} bytes at most)",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The first record's event source, leniently: `EventSource` or `eventSource`.
+#[derive(Deserialize)]
+struct RecordsProbe {
+    #[serde(rename = "Records")]
+    records: Vec<RecordSource>,
+}
+
+#[derive(Deserialize)]
+struct RecordSource {
+    #[serde(rename = "EventSource", alias = "eventSource", default)]
+    source: Option<String>,
+}
+
+fn decode_records(event: &str) -> Decoded {
+    if let Err(e) = within(event, MAX_SNS_EVENT_BYTES, "an SNS event") {
+        return Decoded::refused(Trigger::Sns, e);
+    }
+    let source = serde_json::from_str::<RecordsProbe>(event)
+        .ok()
+        .and_then(|p| p.records.into_iter().next())
+        .and_then(|r| r.source)
+        .unwrap_or_default();
     if source != "aws:sns" {
         return Decoded::refused(
             Trigger::Sns,
@@ -219,7 +385,7 @@ fn decode_records(event: &Value, records: &Value) -> Decoded {
                 if source.is_empty() {
                     "an unknown source".to_owned()
                 } else {
-                    quote(source)
+                    quote(&source)
                 }
             )),
         );
@@ -239,31 +405,34 @@ fn decode_records(event: &Value, records: &Value) -> Decoded {
         );
     };
     let identity = Some(format!("sns:{}", record.sns.message_id));
-    let message: Value = match serde_json::from_str(&record.sns.message) {
-        Ok(v) => v,
-        Err(e) => {
-            return Decoded {
-                trigger: Trigger::Sns,
-                identity,
-                action: Err(StopError::validation(format!(
-                    "the SNS message is not JSON: {e}"
-                ))),
-            }
-        }
-    };
-    if message.get("AlarmName").is_some() {
-        Decoded {
-            trigger: Trigger::AlarmSns,
-            identity,
-            action: decode_sns_alarm(message),
-        }
+    let message = record.sns.message.as_str();
+    let refused = |error| Decoded::new(Trigger::Sns, identity.clone(), Err(error));
+    if let Err(e) = within(message, MAX_SNS_MESSAGE_BYTES, "the SNS message") {
+        return refused(e);
+    }
+    if let Err(e) = serde_json::from_str::<IgnoredAny>(message) {
+        return refused(StopError::validation(format!(
+            "the SNS message is not JSON: {e}"
+        )));
+    }
+    #[derive(Deserialize)]
+    struct AlarmProbe<'a> {
+        #[serde(rename = "AlarmName", borrow, default)]
+        alarm_name: Option<&'a RawValue>,
+    }
+    let is_alarm = message.trim_start().starts_with('{')
+        && serde_json::from_str::<AlarmProbe>(message).is_ok_and(|p| p.alarm_name.is_some());
+    if is_alarm {
+        // Bounded by MAX_SNS_MESSAGE_BYTES: this tree is at most a few MB.
+        let action = within(message, MAX_ALARM_EVENT_BYTES, "the alarm notification")
+            .and_then(|()| {
+                serde_json::from_str::<Value>(message)
+                    .map_err(|e| StopError::validation(format!("the SNS message is not JSON: {e}")))
+            })
+            .and_then(decode_sns_alarm);
+        Decoded::new(Trigger::AlarmSns, identity, action)
     } else {
-        Decoded {
-            trigger: Trigger::Sns,
-            identity,
-            action: StopRequest::from_value(&message)
-                .and_then(|r| Selection::from_request(r, true).map(Action::Stop)),
-        }
+        Decoded::new(Trigger::Sns, identity, Selection::from_text(message, true))
     }
 }
 
@@ -314,7 +483,14 @@ fn decode_sns_alarm(mut message: Value) -> Result<Action, StopError> {
             }
         }
     }
-    let alarm: CloudWatchAlarmPayload = parse(&message, "CloudWatch alarm notification")?;
+    let alarm: CloudWatchAlarmPayload =
+        serde_path_to_error::deserialize(&message).map_err(|e| {
+            StopError::validation(format!(
+                "not a valid CloudWatch alarm notification at {}: {}",
+                crate::request::field_path(e.path()),
+                e.inner()
+            ))
+        })?;
     let mut dimensions: Vec<(String, String)> = alarm
         .trigger
         .dimensions
@@ -334,100 +510,232 @@ fn decode_sns_alarm(mut message: Value) -> Result<Action, StopError> {
     alarm_action(&alarm.alarm_name, &alarm.new_state_value, &dimensions)
 }
 
-fn decode_http(event: &Value, context: &Value) -> Decoded {
-    let (flavor, method, body, base64, request_id) = if context.get("http").is_some() {
-        let is_url = context
-            .get("domainName")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.contains(".lambda-url."));
-        if is_url {
-            match parse::<LambdaFunctionUrlRequest>(event, "function URL request") {
-                Ok(r) => (
-                    HttpFlavor::FunctionUrl,
-                    r.request_context.http.method.unwrap_or_default(),
-                    r.body,
-                    r.is_base64_encoded,
-                    r.request_context.request_id,
-                ),
-                Err(e) => return Decoded::refused(Trigger::Http(HttpFlavor::FunctionUrl), e),
-            }
-        } else {
-            match parse::<ApiGatewayV2httpRequest>(event, "HTTP API request") {
-                Ok(r) => (
-                    HttpFlavor::HttpApi,
-                    r.request_context.http.method.to_string(),
-                    r.body,
-                    r.is_base64_encoded,
-                    r.request_context.request_id,
-                ),
-                Err(e) => return Decoded::refused(Trigger::Http(HttpFlavor::HttpApi), e),
-            }
+/// What tells the HTTP front ends apart, inside `requestContext`.
+#[derive(Deserialize)]
+struct ContextProbe<'a> {
+    #[serde(borrow, default)]
+    http: Option<&'a RawValue>,
+    #[serde(rename = "domainName", default)]
+    domain_name: Option<String>,
+}
+
+/// One HTTP request, whichever front end sent it.
+struct HttpRequest {
+    flavor: HttpFlavor,
+    method: String,
+    body: Option<String>,
+    base64: bool,
+    request_id: Option<String>,
+    caller: Option<String>,
+    /// When API Gateway received it (ms since the epoch), if it says.
+    received_epoch_ms: Option<u64>,
+}
+
+fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
+    let shape = serde_json::from_str::<ContextProbe>(context.get()).ok();
+    let flavor = match &shape {
+        Some(ContextProbe {
+            http: Some(_),
+            domain_name,
+        }) if domain_name
+            .as_deref()
+            .is_some_and(|d| d.contains(".lambda-url.")) =>
+        {
+            HttpFlavor::FunctionUrl
         }
-    } else if event.get("httpMethod").is_some() {
-        match parse::<ApiGatewayProxyRequest>(event, "API Gateway REST request") {
-            Ok(r) => (
-                HttpFlavor::RestApi,
-                r.http_method.to_string(),
-                r.body,
-                r.is_base64_encoded,
-                r.request_context.request_id,
+        Some(ContextProbe { http: Some(_), .. }) => HttpFlavor::HttpApi,
+        _ if probe.http_method.is_some() => HttpFlavor::RestApi,
+        _ => return Decoded::refused(
+            Trigger::Direct,
+            StopError::validation(
+                "unsupported event: a requestContext without httpMethod or http (WebSocket and \
+                     other API Gateway events are not stop requests)",
             ),
-            Err(e) => return Decoded::refused(Trigger::Http(HttpFlavor::RestApi), e),
-        }
-    } else {
-        return Decoded::refused(Trigger::Direct, StopError::validation(
-                "unsupported event: a requestContext without httpMethod or http (WebSocket and other \
-                 API Gateway events are not stop requests)",
-            ));
+        ),
     };
-    let identity = request_id
+    let trigger = Trigger::Http(flavor);
+    let headers = probe.headers.0.saturating_add(probe.multi_value_headers.0);
+    if headers > MAX_HTTP_HEADERS {
+        return Decoded::refused(
+            trigger,
+            StopError::validation(format!(
+                "the request has {headers} header values; no HTTP front end sends more than {MAX_HTTP_HEADERS}"
+            )),
+        );
+    }
+    if let Err(e) = within(context.get(), MAX_REQUEST_CONTEXT_BYTES, "a requestContext") {
+        return Decoded::refused(trigger, e);
+    }
+    let request = match flavor {
+        HttpFlavor::FunctionUrl => {
+            parse::<LambdaFunctionUrlRequest>(event, "function URL request").map(|r| {
+                let iam = r.request_context.authorizer.and_then(|a| a.iam);
+                HttpRequest {
+                    flavor,
+                    method: r.request_context.http.method.unwrap_or_default(),
+                    body: r.body,
+                    base64: r.is_base64_encoded,
+                    request_id: r.request_context.request_id,
+                    caller: iam.and_then(|iam| iam_caller(iam.user_arn, iam.account_id)),
+                    // Function URLs have no integration timeout of their own.
+                    received_epoch_ms: None,
+                }
+            })
+        }
+        HttpFlavor::HttpApi => {
+            parse::<ApiGatewayV2httpRequest>(event, "HTTP API request").map(|r| {
+                let context = r.request_context;
+                HttpRequest {
+                    flavor,
+                    method: context.http.method.to_string(),
+                    body: r.body,
+                    base64: r.is_base64_encoded,
+                    request_id: context.request_id,
+                    caller: context.authorizer.and_then(authorizer_caller),
+                    received_epoch_ms: u64::try_from(context.time_epoch).ok(),
+                }
+            })
+        }
+        HttpFlavor::RestApi => parse::<ApiGatewayProxyRequest>(event, "API Gateway REST request")
+            .map(|r| {
+                let context = r.request_context;
+                let identity = context.identity;
+                HttpRequest {
+                    flavor,
+                    method: r.http_method.to_string(),
+                    body: r.body,
+                    base64: r.is_base64_encoded,
+                    request_id: context.request_id,
+                    caller: iam_caller(identity.user_arn, identity.account_id)
+                        .or_else(|| authorizer_caller(context.authorizer)),
+                    received_epoch_ms: u64::try_from(context.request_time_epoch).ok(),
+                }
+            }),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return Decoded::refused(trigger, e),
+    };
+    let identity = request
+        .request_id
         .filter(|id| !id.is_empty())
         .map(|id| format!("http:{id}"));
-    let action = if !method.eq_ignore_ascii_case("POST") {
+    let action = if !request.method.eq_ignore_ascii_case("POST") {
         Err(StopError::new(
             ErrorKind::MethodNotAllowed,
             format!(
                 "method {} is not allowed: send a POST with a JSON body",
-                quote(&method)
+                quote(&request.method)
             ),
         ))
     } else {
-        http_body(body.as_deref(), base64)
-            .and_then(|r| Selection::from_request(r, false).map(Action::Stop))
+        http_body(request.body.as_deref(), request.base64)
+            .and_then(|text| Selection::from_text(&text, false))
+    };
+    // API Gateway (not a function URL) answers 503 itself after its
+    // integration timeout. A receipt time that is missing or implausible
+    // (0, in the future) counts from now, which is never later.
+    let reply_by_epoch_ms = match request.flavor {
+        HttpFlavor::FunctionUrl => None,
+        HttpFlavor::HttpApi | HttpFlavor::RestApi => {
+            let now = now_epoch_ms();
+            let received = request
+                .received_epoch_ms
+                .filter(|&t| t > now.saturating_sub(API_GATEWAY_TIMEOUT_MS) && t <= now)
+                .unwrap_or(now);
+            Some(received + API_GATEWAY_TIMEOUT_MS)
+        }
     };
     Decoded {
-        trigger: Trigger::Http(flavor),
+        trigger,
         identity,
         action,
+        caller: request.caller,
+        reply_by_epoch_ms,
     }
 }
 
-/// The JSON body of an HTTP request, plain or base64 (`isBase64Encoded`).
-fn http_body(body: Option<&str>, base64: bool) -> Result<StopRequest, StopError> {
+fn now_epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An IAM caller: the principal's ARN, else its account.
+fn iam_caller(user_arn: Option<String>, account_id: Option<String>) -> Option<String> {
+    let caller = match (user_arn, account_id) {
+        (Some(arn), _) if !arn.is_empty() => arn,
+        (_, Some(account)) if !account.is_empty() => format!("account {account}"),
+        _ => return None,
+    };
+    Some(bound_caller(&caller))
+}
+
+/// The caller an API Gateway authorizer vouches for: IAM, or a JWT's subject
+/// and issuer.
+fn authorizer_caller(authorizer: ApiGatewayRequestAuthorizer) -> Option<String> {
+    if let Some(iam) = authorizer.iam {
+        if let Some(caller) = iam_caller(iam.user_arn, iam.account_id) {
+            return Some(caller);
+        }
+    }
+    let claims = authorizer.jwt?.claims;
+    let sub = claims.get("sub").filter(|s| !s.is_empty())?;
+    let caller = match claims.get("iss").filter(|s| !s.is_empty()) {
+        Some(iss) => format!("jwt sub {sub} iss {iss}"),
+        None => format!("jwt sub {sub}"),
+    };
+    Some(bound_caller(&caller))
+}
+
+/// A caller identity fit for a log line and a failure reason: control
+/// characters escaped, at most [`MAX_CALLER_CHARS`].
+fn bound_caller(caller: &str) -> String {
+    let mut out = String::new();
+    for c in caller.chars() {
+        if out.chars().count() >= MAX_CALLER_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The JSON text of an HTTP request's body, plain or base64 (`isBase64Encoded`).
+fn http_body(body: Option<&str>, base64: bool) -> Result<String, StopError> {
     let body = body.unwrap_or("");
-    let bytes = if base64 {
-        base64::engine::general_purpose::STANDARD
+    let text = if base64 {
+        let bytes = base64::engine::general_purpose::STANDARD
             .decode(body.trim())
             .map_err(|e| {
                 StopError::validation(format!("the body is marked base64 but is not: {e}"))
-            })?
+            })?;
+        String::from_utf8(bytes)
+            .map_err(|e| StopError::validation(format!("the body is not UTF-8: {e}")))?
     } else {
-        body.as_bytes().to_vec()
+        body.to_owned()
     };
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| StopError::validation(format!("the body is not UTF-8: {e}")))?;
     if text.trim().is_empty() {
         return Err(StopError::validation(
             "the request body is empty: send a JSON object such as {\"PipelineExecutionArn\": \"arn:aws:sagemaker:...\"}",
         ));
     }
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| StopError::validation(format!("the body is not valid JSON: {e}")))?;
-    StopRequest::from_value(&value)
+    if let Err(e) = serde_json::from_str::<IgnoredAny>(&text) {
+        return Err(StopError::validation(format!(
+            "the body is not valid JSON: {e}"
+        )));
+    }
+    Ok(text)
 }
 
-fn decode_eventbridge(event: &Value) -> Decoded {
-    let envelope: EventBridgeEvent<Value> = match parse(event, "EventBridge event") {
+fn decode_eventbridge(event: &str) -> Decoded {
+    let envelope: EventBridgeEvent<Box<RawValue>> = match parse(event, "EventBridge event") {
         Ok(e) => e,
         Err(e) => return Decoded::refused(Trigger::EventBridge, e),
     };
@@ -436,73 +744,70 @@ fn decode_eventbridge(event: &Value) -> Decoded {
         .as_deref()
         .filter(|id| !id.is_empty())
         .map(|id| format!("eventbridge:{id}"));
-    let detail = &envelope.detail;
+    let detail = envelope.detail.get();
     let (trigger, action) = match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.cloudwatch", ALARM_STATE_CHANGE) => (
             Trigger::AlarmEventBridge,
-            parse::<CloudWatchAlarmData<Value, Value>>(
-                detail,
-                "CloudWatch alarm state change detail",
-            )
-            .and_then(|d| eventbridge_alarm(&d)),
+            within(event, MAX_ALARM_EVENT_BYTES, "an alarm event")
+                .and_then(|()| {
+                    parse::<CloudWatchAlarmData<Value, Value>>(
+                        detail,
+                        "CloudWatch alarm state change detail",
+                    )
+                })
+                .and_then(|d| eventbridge_alarm(&d)),
         ),
         ("aws.sagemaker", SAGEMAKER_STATUS_CHANGE) => (
             Trigger::SageMakerStatusChange,
             sagemaker_status_change(detail),
         ),
-        (_, "Scheduled Event") if detail.as_object().is_some_and(|d| d.is_empty()) => (
-            Trigger::ScheduledEvent,
-            Ok(Action::Stop(Selection {
-                default_allowed: true,
-                ..Selection::default()
-            })),
-        ),
+        // A scheduled rule's `detail` is `{}`: a request with no target field,
+        // which stops DEFAULT_PIPELINE_NAME's running executions.
         (_, "Scheduled Event") => (Trigger::ScheduledEvent, detail_request(detail)),
         _ => (Trigger::EventBridge, detail_request(detail)),
     };
-    Decoded {
-        trigger,
-        identity,
-        action,
-    }
+    Decoded::new(trigger, identity, action)
 }
 
-fn detail_request(detail: &Value) -> Result<Action, StopError> {
-    StopRequest::from_value(detail)
-        .and_then(|r| Selection::from_request(r, true).map(Action::Stop))
+fn detail_request(detail: &str) -> Result<Action, StopError> {
+    Selection::from_text(detail, true)
         .map_err(|e| StopError::validation(format!("EventBridge detail: {}", e.message)))
 }
 
 /// SageMaker's own status change event names one execution. One that has
 /// already ended is left alone: there is nothing to stop.
-fn sagemaker_status_change(detail: &Value) -> Result<Action, StopError> {
-    let arn = detail
-        .get("pipelineExecutionArn")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            StopError::validation(
-                "SageMaker status change event without detail.pipelineExecutionArn",
-            )
-        })?;
-    let status = detail
-        .get("currentPipelineExecutionStatus")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+fn sagemaker_status_change(detail: &str) -> Result<Action, StopError> {
+    #[derive(Deserialize)]
+    struct Detail {
+        #[serde(rename = "pipelineExecutionArn")]
+        arn: Option<String>,
+        #[serde(rename = "currentPipelineExecutionStatus", default)]
+        status: Option<String>,
+    }
+    let detail: Detail = parse(detail, "SageMaker status change detail")?;
+    let arn = detail.arn.filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+        StopError::validation("SageMaker status change event without detail.pipelineExecutionArn")
+    })?;
+    let status = detail.status.unwrap_or_default();
     if matches!(
-        status,
+        status.as_str(),
         "Succeeded" | "Failed" | "Stopped" | "CompletedWithFailures"
     ) {
         return Ok(Action::Ignore(format!(
-            "execution {arn} is already {status}; nothing to stop"
+            "execution {} is already {status}; nothing to stop",
+            quote(&arn)
         )));
     }
     Ok(Action::Stop(Selection {
-        execution_arns: vec![arn.to_owned()],
+        execution_arns: vec![arn],
         ..Selection::default()
     }))
 }
 
-fn decode_alarm_action(event: &Value) -> Decoded {
+fn decode_alarm_action(event: &str) -> Decoded {
+    if let Err(e) = within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload") {
+        return Decoded::refused(Trigger::AlarmLambdaAction, e);
+    }
     let alarm: CloudWatchAlarm<Value, Value> = match parse(event, "CloudWatch alarm action payload")
     {
         Ok(a) => a,
@@ -520,11 +825,11 @@ fn decode_alarm_action(event: &Value) -> Decoded {
             s.timestamp.to_rfc3339()
         )
     });
-    Decoded {
-        trigger: Trigger::AlarmLambdaAction,
+    Decoded::new(
+        Trigger::AlarmLambdaAction,
         identity,
-        action: eventbridge_alarm(&alarm.alarm_data),
-    }
+        eventbridge_alarm(&alarm.alarm_data),
+    )
 }
 
 /// The alarm data shared by EventBridge alarm events and Lambda alarm actions.
@@ -548,9 +853,13 @@ fn eventbridge_alarm(data: &CloudWatchAlarmData<Value, Value>) -> Result<Action,
             .pointer("/metricStat/metric/dimensions")
             .and_then(Value::as_object);
         for (name, value) in dims.into_iter().flatten() {
-            if let Some(value) = value.as_str() {
-                dimensions.push((name.clone(), value.to_owned()));
-            }
+            // A value that is not a string is kept as its JSON text, so that a
+            // target dimension is refused as invalid rather than skipped (and
+            // the default pipeline stopped instead).
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            dimensions.push((name.clone(), value));
         }
     }
     alarm_action(&data.alarm_name, state, &dimensions)
@@ -558,7 +867,10 @@ fn eventbridge_alarm(data: &CloudWatchAlarmData<Value, Value>) -> Result<Action,
 
 /// Acts only on ALARM. The target: a `PipelineExecutionArn` dimension if the
 /// metric has one (explicit), else its `PipelineName` dimensions (SageMaker's
-/// pipeline metrics carry one), else the configured default pipeline.
+/// pipeline metrics carry one), else the configured default pipeline. A
+/// dimension that looks like a target but is not spelled as one
+/// (`pipelineName`, `Pipeline_Name`) is refused: the alarm meant a pipeline,
+/// and guessing the default would stop another.
 fn alarm_action(
     alarm_name: &str,
     state: &str,
@@ -579,6 +891,26 @@ fn alarm_action(
         }
         found
     };
+    let normalised = |name: &str| -> String {
+        name.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    for (name, _) in dimensions {
+        let target = match normalised(name).as_str() {
+            "pipelineexecutionarn" => "PipelineExecutionArn",
+            "pipelinename" => "PipelineName",
+            _ => continue,
+        };
+        if name != target {
+            return Err(StopError::validation(format!(
+                "alarm {} has a dimension {} that is not spelled {target}: refusing to guess its target",
+                quote(alarm_name),
+                quote(name)
+            )));
+        }
+    }
     let execution_arns = values("PipelineExecutionArn");
     let pipelines = if execution_arns.is_empty() {
         values("PipelineName")
@@ -586,10 +918,10 @@ fn alarm_action(
         Vec::new()
     };
     Ok(Action::Stop(Selection {
+        default_allowed: execution_arns.is_empty() && pipelines.is_empty(),
         execution_arns,
         pipelines,
         token: None,
-        default_allowed: true,
         options: Options::default(),
     }))
 }
