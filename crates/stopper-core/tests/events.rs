@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use stopper_core::config::Config;
 use stopper_core::options::Options;
 use stopper_core::plan::plan;
@@ -353,4 +353,161 @@ fn anomaly_detection_and_composite_alarms_through_sns_are_understood() {
         decode(&composite.to_string()).action,
         Ok(Action::Stop(selection(&[], &[], true)))
     );
+}
+
+/// Issue 12: an event whose target field is present but empty, null or blank
+/// is refused on every trigger that may fall back to the default pipeline;
+/// only one with no target field at all reaches `DEFAULT_PIPELINE_NAME`.
+#[test]
+fn present_but_empty_targets_never_widen_into_the_default_sweep() {
+    let config = Config {
+        default_pipeline: Some("nightly-training".into()),
+        ..Config::default()
+    };
+    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
+    let empties = [
+        json!({"PipelineExecutionArns": []}),
+        json!({"PipelineExecutionArns": null}),
+        json!({"PipelineExecutionArn": null}),
+        json!({"PipelineName": null}),
+        json!({"PipelineName": "  "}),
+        json!({"pipelineExecutionArns": [], "DryRun": true}),
+    ];
+    for request in &empties {
+        let direct = request.clone();
+        let eventbridge = with("eventbridge-custom.json", |e| e["detail"] = request.clone());
+        let scheduled = with("eventbridge-scheduled.json", |e| e["detail"] = request.clone());
+        let sns = with("alarm-sns.json", |e| {
+            e["Records"][0]["Sns"]["Message"] = request.to_string().into()
+        });
+        for event in [direct, eventbridge, scheduled, sns] {
+            let decoded = decode(&event.to_string());
+            let refused = match decoded.action {
+                Err(e) => e,
+                Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id").unwrap_err(),
+                Ok(other) => panic!("{event}: {other:?}"),
+            };
+            assert_eq!(refused.kind, ErrorKind::Validation, "{event}");
+        }
+    }
+    // No target field at all: the documented fallback.
+    for event in [json!({}), json!({"DryRun": true}), load("eventbridge-scheduled.json")] {
+        let Ok(Action::Stop(s)) = decode(&event.to_string()).action else {
+            panic!("{event}")
+        };
+        assert_eq!(plan(&s, &config, &scope, "id").unwrap().pipelines, vec!["nightly-training"]);
+    }
+}
+
+#[test]
+fn alarms_with_target_like_dimensions_are_refused_not_defaulted() {
+    let config = Config {
+        default_pipeline: Some("nightly-training".into()),
+        ..Config::default()
+    };
+    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
+    let dims = |d: Value| {
+        with("alarm-eventbridge.json", |e| {
+            e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = d
+        })
+    };
+    for bad in [
+        json!({"pipelineName": "nightly-training"}),
+        json!({"Pipeline_Name": "nightly-training"}),
+        json!({"PipelineName": ""}),
+        json!({"PipelineExecutionArn": 7}),
+        json!({"PipelineExecutionArn": null}),
+    ] {
+        let event = dims(bad.clone());
+        let refused = match decode(&event.to_string()).action {
+            Err(e) => e,
+            Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id").unwrap_err(),
+            Ok(other) => panic!("{bad}: {other:?}"),
+        };
+        assert_eq!(refused.kind, ErrorKind::Validation, "{bad}");
+    }
+    // An alarm on an unrelated metric (a bill, say) stops the default.
+    let Ok(Action::Stop(s)) = decode(&dims(json!({"Currency": "USD"})).to_string()).action else {
+        panic!()
+    };
+    assert_eq!(plan(&s, &config, &scope, "id").unwrap().pipelines, vec!["nightly-training"]);
+}
+
+#[test]
+fn duplicate_keys_are_refused_in_bodies_messages_and_details() {
+    let arns = format!(r#"{{"PipelineExecutionArn": "{A}", "PipelineExecutionArn": "{B}"}}"#);
+    let http = with("http-api.json", |e| {
+        e["body"] = arns.clone().into();
+        e["isBase64Encoded"] = false.into();
+    });
+    let sns = with("alarm-sns.json", |e| e["Records"][0]["Sns"]["Message"] = arns.clone().into());
+    // A detail with duplicate keys cannot be built as a Value: splice the text.
+    let eventbridge = with("eventbridge-custom.json", |e| e["detail"] = json!("DETAIL"))
+        .to_string()
+        .replace(r#""DETAIL""#, &arns);
+    let direct = arns.clone();
+    for event in [http.to_string(), sns.to_string(), eventbridge, direct] {
+        let err = decode(&event).action.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation, "{event}");
+        assert!(err.message.contains("duplicate field"), "{}", err.message);
+    }
+}
+
+#[test]
+fn events_larger_than_their_source_sends_are_refused_before_they_are_built() {
+    let huge_alarm = with("alarm-lambda-action.json", |e| {
+        e["alarmData"]["configuration"]["description"] = "x".repeat(300 * 1024).into()
+    });
+    let huge_message = with("alarm-sns.json", |e| {
+        e["Records"][0]["Sns"]["Message"] =
+            format!(r#"{{"PipelineName": "p", "Reason": "{}"}}"#, "x".repeat(300 * 1024)).into()
+    });
+    let many_headers = with("http-api.json", |e| {
+        let headers: serde_json::Map<String, Value> =
+            (0..40_000).map(|i| (format!("h{i}"), Value::from("v"))).collect();
+        e["headers"] = Value::Object(headers);
+    });
+    let huge_context = with("http-api.json", |e| {
+        e["requestContext"]["authorizer"]["lambda"] = json!({"blob": "x".repeat(100 * 1024)})
+    });
+    for event in [huge_alarm, huge_message, many_headers, huge_context] {
+        let err = decode(&event.to_string()).action.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation);
+        assert!(err.message.len() < 1_000, "{}", err.message);
+    }
+}
+
+#[test]
+fn http_events_carry_the_caller_and_api_gateways_reply_deadline() {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let http = with("http-api.json", |e| {
+        e["requestContext"]["timeEpoch"] = (now_ms - 25_000).into()
+    });
+    let decoded = decode(&http.to_string());
+    assert_eq!(
+        decoded.caller.as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/mlops-dashboard/mlops-dashboard")
+    );
+    let reply_by = decoded.reply_by_epoch_ms.unwrap();
+    assert!(reply_by.abs_diff(now_ms + 4_000) < 1_000, "{reply_by} vs {now_ms}");
+    // A receipt time from the future or the distant past counts from now.
+    let odd = with("http-api.json", |e| e["requestContext"]["timeEpoch"] = 0.into());
+    let reply_by = decode(&odd.to_string()).reply_by_epoch_ms.unwrap();
+    assert!(reply_by >= now_ms + 28_000, "{reply_by} vs {now_ms}");
+    let jwt = with("http-api.json", |e| {
+        e["requestContext"]["authorizer"] =
+            json!({"jwt": {"claims": {"sub": "u-42", "iss": "https://idp.example.com"}, "scopes": null}})
+    });
+    assert_eq!(
+        decode(&jwt.to_string()).caller.as_deref(),
+        Some("jwt sub u-42 iss https://idp.example.com")
+    );
+    let rest = decode(&load("http-rest-api.json").to_string());
+    assert!(rest.reply_by_epoch_ms.is_some());
+    let url = decode(&load("function-url.json").to_string());
+    assert_eq!(url.reply_by_epoch_ms, None, "function URLs have no integration timeout");
+    assert!(decode(&load("direct.json").to_string()).caller.is_none());
 }
