@@ -246,7 +246,10 @@ impl Stopper {
             });
         future::join(listing, acting).await;
         report.pipelines_swept = swept_pipelines;
-        if let Some(budget) = plan.options.wait_budget(remaining(deadline)) {
+        // The wait ends early enough for its last poll and the fresh step
+        // listing to be answered before the deadline.
+        let wait_room = remaining(deadline).map(|left| left.saturating_sub(FINAL_CALLS));
+        if let Some(budget) = plan.options.wait_budget(wait_room) {
             self.wait_for_end(trigger, &mut report.executions, budget, deadline)
                 .await;
         }
@@ -396,8 +399,19 @@ impl Stopper {
         arn: &str,
         deadline: Option<Instant>,
     ) -> Vec<sagemaker::HoldingStep> {
+        self.listed_holding_steps(arn, deadline)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The steps holding a stop, or `None` (logged) when they could not be listed.
+    async fn listed_holding_steps(
+        &self,
+        arn: &str,
+        deadline: Option<Instant>,
+    ) -> Option<Vec<sagemaker::HoldingStep>> {
         match bounded(deadline, sagemaker::blocking_steps(&self.client, arn)).await {
-            Ok(steps) => steps,
+            Ok(steps) => Some(steps),
             Err(error) => {
                 warn!(
                     arn,
@@ -405,7 +419,7 @@ impl Stopper {
                     error = error.message.as_str(),
                     "could not list the execution's steps"
                 );
-                Vec::new()
+                None
             }
         }
     }
@@ -425,8 +439,11 @@ impl Stopper {
             .filter(|&i| results[i].outcome == Outcome::StopRequested)
             .collect();
         let mut delay = FIRST_POLL;
-        while !pending.is_empty() && Instant::now() + delay <= until {
-            tokio::time::sleep(delay).await;
+        // The last pause is cut to end at `until`, so the wait asked for is
+        // waited out: the final poll comes at the end of the budget, not up
+        // to half of it earlier.
+        while !pending.is_empty() && Instant::now() < until {
+            tokio::time::sleep(delay.min(until - Instant::now())).await;
             delay = (delay * 2).min(MAX_POLL);
             let client = &self.client;
             // Ordered, as the stops were, for the same backpressure.
@@ -454,11 +471,11 @@ impl Stopper {
         }
         // The executions still stopping get their blocking steps listed again,
         // as many at once as the stops were.
-        let refreshed: Vec<(usize, Vec<sagemaker::HoldingStep>)> =
+        let refreshed: Vec<(usize, Option<Vec<sagemaker::HoldingStep>>)> =
             stream::iter(pending.iter().copied())
                 .map(|i| {
                     let arn = results[i].arn.clone();
-                    async move { (i, self.holding_steps(&arn, deadline).await) }
+                    async move { (i, self.listed_holding_steps(&arn, deadline).await) }
                 })
                 .buffered(self.config.max_concurrency)
                 .collect()
@@ -467,6 +484,8 @@ impl Stopper {
             results[i]
                 .status
                 .get_or_insert_with(|| "Stopping".to_owned());
+            // A listing that failed keeps the steps seen after the stop.
+            let Some(fresh) = fresh else { continue };
             let before = std::mem::take(&mut results[i].blocking_steps);
             results[i].blocking_steps = fresh
                 .into_iter()
@@ -507,6 +526,10 @@ enum Work {
     Act(Target, Found),
     ListingFailed(PipelineFailure),
 }
+
+/// Time kept, within the deadline, for the calls that end a `Wait` (the last
+/// poll and the fresh listing of the steps that still hold the stop).
+const FINAL_CALLS: Duration = Duration::from_secs(1);
 
 /// The first pause before polling a stopped execution, doubling up to
 /// [`MAX_POLL`]: most stops without blocking steps end within seconds.

@@ -350,3 +350,86 @@ async fn sagemaker_unreachable_is_upstream_unavailable() {
     let err = server.stop_a(Duration::from_secs(10)).await.unwrap_err();
     assert_eq!(err.error_type, "UpstreamUnavailable");
 }
+
+/// Credentials that cannot be loaded, as when none are configured anywhere.
+#[derive(Debug)]
+struct NoCredentials;
+
+impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::not_loaded(
+                "no providers in chain provided credentials",
+            ),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn missing_credentials_are_a_configuration_error_not_an_outage() {
+    let server = fake_sagemaker(Arc::new(|_, _| (200, "{}".into(), Duration::ZERO))).await;
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+        .region("us-east-1")
+        .credentials_provider(NoCredentials)
+        .endpoint_url(&server.endpoint)
+        .load()
+        .await;
+    let home = sagemaker::home_scope(&sdk_config, None).unwrap();
+    let stopper = Stopper::new(
+        sagemaker::client(&sdk_config, None),
+        Config::default(),
+        home,
+        None,
+    );
+    let err = tokio::time::timeout(
+        Duration::from_secs(15),
+        stopper.handle(event(
+            json!({"PipelineExecutionArn": A}),
+            Duration::from_secs(10),
+        )),
+    )
+    .await
+    .expect("a reply before the deadline")
+    .unwrap_err();
+    assert_eq!(
+        err.error_type, "ConfigurationError",
+        "{}",
+        err.error_message
+    );
+    assert!(
+        err.error_message.contains("credentials"),
+        "{}",
+        err.error_message
+    );
+    assert!(
+        server.requests().is_empty(),
+        "nothing reached SageMaker unsigned"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_not_a_url_is_a_configuration_error() {
+    for bad in ["127.0.0.1:9", "localhost", "ftp://127.0.0.1:9"] {
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .region("us-east-1")
+            .endpoint_url(bad)
+            .load()
+            .await;
+        let err = sagemaker::check_endpoint(&sdk_config, None).unwrap_err();
+        assert_eq!(err.kind, stopper_core::ErrorKind::Configuration, "{bad}");
+        assert!(err.message.contains(bad), "{}", err.message);
+        let err = sagemaker::check_endpoint(&sdk_config, Some(bad)).unwrap_err();
+        assert!(err.message.contains("--endpoint-url"), "{}", err.message);
+    }
+    let good = aws_config::defaults(BehaviorVersion::latest())
+        .region("us-east-1")
+        .endpoint_url("http://127.0.0.1:9")
+        .load()
+        .await;
+    assert!(sagemaker::check_endpoint(&good, None).is_ok());
+}

@@ -106,8 +106,10 @@ def start_function(emulator):
     """Starts the real binary under a fresh Runtime API; returns the RuntimeApi."""
     started = []
 
-    def start(env=None, timeout_seconds=10, sagemaker_url=None):
-        api = lambda_runtime.RuntimeApi(timeout_seconds=timeout_seconds)
+    def start(env=None, timeout_seconds=10, sagemaker_url=None, function_arn=lambda_runtime.DEFAULT_FUNCTION_ARN):
+        """env: extra variables (a None value removes one, e.g. credentials);
+        function_arn: the invoked function ARN the Runtime API hands over."""
+        api = lambda_runtime.RuntimeApi(function_arn=function_arn, timeout_seconds=timeout_seconds)
         proc = lambda_runtime.FunctionProcess(
             [binary()], api, lambda_runtime.function_env(api, sagemaker_url or emulator.url, env))
         started.append((api, proc))

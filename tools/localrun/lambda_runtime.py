@@ -171,7 +171,11 @@ def function_env(runtime_api, sagemaker_url, extra=None):
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     })
-    env.update(extra or {})
+    for key, value in (extra or {}).items():
+        if value is None:  # None removes a variable (say, the credentials)
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 

@@ -90,6 +90,10 @@ class State:
         self.faults = {}
         self.bucket = None  # rate limiter: [tokens, last refill]
         self.throttled = 0  # requests answered with ThrottlingException
+        # The longest PipelineExecutionArn accepted: 256 as older API reference
+        # pages say; a seed's "maxArnLength" (2048 in the current service
+        # model) lets a test use the long ARNs of 256-character pipeline names.
+        self.max_arn_length = 256
 
     # -- seeding -----------------------------------------------------------
     def seed(self, spec):
@@ -97,11 +101,12 @@ class State:
         {"id", "status", "startedMinutesAgo", "steps": [{"name", "type":
         "Training"|"Callback"|"Lambda"|..., "status", "callbackToken",
         "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds"}]}],
-        "generate": {"Executing": 1000, "Succeeded": 3}}]}"""
+        "generate": {"Executing": 1000, "Succeeded": 3}}], "maxArnLength": 2048}"""
         self.reset()
         self.generation += 1
         self.account = spec.get("account", self.account)
         self.region = spec.get("region", self.region)
+        self.max_arn_length = spec.get("maxArnLength", self.max_arn_length)
         now = time.time()
         for p in spec.get("pipelines", []):
             name = p["name"]
@@ -177,7 +182,7 @@ class State:
     def execution(self, arn):
         if not isinstance(arn, str) or not arn:
             raise validation("PipelineExecutionArn is required")
-        if len(arn) > 256 or not EXECUTION_ARN.match(arn):
+        if len(arn) > self.max_arn_length or not EXECUTION_ARN.match(arn):
             raise validation(f"1 validation error detected: Value '{arn}' at 'pipelineExecutionArn' failed to satisfy constraint")
         ex = self.executions.get(arn)
         if ex is None:

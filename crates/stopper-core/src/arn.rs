@@ -138,9 +138,12 @@ pub fn is_pipeline_name(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
 }
 
-/// The `.` of the documented pattern: any character but a line terminator.
+/// The `.` of the documented pattern is any character but a line terminator;
+/// control characters are refused as well (no real ARN has one, and an ESC
+/// sequence must not travel on into replies, logs and terminals).
 fn is_line_free(s: &str) -> bool {
-    !s.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+    !s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
 }
 
 /// Splits `arn:<partition>:sagemaker:<region>:<account>:<resource>` and checks
@@ -290,6 +293,8 @@ mod tests {
             "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p",
             "arn:aws:sagemaker:us-east-1:123456789012:training-job/p/execution/x",
             "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\n",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{1b}]0;owned\u{7}",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{9b}2J",
             " arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x",
         ] {
             let err = parse_execution_arn(bad).unwrap_err();

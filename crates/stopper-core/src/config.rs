@@ -8,7 +8,7 @@ use crate::error::StopError;
 /// Targets stopped at the same time, unless `MAX_CONCURRENCY` says otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `DEFAULT_PIPELINE_NAME`: the pipeline whose running executions a schedule,
     /// alarm or direct invocation that names no target stops.
@@ -18,6 +18,18 @@ pub struct Config {
     /// `MAX_CONCURRENCY`: targets acted on at once for one event (each
     /// target's own calls run in sequence; a sweep's listing runs beside them).
     pub max_concurrency: usize,
+}
+
+/// The configuration with nothing set. Written out rather than derived: a
+/// derived `max_concurrency` of 0 would act on nothing and never finish.
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            default_pipeline: None,
+            allowed: AllowList::default(),
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
 }
 
 /// Pipeline names or `*`/`?` globs. SageMaker writes pipeline names in lower

@@ -14,6 +14,11 @@ use crate::error::StopError;
 /// and is enforced while the list is read, so a 6 MB list is never held.
 pub const MAX_EXPLICIT_TARGETS: usize = 100;
 
+/// The largest request read. The largest valid one is about 210 KB (100 ARNs
+/// of 2,048 characters, and the options); anything larger is refused before
+/// it is parsed, so a 6 MB field name is never copied into an error.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
 /// The request fields, read straight from the JSON text (never through a
 /// `serde_json::Value` map, which would keep the last of two duplicate keys:
 /// serde refuses a field given twice, and so do we). Unknown fields are
@@ -117,6 +122,13 @@ impl StopRequest {
     /// error (`PipelineExecutionArns[2]: invalid type: ...`). Refuses a key
     /// given twice, and a target field that is present but null, empty or blank.
     pub fn from_text(text: &str) -> Result<StopRequest, StopError> {
+        if text.len() > MAX_REQUEST_BYTES {
+            return Err(StopError::validation(format!(
+                "the request has {} bytes; a valid one has at most about 210 KB (100 ARNs and the options), \
+                 and the limit is {MAX_REQUEST_BYTES}",
+                text.len()
+            )));
+        }
         let first = text.trim_start().chars().next();
         if first != Some('{') {
             return Err(StopError::validation(format!(
@@ -364,6 +376,17 @@ mod tests {
         text.push_str("not json at all");
         let err = request(&text).unwrap_err();
         assert!(err.message.contains("more than 100"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_request_larger_than_any_valid_one_is_refused_unread() {
+        let padded = format!(
+            r#"{{"PipelineName": "p"{}}}"#,
+            " ".repeat(MAX_REQUEST_BYTES)
+        );
+        let err = request(&padded).unwrap_err();
+        assert!(err.message.contains("bytes"), "{}", err.message);
+        assert!(request(r#"{"PipelineName": "p"}"#).is_ok());
     }
 
     #[test]

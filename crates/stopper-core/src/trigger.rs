@@ -32,7 +32,7 @@ use serde_json::Value;
 use crate::arn::quote;
 use crate::error::{ErrorKind, StopError};
 use crate::options::Options;
-use crate::request::{json_kind_of_text, StopRequest};
+use crate::request::{json_kind_of_text, StopRequest, MAX_REQUEST_BYTES};
 
 /// The largest alarm event read (CloudWatch alarm state changes on
 /// EventBridge, alarm Lambda actions, SNS alarm notifications). A real one is
@@ -46,6 +46,14 @@ pub const MAX_SNS_EVENT_BYTES: usize = 6 * MAX_SNS_MESSAGE_BYTES + 64 * 1024;
 /// The largest HTTP `requestContext` read. API Gateway's and function URLs'
 /// are a few KB (authorizer claims included); a larger one is not from them.
 pub const MAX_REQUEST_CONTEXT_BYTES: usize = 64 * 1024;
+/// The largest EventBridge event read: Lambda takes at most 1 MB in an
+/// asynchronous invocation, which is how EventBridge delivers.
+pub const MAX_EVENTBRIDGE_EVENT_BYTES: usize = 1024 * 1024;
+/// The largest HTTP event read, not counting its body. API Gateway and
+/// function URLs send at most 10 KB of request line and headers (twice over in
+/// a REST event's `multiValueHeaders`) and a few KB of `requestContext`; the
+/// rest of an event up to Lambda's 6 MB is the body.
+pub const MAX_HTTP_ENVELOPE_BYTES: usize = 256 * 1024;
 /// The most header values an HTTP event may carry. API Gateway allows 10 KB
 /// of headers; the header map these events decode into panics past 32,768.
 pub const MAX_HTTP_HEADERS: usize = 1_000;
@@ -234,6 +242,8 @@ struct Probe<'a> {
     headers: HeaderCount,
     #[serde(rename = "multiValueHeaders", default)]
     multi_value_headers: HeaderCount,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
 }
 
 /// How many header values an object of headers holds (an array counts each
@@ -554,6 +564,14 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
         ),
     };
     let trigger = Trigger::Http(flavor);
+    let body_bytes = probe.body.map_or(0, |b| b.get().len());
+    if let Err(e) = within(
+        &event[..event.len().saturating_sub(body_bytes)],
+        MAX_HTTP_ENVELOPE_BYTES,
+        "an HTTP event, without its body,",
+    ) {
+        return Decoded::refused(trigger, e);
+    }
     let headers = probe.headers.0.saturating_add(probe.multi_value_headers.0);
     if headers > MAX_HTTP_HEADERS {
         return Decoded::refused(
@@ -710,6 +728,13 @@ fn bound_caller(caller: &str) -> String {
 /// The JSON text of an HTTP request's body, plain or base64 (`isBase64Encoded`).
 fn http_body(body: Option<&str>, base64: bool) -> Result<String, StopError> {
     let body = body.unwrap_or("");
+    // Refused before it is decoded: a base64 body is 4/3 of its text.
+    let limit = if base64 {
+        MAX_REQUEST_BYTES / 3 * 4 + 4
+    } else {
+        MAX_REQUEST_BYTES
+    };
+    within(body, limit, "the request body")?;
     let text = if base64 {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(body.trim())
@@ -735,6 +760,9 @@ fn http_body(body: Option<&str>, base64: bool) -> Result<String, StopError> {
 }
 
 fn decode_eventbridge(event: &str) -> Decoded {
+    if let Err(e) = within(event, MAX_EVENTBRIDGE_EVENT_BYTES, "an EventBridge event") {
+        return Decoded::refused(Trigger::EventBridge, e);
+    }
     let envelope: EventBridgeEvent<Box<RawValue>> = match parse(event, "EventBridge event") {
         Ok(e) => e,
         Err(e) => return Decoded::refused(Trigger::EventBridge, e),

@@ -376,7 +376,9 @@ fn present_but_empty_targets_never_widen_into_the_default_sweep() {
     for request in &empties {
         let direct = request.clone();
         let eventbridge = with("eventbridge-custom.json", |e| e["detail"] = request.clone());
-        let scheduled = with("eventbridge-scheduled.json", |e| e["detail"] = request.clone());
+        let scheduled = with("eventbridge-scheduled.json", |e| {
+            e["detail"] = request.clone()
+        });
         let sns = with("alarm-sns.json", |e| {
             e["Records"][0]["Sns"]["Message"] = request.to_string().into()
         });
@@ -391,11 +393,18 @@ fn present_but_empty_targets_never_widen_into_the_default_sweep() {
         }
     }
     // No target field at all: the documented fallback.
-    for event in [json!({}), json!({"DryRun": true}), load("eventbridge-scheduled.json")] {
+    for event in [
+        json!({}),
+        json!({"DryRun": true}),
+        load("eventbridge-scheduled.json"),
+    ] {
         let Ok(Action::Stop(s)) = decode(&event.to_string()).action else {
             panic!("{event}")
         };
-        assert_eq!(plan(&s, &config, &scope, "id").unwrap().pipelines, vec!["nightly-training"]);
+        assert_eq!(
+            plan(&s, &config, &scope, "id").unwrap().pipelines,
+            vec!["nightly-training"]
+        );
     }
 }
 
@@ -430,7 +439,10 @@ fn alarms_with_target_like_dimensions_are_refused_not_defaulted() {
     let Ok(Action::Stop(s)) = decode(&dims(json!({"Currency": "USD"})).to_string()).action else {
         panic!()
     };
-    assert_eq!(plan(&s, &config, &scope, "id").unwrap().pipelines, vec!["nightly-training"]);
+    assert_eq!(
+        plan(&s, &config, &scope, "id").unwrap().pipelines,
+        vec!["nightly-training"]
+    );
 }
 
 #[test]
@@ -440,7 +452,9 @@ fn duplicate_keys_are_refused_in_bodies_messages_and_details() {
         e["body"] = arns.clone().into();
         e["isBase64Encoded"] = false.into();
     });
-    let sns = with("alarm-sns.json", |e| e["Records"][0]["Sns"]["Message"] = arns.clone().into());
+    let sns = with("alarm-sns.json", |e| {
+        e["Records"][0]["Sns"]["Message"] = arns.clone().into()
+    });
     // A detail with duplicate keys cannot be built as a Value: splice the text.
     let eventbridge = with("eventbridge-custom.json", |e| e["detail"] = json!("DETAIL"))
         .to_string()
@@ -459,12 +473,16 @@ fn events_larger_than_their_source_sends_are_refused_before_they_are_built() {
         e["alarmData"]["configuration"]["description"] = "x".repeat(300 * 1024).into()
     });
     let huge_message = with("alarm-sns.json", |e| {
-        e["Records"][0]["Sns"]["Message"] =
-            format!(r#"{{"PipelineName": "p", "Reason": "{}"}}"#, "x".repeat(300 * 1024)).into()
+        e["Records"][0]["Sns"]["Message"] = format!(
+            r#"{{"PipelineName": "p", "Reason": "{}"}}"#,
+            "x".repeat(300 * 1024)
+        )
+        .into()
     });
     let many_headers = with("http-api.json", |e| {
-        let headers: serde_json::Map<String, Value> =
-            (0..40_000).map(|i| (format!("h{i}"), Value::from("v"))).collect();
+        let headers: serde_json::Map<String, Value> = (0..40_000)
+            .map(|i| (format!("h{i}"), Value::from("v")))
+            .collect();
         e["headers"] = Value::Object(headers);
     });
     let huge_context = with("http-api.json", |e| {
@@ -492,15 +510,20 @@ fn http_events_carry_the_caller_and_api_gateways_reply_deadline() {
         Some("arn:aws:sts::123456789012:assumed-role/mlops-dashboard/mlops-dashboard")
     );
     let reply_by = decoded.reply_by_epoch_ms.unwrap();
-    assert!(reply_by.abs_diff(now_ms + 4_000) < 1_000, "{reply_by} vs {now_ms}");
+    assert!(
+        reply_by.abs_diff(now_ms + 4_000) < 1_000,
+        "{reply_by} vs {now_ms}"
+    );
     // A receipt time from the future or the distant past counts from now.
-    let odd = with("http-api.json", |e| e["requestContext"]["timeEpoch"] = 0.into());
+    let odd = with("http-api.json", |e| {
+        e["requestContext"]["timeEpoch"] = 0.into()
+    });
     let reply_by = decode(&odd.to_string()).reply_by_epoch_ms.unwrap();
     assert!(reply_by >= now_ms + 28_000, "{reply_by} vs {now_ms}");
-    let jwt = with("http-api.json", |e| {
-        e["requestContext"]["authorizer"] =
-            json!({"jwt": {"claims": {"sub": "u-42", "iss": "https://idp.example.com"}, "scopes": null}})
-    });
+    let jwt = with(
+        "http-api.json",
+        |e| e["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": "u-42", "iss": "https://idp.example.com"}, "scopes": null}}),
+    );
     assert_eq!(
         decode(&jwt.to_string()).caller.as_deref(),
         Some("jwt sub u-42 iss https://idp.example.com")
@@ -508,6 +531,9 @@ fn http_events_carry_the_caller_and_api_gateways_reply_deadline() {
     let rest = decode(&load("http-rest-api.json").to_string());
     assert!(rest.reply_by_epoch_ms.is_some());
     let url = decode(&load("function-url.json").to_string());
-    assert_eq!(url.reply_by_epoch_ms, None, "function URLs have no integration timeout");
+    assert_eq!(
+        url.reply_by_epoch_ms, None,
+        "function URLs have no integration timeout"
+    );
     assert!(decode(&load("direct.json").to_string()).caller.is_none());
 }
