@@ -478,6 +478,7 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         Err(e) => return fail(&e.message, e.code),
     };
     logging::init_cli(run.debug);
+    logging::quiet_panics();
     let config = match Config::from_env(|name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(e) => return fail(&e.to_string(), EXIT_CONFIG),

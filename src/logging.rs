@@ -69,6 +69,19 @@ pub fn init_cli(debug: bool) {
     init(level.unwrap_or(LevelFilter::OFF), false, std::io::stderr);
 }
 
+/// Reports a panic by its location only, never its message: a panic's
+/// message can quote the input (a slice of an HTTP event, headers and all),
+/// and it would reach the logs, the invocation's error and a terminal.
+pub fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("sagemaker-pipeline-stopper: internal error at {at} (the message is withheld: it may quote the input)");
+    }));
+}
+
 fn init<W>(level: LevelFilter, json: bool, writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,

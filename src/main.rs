@@ -2,7 +2,11 @@
 //! else, the command-line tool. Everything else is in the library, where it
 //! is tested.
 
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
+
+use futures_util::FutureExt as _;
+use lambda_runtime::Diagnostic;
 
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -30,6 +34,7 @@ async fn main() -> ExitCode {
 
 async fn function() -> Result<(), Error> {
     logging::init_function();
+    logging::quiet_panics();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let client = sagemaker::client(&sdk_config, None);
@@ -42,7 +47,25 @@ async fn function() -> Result<(), Error> {
     // The event is taken as raw JSON text: decoding it into a Value tree
     // first would take 20-30 times its size (190 MB for a 6 MB event).
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<Box<RawValue>>| async move { stopper.handle(event).await },
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            // A panic must not carry the event into the logs or the error:
+            // the runtime would report the panic's message, which can quote
+            // the event (an HTTP request's headers, cookies, body).
+            AssertUnwindSafe(stopper.handle(event))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(internal_error()))
+        },
     ))
     .await
+}
+
+/// The reply to an event whose handling panicked; `logging::quiet_panics`
+/// has logged where.
+fn internal_error() -> Diagnostic {
+    Diagnostic {
+        error_type: "InternalError".to_owned(),
+        error_message: "the function failed unexpectedly on this event; see its log for where"
+            .to_owned(),
+    }
 }

@@ -52,25 +52,60 @@ pub struct StopRequest {
         deserialize_with = "present"
     )]
     pub pipeline_name: Option<Option<String>>,
-    #[serde(rename = "ClientRequestToken", alias = "clientRequestToken", default)]
+    #[serde(
+        rename = "ClientRequestToken",
+        alias = "clientRequestToken",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub client_request_token: Option<String>,
     /// Report what would be stopped; change nothing.
-    #[serde(rename = "DryRun", alias = "dryRun", default)]
+    #[serde(
+        rename = "DryRun",
+        alias = "dryRun",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub dry_run: Option<bool>,
     /// Wait for stopped executions to end, up to the function's remaining time.
-    #[serde(rename = "Wait", alias = "wait", default)]
+    #[serde(
+        rename = "Wait",
+        alias = "wait",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub wait: Option<bool>,
     /// Wait at most this long (implies `Wait`).
-    #[serde(rename = "WaitSeconds", alias = "waitSeconds", default)]
+    #[serde(
+        rename = "WaitSeconds",
+        alias = "waitSeconds",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub wait_seconds: Option<u64>,
     /// Fail running Callback steps so the stop can complete.
-    #[serde(rename = "Force", alias = "force", default)]
+    #[serde(
+        rename = "Force",
+        alias = "force",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub force: Option<bool>,
     /// The failure reason sent to forced Callback steps.
-    #[serde(rename = "Reason", alias = "reason", default)]
+    #[serde(
+        rename = "Reason",
+        alias = "reason",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub reason: Option<String>,
     /// With a pipeline sweep: only executions running longer than this.
-    #[serde(rename = "OlderThanMinutes", alias = "olderThanMinutes", default)]
+    #[serde(
+        rename = "OlderThanMinutes",
+        alias = "olderThanMinutes",
+        default,
+        deserialize_with = "not_null"
+    )]
     pub older_than_minutes: Option<u64>,
 }
 
@@ -79,6 +114,15 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// An option that is present must have a value: `"DryRun": null` (a template
+/// variable that rendered as nothing) is refused, never read as "not a dry
+/// run", which would stop for real.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// `PipelineExecutionArns`, refused as soon as it names more than
@@ -331,9 +375,26 @@ mod tests {
             );
         }
         // Only an event without any target field may fall back to the default.
-        assert!(!request(r#"{"DryRun": true, "ClientRequestToken": null}"#)
-            .unwrap()
-            .names_target());
+        assert!(!request(r#"{"DryRun": true}"#).unwrap().names_target());
+    }
+
+    #[test]
+    fn a_null_option_is_refused_not_read_as_unset() {
+        for field in [
+            "DryRun",
+            "dryRun",
+            "Wait",
+            "WaitSeconds",
+            "Force",
+            "Reason",
+            "OlderThanMinutes",
+            "ClientRequestToken",
+        ] {
+            let text = format!(r#"{{"PipelineName": "p", "{field}": null}}"#);
+            let err = request(&text).unwrap_err();
+            assert!(err.message.contains(field), "{field}: {}", err.message);
+            assert!(err.message.contains("null"), "{field}: {}", err.message);
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use serde_json::Value;
 use crate::arn::quote;
 use crate::error::{ErrorKind, StopError};
 use crate::options::Options;
-use crate::request::{json_kind_of_text, StopRequest, MAX_REQUEST_BYTES};
+use crate::request::{json_kind, json_kind_of_text, StopRequest, MAX_REQUEST_BYTES};
 
 /// The largest alarm event read (CloudWatch alarm state changes on
 /// EventBridge, alarm Lambda actions, SNS alarm notifications). A real one is
@@ -246,6 +246,170 @@ struct Probe<'a> {
     body: Option<&'a RawValue>,
 }
 
+/// The request fields, by name with case and punctuation folded: a service
+/// event (SNS, HTTP, EventBridge, alarm) carrying one at its top level is a
+/// request in the wrong place, or an alarm in disguise, and is refused rather
+/// than read as its service's event (which would drop the field, and could
+/// then fall back to the default pipeline).
+const REQUEST_FIELDS: [&str; 10] = [
+    "pipelineexecutionarn",
+    "pipelineexecutionarns",
+    "pipelinename",
+    "clientrequesttoken",
+    "dryrun",
+    "wait",
+    "waitseconds",
+    "force",
+    "reason",
+    "olderthanminutes",
+];
+
+fn folded(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The first request field at the top level of a JSON object, read without
+/// building it (keys are looked at as they pass; values are skipped).
+fn top_level_request_field(text: &str) -> Option<String> {
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            // Read to the end: serde_json refuses a map left part-read.
+            let mut found = None;
+            while let Some(key) = map.next_key_seed(FieldName)? {
+                found = found.or(key);
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(found)
+        }
+    }
+    /// A key: `Some(name)` when it is a request field's, else `None`.
+    struct FieldName;
+    impl<'de> de::DeserializeSeed<'de> for FieldName {
+        type Value = Option<String>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl<'de> Visitor<'de> for FieldName {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+            // Longer than any field name: not one, and not worth folding.
+            if key.len() > 64 {
+                return Ok(None);
+            }
+            Ok(REQUEST_FIELDS
+                .contains(&folded(key).as_str())
+                .then(|| quote(key)))
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    de::Deserializer::deserialize_map(&mut deserializer, Fields)
+        .ok()
+        .flatten()
+}
+
+/// Keys (and `{"name": ...}` values, as SNS writes dimensions) that name a
+/// pipeline target, anywhere in an alarm's payload.
+fn target_mentions(value: &Value) -> usize {
+    const TARGETS: [&str; 6] = [
+        "pipelinename",
+        "pipelinenames",
+        "pipelineexecutionarn",
+        "pipelineexecutionarns",
+        "pipelinearn",
+        "executionarn",
+    ];
+    let is_target = |s: &str| s.len() <= 64 && TARGETS.contains(&folded(s).as_str());
+    match value {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(key, v)| {
+                let named = folded(key) == "name" && v.as_str().is_some_and(is_target);
+                usize::from(is_target(key)) + usize::from(named) + target_mentions(v)
+            })
+            .sum(),
+        Value::Array(items) => items.iter().map(target_mentions).sum(),
+        _ => 0,
+    }
+}
+
+/// Refuses JSON text with a key given twice in any object: read as a map,
+/// the last would silently win. For events whose size is bounded (the keys
+/// of each object are held while it is read).
+fn no_duplicate_keys(text: &str, what: &str) -> Result<(), StopError> {
+    struct Unique;
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Unique)
+        }
+    }
+    impl<'de> Visitor<'de> for Unique {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if seen.contains(&key) {
+                    return Err(de::Error::custom(format!("duplicate field `{key}`")));
+                }
+                seen.insert(key);
+                map.next_value::<Unique>()?;
+            }
+            Ok(Unique)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+            while seq.next_element::<Unique>()?.is_some() {}
+            Ok(Unique)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+    }
+    serde_json::from_str::<Unique>(text)
+        .map(drop)
+        .map_err(|e| StopError::validation(format!("{what}: {e}")))
+}
+
+/// Refuses a service event that carries a request field at its top level.
+fn no_request_field(event: &str, what: &str) -> Result<(), StopError> {
+    match top_level_request_field(event) {
+        None => Ok(()),
+        Some(field) => Err(StopError::validation(format!(
+            "{what} has the request field {field} at its top level: refusing to guess whether it is the event \
+             or a request (a request goes in a direct invocation, an EventBridge detail, an SNS message or an \
+             HTTP body)"
+        ))),
+    }
+}
+
 /// How many header values an object of headers holds (an array counts each
 /// element), counted without keeping them. Anything else counts as none.
 #[derive(Default)]
@@ -327,6 +491,23 @@ pub fn decode(event: &str) -> Decoded {
             )
         }
     };
+    let service_event = if probe.records.is_some() {
+        Some((Trigger::Sns, "an SNS event"))
+    } else if probe.request_context.is_some() {
+        // Checked once the front end is known, for a reply in its shape.
+        None
+    } else if probe.detail_type.is_some() {
+        Some((Trigger::EventBridge, "an EventBridge event"))
+    } else if probe.alarm_data.is_some() {
+        Some((Trigger::AlarmLambdaAction, "an alarm action"))
+    } else {
+        None
+    };
+    if let Some((trigger, what)) = service_event {
+        if let Err(e) = no_request_field(event, what) {
+            return Decoded::refused(trigger, e);
+        }
+    }
     if probe.records.is_some() {
         decode_records(event)
     } else if let Some(context) = probe.request_context {
@@ -379,7 +560,9 @@ struct RecordSource {
 }
 
 fn decode_records(event: &str) -> Decoded {
-    if let Err(e) = within(event, MAX_SNS_EVENT_BYTES, "an SNS event") {
+    if let Err(e) = within(event, MAX_SNS_EVENT_BYTES, "an SNS event")
+        .and_then(|()| no_duplicate_keys(event, "an SNS event"))
+    {
         return Decoded::refused(Trigger::Sns, e);
     }
     let source = serde_json::from_str::<RecordsProbe>(event)
@@ -433,6 +616,11 @@ fn decode_records(event: &str) -> Decoded {
     let is_alarm = message.trim_start().starts_with('{')
         && serde_json::from_str::<AlarmProbe>(message).is_ok_and(|p| p.alarm_name.is_some());
     if is_alarm {
+        if let Err(e) = no_request_field(message, "the SNS message, an alarm notification,")
+            .and_then(|()| no_duplicate_keys(message, "the alarm notification"))
+        {
+            return refused(e);
+        }
         // Bounded by MAX_SNS_MESSAGE_BYTES: this tree is at most a few MB.
         let action = within(message, MAX_ALARM_EVENT_BYTES, "the alarm notification")
             .and_then(|()| {
@@ -447,6 +635,16 @@ fn decode_records(event: &str) -> Decoded {
 }
 
 fn decode_sns_alarm(mut message: Value) -> Result<Action, StopError> {
+    let mentions = target_mentions(&message);
+    match message.get("Trigger") {
+        None | Some(Value::Null | Value::Object(_)) => {}
+        Some(other) => {
+            return Err(StopError::validation(format!(
+                "the alarm notification's Trigger is {}, not an object",
+                json_kind(other)
+            )))
+        }
+    }
     // The typed payload requires fields that real notifications leave out or
     // null: `"AlarmDescription": null` for alarms without one, no `Threshold`
     // for anomaly-detection alarms (`ThresholdMetricId` instead), no `Trigger`
@@ -517,7 +715,12 @@ fn decode_sns_alarm(mut message: Value) -> Result<Action, StopError> {
             );
         }
     }
-    alarm_action(&alarm.alarm_name, &alarm.new_state_value, &dimensions)
+    alarm_action(
+        &alarm.alarm_name,
+        &alarm.new_state_value,
+        &dimensions,
+        mentions,
+    )
 }
 
 /// What tells the HTTP front ends apart, inside `requestContext`.
@@ -564,12 +767,23 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
         ),
     };
     let trigger = Trigger::Http(flavor);
+    if let Err(e) = no_request_field(event, "an HTTP event") {
+        return Decoded::refused(trigger, e);
+    }
+    // Lengths compared as numbers: the event is never sliced (a byte index
+    // inside a multi-byte character would panic).
     let body_bytes = probe.body.map_or(0, |b| b.get().len());
-    if let Err(e) = within(
-        &event[..event.len().saturating_sub(body_bytes)],
-        MAX_HTTP_ENVELOPE_BYTES,
-        "an HTTP event, without its body,",
-    ) {
+    let envelope_bytes = event.len().saturating_sub(body_bytes);
+    if envelope_bytes > MAX_HTTP_ENVELOPE_BYTES {
+        return Decoded::refused(
+            trigger,
+            StopError::validation(format!(
+                "an HTTP event of {envelope_bytes} bytes without its body is larger than any front end sends \
+                 ({MAX_HTTP_ENVELOPE_BYTES} bytes at most)"
+            )),
+        );
+    }
+    if let Err(e) = no_duplicate_keys(event, "an HTTP event") {
         return Decoded::refused(trigger, e);
     }
     let headers = probe.headers.0.saturating_add(probe.multi_value_headers.0);
@@ -760,7 +974,9 @@ fn http_body(body: Option<&str>, base64: bool) -> Result<String, StopError> {
 }
 
 fn decode_eventbridge(event: &str) -> Decoded {
-    if let Err(e) = within(event, MAX_EVENTBRIDGE_EVENT_BYTES, "an EventBridge event") {
+    if let Err(e) = within(event, MAX_EVENTBRIDGE_EVENT_BYTES, "an EventBridge event")
+        .and_then(|()| no_duplicate_keys(event, "an EventBridge event"))
+    {
         return Decoded::refused(Trigger::EventBridge, e);
     }
     let envelope: EventBridgeEvent<Box<RawValue>> = match parse(event, "EventBridge event") {
@@ -833,7 +1049,9 @@ fn sagemaker_status_change(detail: &str) -> Result<Action, StopError> {
 }
 
 fn decode_alarm_action(event: &str) -> Decoded {
-    if let Err(e) = within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload") {
+    if let Err(e) = within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload")
+        .and_then(|()| no_duplicate_keys(event, "an alarm action payload"))
+    {
         return Decoded::refused(Trigger::AlarmLambdaAction, e);
     }
     let alarm: CloudWatchAlarm<Value, Value> = match parse(event, "CloudWatch alarm action payload")
@@ -890,7 +1108,12 @@ fn eventbridge_alarm(data: &CloudWatchAlarmData<Value, Value>) -> Result<Action,
             dimensions.push((name.clone(), value));
         }
     }
-    alarm_action(&data.alarm_name, state, &dimensions)
+    alarm_action(
+        &data.alarm_name,
+        state,
+        &dimensions,
+        target_mentions(&data.configuration),
+    )
 }
 
 /// Acts only on ALARM. The target: a `PipelineExecutionArn` dimension if the
@@ -903,6 +1126,7 @@ fn alarm_action(
     alarm_name: &str,
     state: &str,
     dimensions: &[(String, String)],
+    mentions: usize,
 ) -> Result<Action, StopError> {
     if state != "ALARM" {
         return Ok(Action::Ignore(format!(
@@ -938,6 +1162,21 @@ fn alarm_action(
                 quote(name)
             )));
         }
+    }
+    // Every mention of a pipeline target in the payload must be one of the
+    // dimensions read above: a `PipelineName` in a dimensions list where a map
+    // belongs, under `Metrics` for `metrics`, a `PipelineArn` dimension, would
+    // otherwise be skipped, and the default pipeline stopped instead.
+    let read = dimensions
+        .iter()
+        .filter(|(name, _)| name == "PipelineExecutionArn" || name == "PipelineName")
+        .count();
+    if mentions > read {
+        return Err(StopError::validation(format!(
+            "alarm {} names a pipeline or execution where this function does not read targets (the metrics' \
+             PipelineExecutionArn or PipelineName dimensions): refusing to guess its target",
+            quote(alarm_name)
+        )));
     }
     let execution_arns = values("PipelineExecutionArn");
     let pipelines = if execution_arns.is_empty() {

@@ -537,3 +537,124 @@ fn http_events_carry_the_caller_and_api_gateways_reply_deadline() {
     );
     assert!(decode(&load("direct.json").to_string()).caller.is_none());
 }
+
+/// The HTTP envelope's size is checked without slicing the event: a body of
+/// multi-byte characters at any alignment is a clean answer, never a panic.
+#[test]
+fn multi_byte_bodies_at_any_alignment_never_panic() {
+    for pad in 0..8 {
+        let body = format!(r#"{{"x": "{}{}"}}"#, "a".repeat(pad), "é".repeat(200_000));
+        for file in ["http-api.json", "http-rest-api.json", "function-url.json"] {
+            let event = with(file, |e| {
+                e["body"] = body.clone().into();
+                e["isBase64Encoded"] = false.into();
+                e["cookies"] = json!(["session=SECRETSESSIONCOOKIE"]);
+            });
+            let decoded = decode(&event.to_string());
+            let err = decoded.action.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Validation, "{file} {pad}");
+            assert!(!err.message.contains("SECRETSESSIONCOOKIE"));
+        }
+    }
+}
+
+/// A service event with a request field at its top level, or an alarm
+/// notification with one in its message, is refused: read as its service's
+/// event, the field would be dropped and the default pipeline stopped.
+#[test]
+fn request_fields_outside_a_request_are_refused_not_dropped() {
+    let alarm_with_request = with("alarm-sns.json", |e| {
+        let mut message: Value =
+            serde_json::from_str(e["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        message["PipelineExecutionArn"] = A.into();
+        message["DryRun"] = true.into();
+        e["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    });
+    let scheduled = with("eventbridge-scheduled.json", |e| {
+        e["PipelineName"] = "other".into()
+    });
+    let action = with("alarm-lambda-action.json", |e| {
+        e["pipelineName"] = "other".into()
+    });
+    let http = with("http-api.json", |e| e["PipelineExecutionArn"] = A.into());
+    for event in [alarm_with_request, scheduled, action, http] {
+        let err = decode(&event.to_string()).action.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation, "{event}");
+        assert!(err.message.contains("request field"), "{}", err.message);
+    }
+}
+
+#[test]
+fn alarm_payloads_that_mention_a_target_elsewhere_or_twice_are_refused() {
+    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
+    let config = Config {
+        default_pipeline: Some("default-pipe".into()),
+        ..Config::default()
+    };
+    let dims_as_list = with("alarm-lambda-action.json", |e| {
+        e["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+            json!([{"name": "PipelineName", "value": "nightly-training"}])
+    });
+    let capital_metrics = with("alarm-eventbridge.json", |e| {
+        let metrics = e["detail"]["configuration"]["metrics"].take();
+        e["detail"]["configuration"]["Metrics"] = metrics;
+    });
+    let pipeline_arn_dimension = with("alarm-eventbridge.json", |e| {
+        e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = json!({"PipelineArn": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training"})
+    });
+    let sns_lower_dimensions = with("alarm-sns.json", |e| {
+        let mut message: Value =
+            serde_json::from_str(e["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        let dims = message["Trigger"]["Dimensions"].take();
+        message["Trigger"]["dimensions"] = dims;
+        e["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    });
+    let sns_trigger_string = with("alarm-sns.json", |e| {
+        let mut message: Value =
+            serde_json::from_str(e["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        message["Trigger"] = "PipelineName=nightly-training".into();
+        e["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    });
+    for event in [
+        dims_as_list,
+        capital_metrics,
+        pipeline_arn_dimension,
+        sns_lower_dimensions,
+        sns_trigger_string,
+    ] {
+        let refused = match decode(&event.to_string()).action {
+            Err(e) => e,
+            Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id")
+                .map(|p| p.pipelines)
+                .unwrap_err(),
+            Ok(other) => panic!("{event}: {other:?}"),
+        };
+        assert_eq!(refused.kind, ErrorKind::Validation, "{event}");
+    }
+    // Duplicate keys inside alarm payloads: read as maps, the last would win.
+    let message = load("alarm-sns.json")["Records"][0]["Sns"]["Message"]
+        .as_str()
+        .unwrap()
+        .replacen(
+            r#""NewStateValue":"#,
+            r#""NewStateValue": "OK", "NewStateValue":"#,
+            1,
+        );
+    assert!(
+        message.contains(r#""NewStateValue": "OK", "NewStateValue":"#),
+        "{message}"
+    );
+    let sns = with("alarm-sns.json", |e| {
+        e["Records"][0]["Sns"]["Message"] = message.clone().into()
+    });
+    let action = load("alarm-eventbridge.json").to_string().replacen(
+        r#""dimensions":{"#,
+        r#""dimensions":{"PipelineName":"other-pipe","#,
+        1,
+    );
+    assert!(action.contains("other-pipe"));
+    for event in [sns.to_string(), action] {
+        let err = decode(&event).action.unwrap_err();
+        assert!(err.message.contains("duplicate field"), "{}", err.message);
+    }
+}

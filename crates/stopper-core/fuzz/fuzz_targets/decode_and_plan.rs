@@ -61,6 +61,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         Err(error) => {
+            // Whatever the input, a refusal's message is bounded and carries
+            // no control character (it reaches replies, logs and terminals).
+            assert!(error.message.len() <= stopper_core::error::MAX_MESSAGE_BYTES + 64);
+            assert!(!error.message.chars().any(char::is_control));
             let body = Reply::Json(error_body(error));
             if let Some(flavor) = decoded.trigger.http() {
                 let _ = http_response(flavor, error.kind.http_status(), &body);
