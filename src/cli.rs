@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use serde_json::{json, Map, Value};
 use stopper_core::arn::Scope;
 use stopper_core::config::Config;
+use stopper_core::error::is_unsafe_char;
 use stopper_core::request::{json_kind_of_text, StopRequest};
 use stopper_core::{ErrorKind, StopError};
 
@@ -197,6 +198,11 @@ pub fn parse(
                 request.insert("OlderThanMinutes".into(), n);
             }
             Long("cli-input-json") => {
+                if input.is_some() {
+                    return Err(CliError::usage(
+                        "--cli-input-json is given twice: give the request once",
+                    ));
+                }
                 let given = text(&mut parser)?;
                 let json = match given.strip_prefix("file://") {
                     Some(path) => read(path).map_err(|e| {
@@ -221,6 +227,9 @@ pub fn parse(
                 input = Some(value);
             }
             Long("event") => {
+                if event.is_some() {
+                    return Err(CliError::usage("--event is given twice: give one event"));
+                }
                 let path = text(&mut parser)?;
                 let json = read(&path)
                     .map_err(|e| CliError::config(format!("cannot read --event {path}: {e}")))?;
@@ -271,16 +280,38 @@ pub fn parse(
         }
         (Some(event), None) => event,
         (None, input) => {
-            // Flags override the JSON's fields, as in the AWS CLI.
+            // Flags override the JSON's fields, as in the AWS CLI, whichever
+            // spelling the JSON used; the ARN flags replace both of its ARN
+            // fields, so what is stopped is what the flags say.
             let mut merged = match input {
                 Some(Value::Object(fields)) => fields,
                 _ => Map::new(),
             };
+            let arn_fields = ["PipelineExecutionArn", "PipelineExecutionArns"];
+            for field in request.keys() {
+                let field = field.as_str();
+                let is_arn = arn_fields.contains(&field);
+                merged.retain(|key, _| {
+                    let same = |f: &str| f.eq_ignore_ascii_case(key);
+                    !(same(field) || is_arn && arn_fields.iter().any(|f| same(f)))
+                });
+            }
             merged.extend(request);
-            if merged.is_empty() {
+            // Unlike a schedule, a command line never falls back to
+            // DEFAULT_PIPELINE_NAME: `--dry-run` alone must not stop anything.
+            let names_target = merged.keys().any(|key| {
+                [
+                    "PipelineExecutionArn",
+                    "PipelineExecutionArns",
+                    "PipelineName",
+                ]
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(key))
+            });
+            if !names_target {
                 return Err(CliError::usage(
-                    "nothing to stop: give --pipeline-execution-arn, --pipeline-name, --cli-input-json or --event \
-                     (--help for more)",
+                    "nothing to stop: give --pipeline-execution-arn, --pipeline-name, a --cli-input-json that \
+                     names a target, or --event (--help for more)",
                 ));
             }
             Value::Object(merged).to_string()
@@ -342,13 +373,14 @@ fn http_exit_code(reply: &Value) -> u8 {
 }
 
 /// Caller input made safe for a terminal: every control character (C0, DEL
-/// and C1: ESC sequences, BEL, CSI) escaped. An ARN carrying `ESC ] 0 ;`
+/// and C1: ESC sequences, BEL, CSI) and invisible formatting character
+/// (bidirectional overrides, zero-width) escaped. An ARN carrying `ESC ] 0 ;`
 /// must not retitle the operator's terminal, nor `ESC [ 2 J` clear it.
 pub fn terminal_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if is_unsafe_char(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
@@ -357,12 +389,13 @@ pub fn terminal_safe(text: &str) -> String {
 }
 
 /// JSON for a terminal: serde_json escapes C0 controls inside strings, but
-/// not DEL or C1 (U+0080-U+009F, CSI among them). Those are escaped here as
+/// not DEL, C1 (U+0080-U+009F, CSI among them) or the invisible formatting
+/// characters. Those are escaped here as
 /// `\u00XX`, which is the same JSON. Raw newlines are the pretty layout's.
 pub fn json_safe(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if c.is_control() && c != '\n' {
+        if is_unsafe_char(c) && c != '\n' {
             out.push_str(&format!("\\u{:04x}", c as u32));
         } else {
             out.push(c);
@@ -785,7 +818,7 @@ mod tests {
 
     #[test]
     fn nothing_printed_can_drive_the_terminal() {
-        let hostile = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f}";
+        let hostile = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f}\u{202e}\u{2066}\u{200b}";
         for printed in [
             terminal_safe(hostile),
             json_safe(&pretty(
@@ -799,13 +832,67 @@ mod tests {
             assert!(
                 !printed
                     .chars()
-                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                    .any(|c| is_unsafe_char(c) && c != '\n' && c != '\t'),
                 "{printed:?}"
             );
         }
         // The escaped JSON is the same JSON.
         let safe = json_safe(&pretty(&json!({"a": hostile})));
         assert_eq!(serde_json::from_str::<Value>(&safe).unwrap()["a"], hostile);
+    }
+
+    #[test]
+    fn flags_replace_the_json_fields_they_name_in_either_spelling() {
+        let b = A.replace("k7xvw1b9q2hj", "p3m8zq0d5c1r");
+        let c = A.replace("k7xvw1b9q2hj", "zz9yy8xx7ww6");
+        for (json, flags, expected) in [
+            (
+                format!(r#"{{"PipelineExecutionArn": "{A}"}}"#),
+                vec![
+                    "--pipeline-execution-arn",
+                    b.as_str(),
+                    "--pipeline-execution-arn",
+                    c.as_str(),
+                ],
+                json!({"PipelineExecutionArns": [b, c]}),
+            ),
+            (
+                format!(r#"{{"PipelineExecutionArns": ["{A}"]}}"#),
+                vec!["--pipeline-execution-arn", b.as_str()],
+                json!({"PipelineExecutionArn": b}),
+            ),
+            (
+                r#"{"pipelineName": "other", "dryRun": true}"#.to_owned(),
+                vec!["--pipeline-name", "nightly-training", "--dry-run"],
+                json!({"PipelineName": "nightly-training", "DryRun": true}),
+            ),
+        ] {
+            let mut list = vec!["--cli-input-json", json.as_str()];
+            list.extend(flags);
+            assert_eq!(payload(&list), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn a_command_line_must_name_its_target_and_give_each_input_once() {
+        for bad in [
+            &["--dry-run"][..],
+            &["--wait-seconds", "1"],
+            &["--force"],
+            &["--cli-input-json", r#"{"DryRun": true}"#],
+            &[
+                "--cli-input-json",
+                r#"{"PipelineName": "p", "DryRun": true}"#,
+                "--cli-input-json",
+                r#"{"PipelineName": "q"}"#,
+            ],
+        ] {
+            let err = parse(args(bad), no_files).unwrap_err();
+            assert_eq!(err.code, EXIT_USAGE, "{bad:?}");
+        }
+        let read = |_: &str| Ok("{}".to_owned());
+        let err = parse(args(&["--event", "a.json", "--event", "b.json"]), read).unwrap_err();
+        assert_eq!(err.code, EXIT_USAGE);
     }
 
     #[test]

@@ -404,7 +404,10 @@ where
                 | "Throttling"
                 | "TooManyRequestsException"
                 | "RequestLimitExceeded" => ErrorKind::Throttled,
-                "ValidationException" => ErrorKind::Validation,
+                // SageMaker refusing a request we sent is an upstream answer,
+                // not the caller's bad input (which never reaches SageMaker):
+                // `ValidationError` promises that nothing was called.
+                "ValidationException" => ErrorKind::Upstream,
                 "AccessDeniedException" => ErrorKind::Forbidden,
                 _ => ErrorKind::Upstream,
             });
@@ -416,9 +419,12 @@ where
                 ErrorKind::Throttled => {
                     format!("SageMaker kept throttling requests for {target} after retries; try again later")
                 }
-                ErrorKind::Validation => format!("SageMaker rejected the request for {target} as invalid"),
                 ErrorKind::Forbidden => format!(
                     "the function's role may not act on {target} (AccessDeniedException): check its IAM policy"
+                ),
+                _ if code == "ValidationException" => format!(
+                    "SageMaker rejected the request for {target} as invalid (ValidationException): a \
+                     ClientRequestToken reused for another execution, or a constraint this function does not check"
                 ),
                 _ if code.is_empty() => format!("SageMaker failed on {target} with an unrecognised error"),
                 _ => format!("SageMaker failed on {target} ({code})"),

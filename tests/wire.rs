@@ -261,7 +261,8 @@ async fn sagemaker_error_shapes_become_the_documented_errors() {
         (
             400,
             r#"{"__type":"ValidationException","Message":"1 validation error detected"}"#,
-            "ValidationError",
+            // SageMaker's refusal, not the caller's bad input: an upstream answer.
+            "UpstreamError",
         ),
         (
             500,

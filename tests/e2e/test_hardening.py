@@ -391,3 +391,59 @@ def test_the_cli_prints_every_targets_result_when_one_fails(emulator):
     lines = run.stdout.splitlines()
     assert any(line.startswith(f"{A}\tStopRequested") for line in lines), run.stdout
     assert any(line.startswith(f"{MISSING}\tFailed") and "ResourceNotFound" in line for line in lines), run.stdout
+
+
+# -- the adversarial review's findings, through the binary ---------------------
+
+def test_an_alarm_notification_carrying_a_request_is_refused_not_read_as_the_default(emulator, start_function):
+    """An SNS message with AlarmName and request fields was read as an alarm:
+    the fields were dropped, and the default pipeline stopped instead of a
+    dry run of A."""
+    fn = start_function(env={"DEFAULT_PIPELINE_NAME": "prod-inference"})
+    message = json.dumps({"AlarmName": "manual-stop", "NewStateValue": "ALARM", "PipelineExecutionArn": A,
+                          "DryRun": True})
+    inv = fn.invoke(sns(message))
+    assert not inv.ok and inv.payload["errorType"] == "ValidationError", inv.payload
+    assert "request field" in inv.payload["errorMessage"], inv.payload
+    assert emulator.state()["calls"] == []
+    assert emulator.status(OTHER) == "Executing"
+
+
+def test_a_multi_byte_body_never_panics_and_never_echoes_the_event(emulator, start_function):
+    """The envelope's size was checked by slicing the event at a byte index,
+    which panicked inside a multi-byte character: the panic's message (the
+    event, cookies and authorization header included) went to the logs and
+    into the invocation's error."""
+    fn = start_function()
+    for pad in range(4):
+        body = '{"x": "' + "a" * pad + "é" * 50_000 + '"}'
+        event = http_api(body, headers={"authorization": "AWS4-HMAC-SHA256 Credential=AKIASECRETCALLER/x"})
+        event["cookies"] = ["session=SECRETSESSIONCOOKIE"]
+        inv = fn.invoke(event)
+        status, reply = http_reply(inv)
+        assert status == 400 and reply["Error"]["Code"] == "ValidationError", reply
+    lines = "\n".join(fn.process.logs)
+    assert "SECRETSESSIONCOOKIE" not in lines and "AKIASECRETCALLER" not in lines
+    assert "panic" not in lines.lower(), lines
+    assert emulator.state()["calls"] == []
+
+
+def test_a_null_dry_run_is_refused_not_a_real_stop(emulator, start_function):
+    fn = start_function(env={"DEFAULT_PIPELINE_NAME": PIPELINE})
+    for request in ({"PipelineExecutionArn": A, "DryRun": None}, {"DryRun": None}):
+        inv = fn.invoke(request)
+        assert not inv.ok and inv.payload["errorType"] == "ValidationError", inv.payload
+    untouched(emulator)
+
+
+def test_the_cli_never_falls_back_to_the_default_and_flags_replace_the_json_targets(emulator):
+    for flags in (["--dry-run"], ["--wait-seconds", "1"], ["--force"]):
+        run = cli(emulator, *flags, env={"DEFAULT_PIPELINE_NAME": PIPELINE})
+        assert run.returncode == 252, (flags, run.returncode, run.stderr)
+    untouched(emulator)
+    # Two --pipeline-execution-arn flags replace the JSON's ARN: A is not stopped.
+    run = cli(emulator, "--cli-input-json", json.dumps({"PipelineExecutionArn": A}),
+              "--pipeline-execution-arn", B, "--pipeline-execution-arn", OTHER, "--dry-run")
+    assert run.returncode == 0, run.stderr
+    named = sorted(e["PipelineExecutionArn"] for e in json.loads(run.stdout)["Executions"])
+    assert named == sorted([B, OTHER]), run.stdout

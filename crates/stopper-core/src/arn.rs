@@ -146,6 +146,14 @@ fn is_line_free(s: &str) -> bool {
         .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
 }
 
+/// An execution id: SageMaker's are 12 lower-case letters and digits. The
+/// pattern's `.*` would allow anything; printable ASCII other than `/` is
+/// what is accepted here, so no space, invisible or bidirectional character
+/// can make one ARN look like another.
+fn is_execution_id(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+}
+
 /// Splits `arn:<partition>:sagemaker:<region>:<account>:<resource>` and checks
 /// the prefix against the documented pattern.
 fn split_sagemaker_arn(arn: &str) -> Option<(&str, &str, &str, &str)> {
@@ -186,7 +194,7 @@ pub fn parse_execution_arn(arn: &str) -> Result<ExecutionArn<'_>, StopError> {
     let structure = resource
         .strip_prefix("pipeline/")
         .and_then(|r| r.split_once("/execution/"))
-        .filter(|(p, e)| is_pipeline_name(p) && !e.is_empty() && !e.contains('/'));
+        .filter(|(p, e)| is_pipeline_name(p) && is_execution_id(e));
     let Some((pipeline, execution_id)) = structure else {
         return Err(invalid(
             "expected pipeline/<name>/execution/<id> after the account",
@@ -295,6 +303,10 @@ mod tests {
             "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\n",
             "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{1b}]0;owned\u{7}",
             "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{9b}2J",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{202e}y",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{200b}",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x y",
+            "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x\u{a0}",
             " arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/x",
         ] {
             let err = parse_execution_arn(bad).unwrap_err();

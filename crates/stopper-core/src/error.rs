@@ -102,6 +102,19 @@ impl StopError {
     }
 }
 
+/// Characters that must not reach a terminal or a log line as they are:
+/// control characters (C0, DEL, C1: escape sequences, BEL, CSI), and the
+/// invisible formatting ones that reorder or hide text (bidirectional
+/// overrides and isolates, zero-width characters, line and paragraph
+/// separators, the byte order mark).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
 /// Makes a message safe to reply with, log and print to a terminal: control
 /// characters are escaped (`\u{1b}`: an ESC from caller input must not reach an
 /// operator's terminal), each back-quoted stretch of input (as serde quotes
@@ -134,8 +147,8 @@ pub fn bound_message(message: &str) -> String {
             (_, Some(n)) => quoted = Some(n + 1),
             _ => {}
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if is_unsafe_char(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
@@ -171,10 +184,13 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_escaped() {
-        let e = StopError::validation("unknown field `\u{1b}]0;pwned\u{7}\u{1b}[2J`");
-        assert!(!e.message.chars().any(char::is_control), "{:?}", e.message);
+    fn control_and_invisible_formatting_characters_are_escaped() {
+        let e = StopError::validation(
+            "unknown field `\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}gnp.exe\u{200b}\u{2028}\u{feff}`",
+        );
+        assert!(!e.message.chars().any(is_unsafe_char), "{:?}", e.message);
         assert!(e.message.contains("\\u{1b}]0;pwned"), "{}", e.message);
+        assert!(e.message.contains("\\u{202e}gnp.exe"), "{}", e.message);
     }
 
     #[test]

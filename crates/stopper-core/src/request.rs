@@ -258,6 +258,7 @@ pub fn field_path(path: &serde_path_to_error::Path) -> String {
 /// "a string", "an array", ... of JSON text, from its first character.
 pub fn json_kind_of_text(text: &str) -> &'static str {
     match text.trim_start().chars().next() {
+        Some('\u{feff}') => "text that starts with a byte order mark",
         Some('n') => "null",
         Some('t' | 'f') => "a boolean",
         Some('"') => "a string",

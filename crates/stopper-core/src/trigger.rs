@@ -597,7 +597,11 @@ fn decode_records(event: &str) -> Decoded {
             )),
         );
     };
-    let identity = Some(format!("sns:{}", record.sns.message_id));
+    // An empty MessageId would give every such message the same tokens: the
+    // Lambda request id stands in instead.
+    let identity = Some(record.sns.message_id.as_str())
+        .filter(|id| !id.is_empty())
+        .map(|id| format!("sns:{id}"));
     let message = record.sns.message.as_str();
     let refused = |error| Decoded::new(Trigger::Sns, identity.clone(), Err(error));
     if let Err(e) = within(message, MAX_SNS_MESSAGE_BYTES, "the SNS message") {
@@ -752,7 +756,7 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
             domain_name,
         }) if domain_name
             .as_deref()
-            .is_some_and(|d| d.contains(".lambda-url.")) =>
+            .is_some_and(|d| d.contains(".lambda-url.") && d.ends_with(".on.aws")) =>
         {
             HttpFlavor::FunctionUrl
         }
@@ -930,8 +934,8 @@ fn bound_caller(caller: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if crate::error::is_unsafe_char(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
