@@ -122,16 +122,25 @@ impl Stopper {
                         &self.home
                     }
                 };
-                match plan(&selection, &self.config, scope, &identity) {
-                    Ok(_) if self.unusable.is_some() => {
-                        Response::Refused(self.unusable.clone().unwrap_or_else(|| unreachable!()))
+                let deadline = front_end_deadline(invocation.deadline, decoded.reply_by_epoch_ms);
+                match (plan(&selection, &self.config, scope, &identity), &self.unusable) {
+                    // Planned (so bad input is still told as such), but the
+                    // configuration cannot reach SageMaker: say what is wrong.
+                    (Ok(_), Some(problem)) => Response::Refused(problem.clone()),
+                    // API Gateway has (all but) given up on this request: its
+                    // caller gets a 503 from it whatever happens here, so
+                    // nothing is started that the reply could not report.
+                    (Ok(_), None) if deadline.is_some_and(|d| d <= Instant::now()) => {
+                        Response::Refused(StopError::new(
+                            ErrorKind::Unavailable,
+                            "no time was left before the reply deadline (API Gateway's 29 s integration \
+                             timeout, or the function's own) to call SageMaker: nothing was called; retry",
+                        ))
                     }
-                    Ok(plan) => {
-                        let deadline =
-                            front_end_deadline(invocation.deadline, decoded.reply_by_epoch_ms);
+                    (Ok(plan), None) => {
                         Response::Done(self.execute(trigger, caller, plan, deadline).await)
                     }
-                    Err(error) => Response::Refused(error),
+                    (Err(error), _) => Response::Refused(error),
                 }
             }
         };

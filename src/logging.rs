@@ -27,11 +27,21 @@ pub fn requested_level(setting: &str) -> Option<LevelFilter> {
     if setting.is_empty() {
         return None;
     }
-    LevelFilter::from_str(setting).ok().or_else(|| {
-        EnvFilter::try_new(setting)
-            .ok()
-            .and_then(|f| f.max_level_hint())
-    })
+    // Lambda's log levels include FATAL, which tracing does not have.
+    if setting.eq_ignore_ascii_case("fatal") {
+        return Some(LevelFilter::ERROR);
+    }
+    if let Ok(level) = LevelFilter::from_str(setting) {
+        return Some(level);
+    }
+    // A RUST_LOG directive list (`debug,hyper=info`): its most verbose level.
+    // A lone word that is not a level would be read as a target at TRACE.
+    if !setting.contains(['=', ',']) {
+        return None;
+    }
+    EnvFilter::try_new(setting)
+        .ok()
+        .and_then(|f| f.max_level_hint())
 }
 
 /// The filter for a requested level: that level for our targets, at most
@@ -142,6 +152,12 @@ mod tests {
             }
         }
         assert_eq!(requested_level("nonsense=="), None);
+        assert_eq!(requested_level("FATAL"), Some(LevelFilter::ERROR));
+        assert_eq!(requested_level("verbose"), None);
+        assert_eq!(
+            requested_level("info,aws_config=trace"),
+            Some(LevelFilter::TRACE)
+        );
         assert_eq!(requested_level(""), None);
         assert!(!filter(LevelFilter::ERROR).would_enable("stopper_core", &Level::WARN));
     }
