@@ -405,6 +405,11 @@ def largest_event_shapes():
                                 lambda b: long_string(b, "", "")))
     add("http-api-base64", "valid body; 6 MB cookies",
         lambda arn: sized_event(with_field("http-api-base64", arn, ["cookies"]), strings))
+    # A body that is an object, not a string: it must not count as "the body"
+    # when the envelope's size is bounded (found by review: 65 MB).
+    for trigger in ("http-api", "rest-api", "function-url"):
+        add(trigger, "body: an object of 6 MB of distinct keys",
+            lambda arn, t=trigger: sized_event(with_field(t, arn, ["body"]), pairs))
     return shapes
 
 

@@ -612,12 +612,15 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
 async fn caller_account(sdk_config: &aws_config::SdkConfig) -> Result<String, StopError> {
     let sts = aws_sdk_sts::Client::new(sdk_config);
     match sts.get_caller_identity().send().await {
-        Ok(identity) => identity.account.filter(|a| !a.is_empty()).ok_or_else(|| {
-            StopError::new(
-                ErrorKind::Configuration,
-                "STS GetCallerIdentity named no account",
-            )
-        }),
+        Ok(identity) => identity
+            .account
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                StopError::new(
+                    ErrorKind::Configuration,
+                    "STS GetCallerIdentity gave no 12-digit account id: the CLI cannot know its account",
+                )
+            }),
         Err(e) => Err(sagemaker::configuration_problem(&e).unwrap_or_else(|| {
             StopError::new(
                 ErrorKind::Configuration,

@@ -48,7 +48,7 @@ pub fn home_scope(
     sdk_config: &aws_config::SdkConfig,
     account: Option<&str>,
 ) -> Result<Scope, StopError> {
-    let region = sdk_config.region().map(|r| r.as_ref().trim().to_owned());
+    let region = sdk_config.region().map(|r| r.as_ref().to_owned());
     let region = region.filter(|r| !r.is_empty()).ok_or_else(|| {
         StopError::new(
             ErrorKind::Configuration,

@@ -57,7 +57,14 @@ impl Scope {
     /// The scope of a region (the configured `AWS_REGION`), with the account
     /// when it is known. `None` for a region name SageMaker's pattern refuses.
     pub fn for_region(region: &str, account: Option<&str>) -> Option<Scope> {
-        if region.is_empty() || !is_region(region) {
+        // A region name: `us-east-1`, `cn-north-1`, `us-gov-west-1`.
+        let b = region.as_bytes();
+        let named = (4..=64).contains(&b.len())
+            && is_region(region)
+            && b[0].is_ascii_lowercase()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && region.contains('-');
+        if !named {
             return None;
         }
         Some(Scope {
@@ -372,7 +379,17 @@ mod tests {
                 .partition,
             "aws-us-gov"
         );
-        assert!(Scope::for_region("", None).is_none());
+        for bad in [
+            "",
+            "-",
+            "us-east-1 ",
+            " us-east-1",
+            "US-EAST-1",
+            "useast1",
+            "us-east-",
+        ] {
+            assert!(Scope::for_region(bad, None).is_none(), "{bad:?}");
+        }
         let local = Scope::for_region("us-east-1", None).unwrap();
         // Without an account, other regions and partitions are still refused.
         for arn in [

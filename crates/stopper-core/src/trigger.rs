@@ -319,83 +319,135 @@ fn top_level_request_field(text: &str) -> Option<String> {
         .flatten()
 }
 
-/// Keys (and `{"name": ...}` values, as SNS writes dimensions) that name a
-/// pipeline target, anywhere in an alarm's payload.
-fn target_mentions(value: &Value) -> usize {
-    const TARGETS: [&str; 6] = [
-        "pipelinename",
-        "pipelinenames",
-        "pipelineexecutionarn",
-        "pipelineexecutionarns",
-        "pipelinearn",
-        "executionarn",
-    ];
-    let is_target = |s: &str| s.len() <= 64 && TARGETS.contains(&folded(s).as_str());
-    match value {
-        Value::Object(fields) => fields
-            .iter()
-            .map(|(key, v)| {
-                let named = folded(key) == "name" && v.as_str().is_some_and(is_target);
-                usize::from(is_target(key)) + usize::from(named) + target_mentions(v)
-            })
-            .sum(),
-        Value::Array(items) => items.iter().map(target_mentions).sum(),
-        _ => 0,
-    }
-}
+/// What a walk over a service event's JSON found: how many times a target or
+/// request field is named in it, outside the top-level subtrees skipped.
+/// Keys count (`"PipelineName": ...`), and so do `{"name": ...}` values (as
+/// SNS writes alarm dimensions).
+///
+/// In an alarm's payload (`alarm`), `reason` is CloudWatch's own field (the
+/// state's reason) and does not count.
+fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result<usize, StopError> {
+    const EXTRA: [&str; 3] = ["pipelinenames", "pipelinearn", "executionarn"];
+    let is_mention = |s: &str| {
+        s.len() <= 64 && {
+            let f = folded(s);
+            (REQUEST_FIELDS.contains(&f.as_str()) && !(alarm && f == "reason"))
+                || EXTRA.contains(&f.as_str())
+        }
+    };
 
-/// Refuses JSON text with a key given twice in any object: read as a map,
-/// the last would silently win. For events whose size is bounded (the keys
-/// of each object are held while it is read).
-fn no_duplicate_keys(text: &str, what: &str) -> Result<(), StopError> {
-    struct Unique;
-    impl<'de> Deserialize<'de> for Unique {
-        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Unique)
+    /// One JSON value; counts mentions (when `count`) and refuses a key given
+    /// twice in any object. serde_json's recursion limit bounds its depth.
+    struct Walk<'a, F: Fn(&str) -> bool> {
+        count: bool,
+        top: bool,
+        skip_top: &'a [&'a str],
+        is_mention: &'a F,
+        mentions: &'a mut usize,
+        /// This value is a `"name"`'s: a string naming a target counts.
+        named: bool,
+    }
+    impl<'de, F: Fn(&str) -> bool> de::DeserializeSeed<'de> for Walk<'_, F> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
         }
     }
-    impl<'de> Visitor<'de> for Unique {
-        type Value = Unique;
+    impl<'de, F: Fn(&str) -> bool> Visitor<'de> for Walk<'_, F> {
+        type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("JSON")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut seen = std::collections::HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
                 if seen.contains(&key) {
                     return Err(de::Error::custom(format!("duplicate field `{key}`")));
                 }
+                let skipped = self.top && self.skip_top.contains(&key.as_str());
+                let count = self.count && !skipped;
+                if count && (self.is_mention)(&key) {
+                    *self.mentions += 1;
+                }
+                map.next_value_seed(Walk {
+                    count,
+                    top: false,
+                    skip_top: self.skip_top,
+                    is_mention: self.is_mention,
+                    mentions: &mut *self.mentions,
+                    named: count && folded(&key) == "name",
+                })?;
                 seen.insert(key);
-                map.next_value::<Unique>()?;
             }
-            Ok(Unique)
+            Ok(())
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
-            while seq.next_element::<Unique>()?.is_some() {}
-            Ok(Unique)
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Walk {
+                    count: self.count,
+                    top: false,
+                    skip_top: self.skip_top,
+                    is_mention: self.is_mention,
+                    mentions: &mut *self.mentions,
+                    named: false,
+                })?
+                .is_some()
+            {}
+            Ok(())
         }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Unique, E> {
-            Ok(Unique)
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
+            if self.named && (self.is_mention)(value) {
+                *self.mentions += 1;
+            }
+            Ok(())
         }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Unique, E> {
-            Ok(Unique)
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Unique, E> {
-            Ok(Unique)
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Unique, E> {
-            Ok(Unique)
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Unique, E> {
-            Ok(Unique)
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Unique, E> {
-            Ok(Unique)
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
         }
     }
-    serde_json::from_str::<Unique>(text)
-        .map(drop)
-        .map_err(|e| StopError::validation(format!("{what}: {e}")))
+    let mut mentions = 0;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    de::DeserializeSeed::deserialize(
+        Walk {
+            count: true,
+            top: true,
+            skip_top,
+            is_mention: &is_mention,
+            mentions: &mut mentions,
+            named: false,
+        },
+        &mut deserializer,
+    )
+    .and_then(|()| deserializer.end())
+    .map_err(|e| StopError::validation(format!("{what}: {e}")))?;
+    Ok(mentions)
+}
+
+/// Refuses a service event that names a target or request field anywhere
+/// outside the parts it is read from (`skip_top`): such a field would be
+/// dropped, and the default pipeline could be stopped instead. Also refuses
+/// a key given twice anywhere.
+fn nothing_named_outside(text: &str, what: &str, skip_top: &[&str]) -> Result<(), StopError> {
+    match mentions_in(text, what, skip_top, false)? {
+        0 => Ok(()),
+        n => Err(StopError::validation(format!(
+            "{what} names a target or request field {n} time(s) outside where a request is read: refusing to \
+             guess what it means (a request goes in a direct invocation, an EventBridge detail, an SNS message \
+             or an HTTP body)"
+        ))),
+    }
 }
 
 /// Refuses a service event that carries a request field at its top level.
@@ -535,6 +587,20 @@ fn parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StopError> {
     })
 }
 
+/// Typed parse of an HTTP event's envelope. The error names where, never
+/// what: serde quotes the offending value, and in an HTTP envelope that can
+/// be a cookie, an `authorization` header or a token in a query string.
+fn parse_envelope<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StopError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        StopError::validation(format!(
+            "not a valid {what} at {}: a value of the wrong type, or with characters a front end never sends \
+             (the value is not quoted: it may be a credential)",
+            crate::request::field_path(e.path())
+        ))
+    })
+}
+
 /// Refuses an event larger than its source ever sends.
 fn within(text: &str, limit: usize, what: &str) -> Result<(), StopError> {
     if text.len() > limit {
@@ -561,7 +627,7 @@ struct RecordSource {
 
 fn decode_records(event: &str) -> Decoded {
     if let Err(e) = within(event, MAX_SNS_EVENT_BYTES, "an SNS event")
-        .and_then(|()| no_duplicate_keys(event, "an SNS event"))
+        .and_then(|()| nothing_named_outside(event, "an SNS event", &[]))
     {
         return Decoded::refused(Trigger::Sns, e);
     }
@@ -620,26 +686,26 @@ fn decode_records(event: &str) -> Decoded {
     let is_alarm = message.trim_start().starts_with('{')
         && serde_json::from_str::<AlarmProbe>(message).is_ok_and(|p| p.alarm_name.is_some());
     if is_alarm {
-        if let Err(e) = no_request_field(message, "the SNS message, an alarm notification,")
-            .and_then(|()| no_duplicate_keys(message, "the alarm notification"))
+        let mentions = match no_request_field(message, "the SNS message, an alarm notification,")
+            .and_then(|()| mentions_in(message, "the alarm notification", &[], true))
         {
-            return refused(e);
-        }
+            Ok(mentions) => mentions,
+            Err(e) => return Decoded::new(Trigger::AlarmSns, identity, Err(e)),
+        };
         // Bounded by MAX_SNS_MESSAGE_BYTES: this tree is at most a few MB.
         let action = within(message, MAX_ALARM_EVENT_BYTES, "the alarm notification")
             .and_then(|()| {
                 serde_json::from_str::<Value>(message)
                     .map_err(|e| StopError::validation(format!("the SNS message is not JSON: {e}")))
             })
-            .and_then(decode_sns_alarm);
+            .and_then(|message| decode_sns_alarm(message, mentions));
         Decoded::new(Trigger::AlarmSns, identity, action)
     } else {
         Decoded::new(Trigger::Sns, identity, Selection::from_text(message, true))
     }
 }
 
-fn decode_sns_alarm(mut message: Value) -> Result<Action, StopError> {
-    let mentions = target_mentions(&message);
+fn decode_sns_alarm(mut message: Value, mentions: usize) -> Result<Action, StopError> {
     match message.get("Trigger") {
         None | Some(Value::Null | Value::Object(_)) => {}
         Some(other) => {
@@ -787,7 +853,17 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
             )),
         );
     }
-    if let Err(e) = no_duplicate_keys(event, "an HTTP event") {
+    // A body that is not a string (or null) is no front end's, and would
+    // slip its size past the envelope's bound.
+    if probe.body.is_some_and(|b| !b.get().starts_with(['"', 'n'])) {
+        return Decoded::refused(
+            trigger,
+            StopError::validation(
+                "the HTTP event's body is not a string: not from an HTTP front end",
+            ),
+        );
+    }
+    if let Err(e) = nothing_named_outside(event, "an HTTP event", &["body", "requestContext"]) {
         return Decoded::refused(trigger, e);
     }
     let headers = probe.headers.0.saturating_add(probe.multi_value_headers.0);
@@ -804,7 +880,7 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
     }
     let request = match flavor {
         HttpFlavor::FunctionUrl => {
-            parse::<LambdaFunctionUrlRequest>(event, "function URL request").map(|r| {
+            parse_envelope::<LambdaFunctionUrlRequest>(event, "function URL request").map(|r| {
                 let iam = r.request_context.authorizer.and_then(|a| a.iam);
                 HttpRequest {
                     flavor,
@@ -818,8 +894,8 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
                 }
             })
         }
-        HttpFlavor::HttpApi => {
-            parse::<ApiGatewayV2httpRequest>(event, "HTTP API request").map(|r| {
+        HttpFlavor::HttpApi => parse_envelope::<ApiGatewayV2httpRequest>(event, "HTTP API request")
+            .map(|r| {
                 let context = r.request_context;
                 HttpRequest {
                     flavor,
@@ -830,10 +906,9 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
                     caller: context.authorizer.and_then(authorizer_caller),
                     received_epoch_ms: u64::try_from(context.time_epoch).ok(),
                 }
-            })
-        }
-        HttpFlavor::RestApi => parse::<ApiGatewayProxyRequest>(event, "API Gateway REST request")
-            .map(|r| {
+            }),
+        HttpFlavor::RestApi => {
+            parse_envelope::<ApiGatewayProxyRequest>(event, "API Gateway REST request").map(|r| {
                 let context = r.request_context;
                 let identity = context.identity;
                 HttpRequest {
@@ -846,7 +921,8 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
                         .or_else(|| authorizer_caller(context.authorizer)),
                     received_epoch_ms: u64::try_from(context.request_time_epoch).ok(),
                 }
-            }),
+            })
+        }
     };
     let request = match request {
         Ok(request) => request,
@@ -978,9 +1054,7 @@ fn http_body(body: Option<&str>, base64: bool) -> Result<String, StopError> {
 }
 
 fn decode_eventbridge(event: &str) -> Decoded {
-    if let Err(e) = within(event, MAX_EVENTBRIDGE_EVENT_BYTES, "an EventBridge event")
-        .and_then(|()| no_duplicate_keys(event, "an EventBridge event"))
-    {
+    if let Err(e) = within(event, MAX_EVENTBRIDGE_EVENT_BYTES, "an EventBridge event") {
         return Decoded::refused(Trigger::EventBridge, e);
     }
     let envelope: EventBridgeEvent<Box<RawValue>> = match parse(event, "EventBridge event") {
@@ -993,33 +1067,60 @@ fn decode_eventbridge(event: &str) -> Decoded {
         .filter(|id| !id.is_empty())
         .map(|id| format!("eventbridge:{id}"));
     let detail = envelope.detail.get();
+    // Outside an alarm, a target may be named only in `detail`, where it is read.
+    let outside_detail = || nothing_named_outside(event, "an EventBridge event", &["detail"]);
     let (trigger, action) = match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.cloudwatch", ALARM_STATE_CHANGE) => (
             Trigger::AlarmEventBridge,
             within(event, MAX_ALARM_EVENT_BYTES, "an alarm event")
-                .and_then(|()| {
-                    parse::<CloudWatchAlarmData<Value, Value>>(
+                .and_then(|()| mentions_in(event, "an alarm event", &[], true))
+                .and_then(|mentions| {
+                    let data = parse::<CloudWatchAlarmData<Value, Value>>(
                         detail,
                         "CloudWatch alarm state change detail",
-                    )
-                })
-                .and_then(|d| eventbridge_alarm(&d)),
+                    )?;
+                    eventbridge_alarm(&data, mentions)
+                }),
         ),
         ("aws.sagemaker", SAGEMAKER_STATUS_CHANGE) => (
             Trigger::SageMakerStatusChange,
-            sagemaker_status_change(detail),
+            outside_detail().and_then(|()| sagemaker_status_change(detail)),
         ),
         // A scheduled rule's `detail` is `{}`: a request with no target field,
         // which stops DEFAULT_PIPELINE_NAME's running executions.
-        (_, "Scheduled Event") => (Trigger::ScheduledEvent, detail_request(detail)),
-        _ => (Trigger::EventBridge, detail_request(detail)),
+        (_, "Scheduled Event") => (
+            Trigger::ScheduledEvent,
+            outside_detail().and_then(|()| detail_request(detail, &envelope.resources)),
+        ),
+        _ => (
+            Trigger::EventBridge,
+            outside_detail().and_then(|()| detail_request(detail, &envelope.resources)),
+        ),
     };
     Decoded::new(trigger, identity, action)
 }
 
-fn detail_request(detail: &str) -> Result<Action, StopError> {
-    Selection::from_text(detail, true)
-        .map_err(|e| StopError::validation(format!("EventBridge detail: {}", e.message)))
+/// The request in an EventBridge `detail`. One that would fall back to the
+/// default pipeline is refused when the event's `resources` name a SageMaker
+/// pipeline: that is where EventBridge events carry the ARNs they are about,
+/// and the default would be a guess.
+fn detail_request(detail: &str, resources: &Option<Vec<String>>) -> Result<Action, StopError> {
+    let action = Selection::from_text(detail, true)
+        .map_err(|e| StopError::validation(format!("EventBridge detail: {}", e.message)))?;
+    let names_pipeline = resources
+        .iter()
+        .flatten()
+        .find(|r| r.contains(":sagemaker:") && r.contains(":pipeline/"));
+    match (&action, names_pipeline) {
+        (Action::Stop(selection), Some(resource)) if selection.default_allowed => {
+            Err(StopError::validation(format!(
+                "the EventBridge event's resources name {} but its detail names no target: refusing to fall \
+                 back to DEFAULT_PIPELINE_NAME (name the target in detail)",
+                quote(resource)
+            )))
+        }
+        _ => Ok(action),
+    }
 }
 
 /// SageMaker's own status change event names one execution. One that has
@@ -1053,11 +1154,12 @@ fn sagemaker_status_change(detail: &str) -> Result<Action, StopError> {
 }
 
 fn decode_alarm_action(event: &str) -> Decoded {
-    if let Err(e) = within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload")
-        .and_then(|()| no_duplicate_keys(event, "an alarm action payload"))
+    let mentions = match within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload")
+        .and_then(|()| mentions_in(event, "an alarm action payload", &[], true))
     {
-        return Decoded::refused(Trigger::AlarmLambdaAction, e);
-    }
+        Ok(mentions) => mentions,
+        Err(e) => return Decoded::refused(Trigger::AlarmLambdaAction, e),
+    };
     let alarm: CloudWatchAlarm<Value, Value> = match parse(event, "CloudWatch alarm action payload")
     {
         Ok(a) => a,
@@ -1078,12 +1180,16 @@ fn decode_alarm_action(event: &str) -> Decoded {
     Decoded::new(
         Trigger::AlarmLambdaAction,
         identity,
-        eventbridge_alarm(&alarm.alarm_data),
+        eventbridge_alarm(&alarm.alarm_data, mentions),
     )
 }
 
 /// The alarm data shared by EventBridge alarm events and Lambda alarm actions.
-fn eventbridge_alarm(data: &CloudWatchAlarmData<Value, Value>) -> Result<Action, StopError> {
+/// `mentions`: how often the whole payload names a target or request field.
+fn eventbridge_alarm(
+    data: &CloudWatchAlarmData<Value, Value>,
+    mentions: usize,
+) -> Result<Action, StopError> {
     let state = match data.state.as_ref().map(|s| &s.value) {
         Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
         Some(CloudWatchAlarmStateValue::Ok) => "OK",
@@ -1112,12 +1218,7 @@ fn eventbridge_alarm(data: &CloudWatchAlarmData<Value, Value>) -> Result<Action,
             dimensions.push((name.clone(), value));
         }
     }
-    alarm_action(
-        &data.alarm_name,
-        state,
-        &dimensions,
-        target_mentions(&data.configuration),
-    )
+    alarm_action(&data.alarm_name, state, &dimensions, mentions)
 }
 
 /// Acts only on ALARM. The target: a `PipelineExecutionArn` dimension if the

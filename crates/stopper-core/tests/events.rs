@@ -658,3 +658,82 @@ fn alarm_payloads_that_mention_a_target_elsewhere_or_twice_are_refused() {
         assert!(err.message.contains("duplicate field"), "{}", err.message);
     }
 }
+
+/// The second review's findings: targets named inside an alarm's payload but
+/// outside its metrics, request fields below the top of a service event, an
+/// object for a body, and header values quoted into errors.
+#[test]
+fn targets_named_anywhere_outside_a_request_are_refused() {
+    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
+    let config = Config {
+        default_pipeline: Some("nightly-training".into()),
+        ..Config::default()
+    };
+    let other =
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/prod-inference/execution/zz9yy8xx7ww6";
+    let no_dims = |file: &str, edit: &dyn Fn(&mut Value)| {
+        with(file, |e| {
+            let metric = if file == "alarm-eventbridge.json" {
+                &mut e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]
+            } else {
+                &mut e["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]
+            };
+            metric["dimensions"] = json!({"Stage": "x"});
+            edit(e);
+        })
+    };
+    let events = [
+        no_dims("alarm-eventbridge.json", &|e| {
+            e["detail"]["PipelineExecutionArn"] = other.into()
+        }),
+        no_dims("alarm-eventbridge.json", &|e| {
+            e["detail"]["DryRun"] = true.into()
+        }),
+        no_dims("alarm-eventbridge.json", &|e| {
+            e["detail"]["state"]["PipelineExecutionArn"] = other.into()
+        }),
+        no_dims("alarm-lambda-action.json", &|e| {
+            e["alarmData"]["PipelineName"] = "prod-inference".into()
+        }),
+        with("alarm-sns.json", |e| {
+            e["Records"][0]["Sns"]["Message"] = "{}".into();
+            e["Records"][0]["Sns"]["MessageAttributes"] =
+                json!({"PipelineName": {"Type": "String", "Value": "prod-inference"}});
+        }),
+        with("alarm-sns.json", |e| {
+            e["Records"][0]["Sns"]["Message"] = "{}".into();
+            e["Records"][0]["PipelineExecutionArn"] = other.into();
+        }),
+        with("eventbridge-custom.json", |e| {
+            e["detail"] = json!({});
+            e["resources"] = json!([other]);
+        }),
+        with("http-api.json", |e| {
+            e["queryStringParameters"] = json!({"PipelineName": "prod-inference"})
+        }),
+    ];
+    for event in events {
+        let refused = match decode(&event.to_string()).action {
+            Err(e) => e,
+            Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id")
+                .map(|p| p.pipelines)
+                .unwrap_err(),
+            Ok(other) => panic!("{event}: {other:?}"),
+        };
+        assert_eq!(refused.kind, ErrorKind::Validation, "{event}");
+    }
+    // An object for a body, however large, is refused before it is walked.
+    let body_object = with("http-api.json", |e| e["body"] = json!({"aaa": 0, "aab": 0}));
+    assert!(decode(&body_object.to_string()).action.is_err());
+    // A header value a front end would never send is refused without being quoted.
+    let header = with("http-api.json", |e| {
+        e["headers"]["cookie"] = "session=SECRETSESSIONCOOKIE\u{1}".into()
+    });
+    let err = decode(&header.to_string()).action.unwrap_err();
+    assert!(
+        !err.message.contains("SECRETSESSIONCOOKIE"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("headers"), "{}", err.message);
+}
