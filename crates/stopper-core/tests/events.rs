@@ -355,6 +355,21 @@ fn anomaly_detection_and_composite_alarms_through_sns_are_understood() {
     );
 }
 
+/// What happens to `event` with `default` as DEFAULT_PIPELINE_NAME, in this
+/// function's account and region: the pipelines a sweep would stop, or why
+/// the event is refused (by the decoder or the planner).
+fn with_default(event: &str, default: &str) -> Result<Vec<String>, stopper_core::StopError> {
+    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
+    let config = Config {
+        default_pipeline: Some(default.into()),
+        ..Config::default()
+    };
+    match decode(event).action? {
+        Action::Stop(s) => plan(&s, &config, &scope, "id").map(|p| p.pipelines),
+        other => panic!("{event}: {other:?}"),
+    }
+}
+
 /// Issue 12: an event whose target field is present but empty, null or blank
 /// is refused on every trigger that may fall back to the default pipeline;
 /// only one with no target field at all reaches `DEFAULT_PIPELINE_NAME`.
@@ -383,12 +398,7 @@ fn present_but_empty_targets_never_widen_into_the_default_sweep() {
             e["Records"][0]["Sns"]["Message"] = request.to_string().into()
         });
         for event in [direct, eventbridge, scheduled, sns] {
-            let decoded = decode(&event.to_string());
-            let refused = match decoded.action {
-                Err(e) => e,
-                Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id").unwrap_err(),
-                Ok(other) => panic!("{event}: {other:?}"),
-            };
+            let refused = with_default(&event.to_string(), "nightly-training").unwrap_err();
             assert_eq!(refused.kind, ErrorKind::Validation, "{event}");
         }
     }
@@ -428,11 +438,7 @@ fn alarms_with_target_like_dimensions_are_refused_not_defaulted() {
         json!({"PipelineExecutionArn": null}),
     ] {
         let event = dims(bad.clone());
-        let refused = match decode(&event.to_string()).action {
-            Err(e) => e,
-            Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id").unwrap_err(),
-            Ok(other) => panic!("{bad}: {other:?}"),
-        };
+        let refused = with_default(&event.to_string(), "nightly-training").unwrap_err();
         assert_eq!(refused.kind, ErrorKind::Validation, "{bad}");
     }
     // An alarm on an unrelated metric (a bill, say) stops the default.
@@ -586,11 +592,6 @@ fn request_fields_outside_a_request_are_refused_not_dropped() {
 
 #[test]
 fn alarm_payloads_that_mention_a_target_elsewhere_or_twice_are_refused() {
-    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
-    let config = Config {
-        default_pipeline: Some("default-pipe".into()),
-        ..Config::default()
-    };
     let dims_as_list = with("alarm-lambda-action.json", |e| {
         e["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
             json!([{"name": "PipelineName", "value": "nightly-training"}])
@@ -622,13 +623,7 @@ fn alarm_payloads_that_mention_a_target_elsewhere_or_twice_are_refused() {
         sns_lower_dimensions,
         sns_trigger_string,
     ] {
-        let refused = match decode(&event.to_string()).action {
-            Err(e) => e,
-            Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id")
-                .map(|p| p.pipelines)
-                .unwrap_err(),
-            Ok(other) => panic!("{event}: {other:?}"),
-        };
+        let refused = with_default(&event.to_string(), "nightly-training").unwrap_err();
         assert_eq!(refused.kind, ErrorKind::Validation, "{event}");
     }
     // Duplicate keys inside alarm payloads: read as maps, the last would win.
@@ -664,11 +659,6 @@ fn alarm_payloads_that_mention_a_target_elsewhere_or_twice_are_refused() {
 /// object for a body, and header values quoted into errors.
 #[test]
 fn targets_named_anywhere_outside_a_request_are_refused() {
-    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
-    let config = Config {
-        default_pipeline: Some("nightly-training".into()),
-        ..Config::default()
-    };
     let other =
         "arn:aws:sagemaker:us-east-1:123456789012:pipeline/prod-inference/execution/zz9yy8xx7ww6";
     let no_dims = |file: &str, edit: &dyn Fn(&mut Value)| {
@@ -713,13 +703,7 @@ fn targets_named_anywhere_outside_a_request_are_refused() {
         }),
     ];
     for event in events {
-        let refused = match decode(&event.to_string()).action {
-            Err(e) => e,
-            Ok(Action::Stop(s)) => plan(&s, &config, &scope, "id")
-                .map(|p| p.pipelines)
-                .unwrap_err(),
-            Ok(other) => panic!("{event}: {other:?}"),
-        };
+        let refused = with_default(&event.to_string(), "nightly-training").unwrap_err();
         assert_eq!(refused.kind, ErrorKind::Validation, "{event}");
     }
     // An object for a body, however large, is refused before it is walked.
