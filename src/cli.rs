@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::{json, Map, Value};
 use stopper_core::arn::Scope;
 use stopper_core::config::Config;
-use stopper_core::error::is_unsafe_char;
+use stopper_core::error::{escape_unsafe, is_unsafe_char};
 use stopper_core::request::{json_kind_of_text, StopRequest};
 use stopper_core::{ErrorKind, StopError};
 
@@ -377,15 +377,7 @@ fn http_exit_code(reply: &Value) -> u8 {
 /// (bidirectional overrides, zero-width) escaped. An ARN carrying `ESC ] 0 ;`
 /// must not retitle the operator's terminal, nor `ESC [ 2 J` clear it.
 pub fn terminal_safe(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_unsafe_char(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    escape_unsafe(text)
 }
 
 /// JSON for a terminal: serde_json escapes C0 controls inside strings, but

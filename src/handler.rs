@@ -110,7 +110,6 @@ impl Stopper {
             Ok(Action::Stop(selection)) => {
                 let identity = decoded
                     .identity
-                    .clone()
                     .unwrap_or_else(|| format!("lambda:{}", invocation.request_id));
                 let scope = match &invocation.scope {
                     Some(scope) => scope,
@@ -138,7 +137,11 @@ impl Stopper {
                         ))
                     }
                     (Ok(plan), None) => {
-                        Response::Done(self.execute(trigger, caller, plan, deadline).await)
+                        let plan = Plan {
+                            caller: caller.map(str::to_owned),
+                            ..plan
+                        };
+                        Response::Done(self.execute(trigger, plan, deadline).await)
                     }
                     (Err(error), _) => Response::Refused(error),
                 }
@@ -174,13 +177,7 @@ impl Stopper {
     /// executions, then those the pipeline sweeps find, from the first page
     /// of each listing on. One failure never hides another's result. With
     /// `Wait`, then polls the stopped executions until they end.
-    async fn execute(
-        &self,
-        trigger: Trigger,
-        caller: Option<&str>,
-        mut plan: Plan,
-        deadline: Option<Instant>,
-    ) -> Report {
+    async fn execute(&self, trigger: Trigger, mut plan: Plan, deadline: Option<Instant>) -> Report {
         let mut report = Report {
             single: plan.is_single(),
             dry_run: plan.options.dry_run,
@@ -238,7 +235,8 @@ impl Stopper {
                 match work {
                     Work::Act(target, found) => {
                         let started = Instant::now();
-                        let result = self.act_on(plan, caller, &target, found, deadline).await;
+                        let result = self.act_on(plan, &target, found, deadline).await;
+                        let caller = plan.caller.as_deref();
                         log_outcome(trigger, caller, &target.token, &result, started.elapsed());
                         Ok(result)
                     }
@@ -314,7 +312,6 @@ impl Stopper {
     async fn act_on(
         &self,
         plan: &Plan,
-        caller: Option<&str>,
         target: &Target,
         found: Found,
         deadline: Option<Instant>,
@@ -380,7 +377,7 @@ impl Stopper {
                     )),
                     (StepKind::Callback { .. }, Some(callback_token)) => {
                         let token = plan.force_token(arn, &callback_token);
-                        let reason = plan.options.failure_reason(caller);
+                        let reason = plan.failure_reason();
                         let call = sagemaker::fail_callback_step(
                             client,
                             &callback_token,

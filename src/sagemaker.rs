@@ -63,8 +63,11 @@ pub fn home_scope(
     })
 }
 
-/// The endpoint override in force, if any: `AWS_ENDPOINT_URL_SAGEMAKER`, else
-/// the configuration's (`AWS_ENDPOINT_URL`, a profile, `--endpoint-url`).
+/// The endpoint override in force, if any, resolved as the SDK resolves it
+/// when `client` builds SageMaker's configuration: `--endpoint-url`, else the
+/// service's own setting (`AWS_ENDPOINT_URL_SAGEMAKER`, a profile's
+/// `services` section), else the global one (`AWS_ENDPOINT_URL`, a profile's
+/// `endpoint_url`).
 fn endpoint_override(
     sdk_config: &aws_config::SdkConfig,
     explicit: Option<&str>,
@@ -72,17 +75,34 @@ fn endpoint_override(
     if let Some(url) = explicit {
         return Some((url.to_owned(), "--endpoint-url"));
     }
-    let env = |name: &'static str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (v, name))
+    let global = || {
+        sdk_config.endpoint_url().map(|url| {
+            (
+                url.to_owned(),
+                "the configured endpoint (AWS_ENDPOINT_URL or a profile)",
+            )
+        })
     };
-    env("AWS_ENDPOINT_URL_SAGEMAKER").or_else(|| {
-        sdk_config
-            .endpoint_url()
-            .map(|url| (url.to_owned(), "the configured endpoint URL"))
-    })
+    // Set in code, the global endpoint wins, as in the SDK's own resolution.
+    if sdk_config.get_origin("endpoint_url").is_client_config() {
+        return global();
+    }
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("SageMaker")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk_config
+        .service_config()
+        .and_then(|config| config.load_config(key))
+        .map(|url| {
+            (
+                url,
+                "the SageMaker endpoint (AWS_ENDPOINT_URL_SAGEMAKER or a profile's services section)",
+            )
+        })
+        .or_else(global)
 }
 
 /// Refuses an endpoint override that is not an `http(s)://host` URL: the SDK

@@ -155,11 +155,25 @@ pub fn bound_message(message: &str) -> String {
             (_, Some(n)) => quoted = Some(n + 1),
             _ => {}
         }
-        if is_unsafe_char(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
+        push_safe(&mut out, c);
+    }
+    out
+}
+
+/// Appends `c`, escaped (`\u{1b}`) if it is an unsafe character.
+pub fn push_safe(out: &mut String, c: char) {
+    if is_unsafe_char(c) {
+        out.extend(c.escape_unicode());
+    } else {
+        out.push(c);
+    }
+}
+
+/// `text` with every unsafe character escaped: fit for a terminal or a log.
+pub fn escape_unsafe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_safe(&mut out, c);
     }
     out
 }

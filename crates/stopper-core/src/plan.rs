@@ -26,9 +26,17 @@ pub struct Plan {
     pub identity: String,
     /// Dry run, wait, force, age filter.
     pub options: Options,
+    /// Who asked (HTTP): for the stop log lines and `Force`'s default reason.
+    pub caller: Option<String>,
 }
 
 impl Plan {
+    /// The failure reason forced Callback steps get: the request's, or the
+    /// default naming the caller.
+    pub fn failure_reason(&self) -> std::borrow::Cow<'_, str> {
+        self.options.failure_reason(self.caller.as_deref())
+    }
+
     /// A target found by a pipeline sweep: its token derives from the same identity.
     pub fn swept_target(&self, arn: String) -> Target {
         Target {
@@ -133,6 +141,7 @@ pub fn plan(
         pipelines,
         identity: identity.to_owned(),
         options: selection.options.clone(),
+        caller: None,
     })
 }
 

@@ -271,63 +271,31 @@ fn folded(name: &str) -> String {
         .collect()
 }
 
-/// The first request field at the top level of a JSON object, read without
-/// building it (keys are looked at as they pass; values are skipped).
-fn top_level_request_field(text: &str) -> Option<String> {
-    struct Fields;
-    impl<'de> Visitor<'de> for Fields {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            // Read to the end: serde_json refuses a map left part-read.
-            let mut found = None;
-            while let Some(key) = map.next_key_seed(FieldName)? {
-                found = found.or(key);
-                map.next_value::<IgnoredAny>()?;
-            }
-            Ok(found)
-        }
-    }
-    /// A key: `Some(name)` when it is a request field's, else `None`.
-    struct FieldName;
-    impl<'de> de::DeserializeSeed<'de> for FieldName {
-        type Value = Option<String>;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-    impl<'de> Visitor<'de> for FieldName {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a key")
-        }
-        fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-            // Longer than any field name: not one, and not worth folding.
-            if key.len() > 64 {
-                return Ok(None);
-            }
-            Ok(REQUEST_FIELDS
-                .contains(&folded(key).as_str())
-                .then(|| quote(key)))
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    de::Deserializer::deserialize_map(&mut deserializer, Fields)
-        .ok()
-        .flatten()
+/// What a walk over a service event's JSON found.
+#[derive(Default)]
+struct Mentions {
+    /// How many times a target or request field is named, outside the
+    /// top-level subtrees skipped. Keys count (`"PipelineName": ...`), and so
+    /// do `{"name": ...}` values (as SNS writes alarm dimensions).
+    total: usize,
+    /// The first request field at the top level, quoted: a request in the
+    /// wrong place, or an alarm in disguise.
+    at_top: Option<String>,
 }
 
-/// What a walk over a service event's JSON found: how many times a target or
-/// request field is named in it, outside the top-level subtrees skipped.
-/// Keys count (`"PipelineName": ...`), and so do `{"name": ...}` values (as
-/// SNS writes alarm dimensions).
-///
-/// In an alarm's payload (`alarm`), `reason` is CloudWatch's own field (the
-/// state's reason) and does not count.
-fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result<usize, StopError> {
+/// Walks a service event's JSON once: counts the mentions of targets and
+/// request fields, and refuses a key given twice in any object. In an
+/// alarm's payload (`alarm`), `reason` below the top level is CloudWatch's
+/// own field (the state's reason) and does not count.
+fn mentions_in(
+    text: &str,
+    what: &str,
+    skip_top: &[&str],
+    alarm: bool,
+) -> Result<Mentions, StopError> {
     const EXTRA: [&str; 3] = ["pipelinenames", "pipelinearn", "executionarn"];
+    // Longer than any field name: not one, and not worth folding.
+    let is_request_field = |s: &str| s.len() <= 64 && REQUEST_FIELDS.contains(&folded(s).as_str());
     let is_mention = |s: &str| {
         s.len() <= 64 && {
             let f = folded(s);
@@ -338,22 +306,23 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
 
     /// One JSON value; counts mentions (when `count`) and refuses a key given
     /// twice in any object. serde_json's recursion limit bounds its depth.
-    struct Walk<'a, F: Fn(&str) -> bool> {
+    struct Walk<'a, F: Fn(&str) -> bool, G: Fn(&str) -> bool> {
         count: bool,
         top: bool,
         skip_top: &'a [&'a str],
         is_mention: &'a F,
-        mentions: &'a mut usize,
+        is_request_field: &'a G,
+        mentions: &'a mut Mentions,
         /// This value is a `"name"`'s: a string naming a target counts.
         named: bool,
     }
-    impl<'de, F: Fn(&str) -> bool> de::DeserializeSeed<'de> for Walk<'_, F> {
+    impl<'de, F: Fn(&str) -> bool, G: Fn(&str) -> bool> de::DeserializeSeed<'de> for Walk<'_, F, G> {
         type Value = ();
         fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_any(self)
         }
     }
-    impl<'de, F: Fn(&str) -> bool> Visitor<'de> for Walk<'_, F> {
+    impl<'de, F: Fn(&str) -> bool, G: Fn(&str) -> bool> Visitor<'de> for Walk<'_, F, G> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("JSON")
@@ -366,14 +335,18 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
                 }
                 let skipped = self.top && self.skip_top.contains(&key.as_str());
                 let count = self.count && !skipped;
-                if count && (self.is_mention)(&key) {
-                    *self.mentions += 1;
+                if self.top && self.mentions.at_top.is_none() && (self.is_request_field)(&key) {
+                    self.mentions.at_top = Some(quote(&key));
+                }
+                if count && ((self.is_mention)(&key) || self.top && (self.is_request_field)(&key)) {
+                    self.mentions.total += 1;
                 }
                 map.next_value_seed(Walk {
                     count,
                     top: false,
                     skip_top: self.skip_top,
                     is_mention: self.is_mention,
+                    is_request_field: self.is_request_field,
                     mentions: &mut *self.mentions,
                     named: count && folded(&key) == "name",
                 })?;
@@ -388,6 +361,7 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
                     top: false,
                     skip_top: self.skip_top,
                     is_mention: self.is_mention,
+                    is_request_field: self.is_request_field,
                     mentions: &mut *self.mentions,
                     named: false,
                 })?
@@ -397,7 +371,7 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
         }
         fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
             if self.named && (self.is_mention)(value) {
-                *self.mentions += 1;
+                self.mentions.total += 1;
             }
             Ok(())
         }
@@ -417,7 +391,7 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
             Ok(())
         }
     }
-    let mut mentions = 0;
+    let mut mentions = Mentions::default();
     let mut deserializer = serde_json::Deserializer::from_str(text);
     de::DeserializeSeed::deserialize(
         Walk {
@@ -425,6 +399,7 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
             top: true,
             skip_top,
             is_mention: &is_mention,
+            is_request_field: &is_request_field,
             mentions: &mut mentions,
             named: false,
         },
@@ -440,7 +415,9 @@ fn mentions_in(text: &str, what: &str, skip_top: &[&str], alarm: bool) -> Result
 /// dropped, and the default pipeline could be stopped instead. Also refuses
 /// a key given twice anywhere.
 fn nothing_named_outside(text: &str, what: &str, skip_top: &[&str]) -> Result<(), StopError> {
-    match mentions_in(text, what, skip_top, false)? {
+    let mentions = mentions_in(text, what, skip_top, false)?;
+    no_request_field_at_top(&mentions, what)?;
+    match mentions.total {
         0 => Ok(()),
         n => Err(StopError::validation(format!(
             "{what} names a target or request field {n} time(s) outside where a request is read: refusing to \
@@ -450,9 +427,18 @@ fn nothing_named_outside(text: &str, what: &str, skip_top: &[&str]) -> Result<()
     }
 }
 
+/// The mentions in an alarm's payload, for `alarm_action` to match against
+/// the dimensions it reads; a request field at its top level is refused
+/// first, whatever the alarm's state: the payload is a request in disguise.
+fn alarm_mentions(text: &str, what: &str) -> Result<usize, StopError> {
+    let mentions = mentions_in(text, what, &[], true)?;
+    no_request_field_at_top(&mentions, what)?;
+    Ok(mentions.total)
+}
+
 /// Refuses a service event that carries a request field at its top level.
-fn no_request_field(event: &str, what: &str) -> Result<(), StopError> {
-    match top_level_request_field(event) {
+fn no_request_field_at_top(mentions: &Mentions, what: &str) -> Result<(), StopError> {
+    match &mentions.at_top {
         None => Ok(()),
         Some(field) => Err(StopError::validation(format!(
             "{what} has the request field {field} at its top level: refusing to guess whether it is the event \
@@ -543,23 +529,8 @@ pub fn decode(event: &str) -> Decoded {
             )
         }
     };
-    let service_event = if probe.records.is_some() {
-        Some((Trigger::Sns, "an SNS event"))
-    } else if probe.request_context.is_some() {
-        // Checked once the front end is known, for a reply in its shape.
-        None
-    } else if probe.detail_type.is_some() {
-        Some((Trigger::EventBridge, "an EventBridge event"))
-    } else if probe.alarm_data.is_some() {
-        Some((Trigger::AlarmLambdaAction, "an alarm action"))
-    } else {
-        None
-    };
-    if let Some((trigger, what)) = service_event {
-        if let Err(e) = no_request_field(event, what) {
-            return Decoded::refused(trigger, e);
-        }
-    }
+    // Each service event is then walked once, within its size bound, for
+    // duplicate keys and for targets or request fields outside its request.
     if probe.records.is_some() {
         decode_records(event)
     } else if let Some(context) = probe.request_context {
@@ -686,9 +657,7 @@ fn decode_records(event: &str) -> Decoded {
     let is_alarm = message.trim_start().starts_with('{')
         && serde_json::from_str::<AlarmProbe>(message).is_ok_and(|p| p.alarm_name.is_some());
     if is_alarm {
-        let mentions = match no_request_field(message, "the SNS message, an alarm notification,")
-            .and_then(|()| mentions_in(message, "the alarm notification", &[], true))
-        {
+        let mentions = match alarm_mentions(message, "the SNS message, an alarm notification,") {
             Ok(mentions) => mentions,
             Err(e) => return Decoded::new(Trigger::AlarmSns, identity, Err(e)),
         };
@@ -837,9 +806,6 @@ fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Decoded {
         ),
     };
     let trigger = Trigger::Http(flavor);
-    if let Err(e) = no_request_field(event, "an HTTP event") {
-        return Decoded::refused(trigger, e);
-    }
     // Lengths compared as numbers: the event is never sliced (a byte index
     // inside a multi-byte character would panic).
     let body_bytes = probe.body.map_or(0, |b| b.get().len());
@@ -1005,16 +971,15 @@ fn authorizer_caller(authorizer: ApiGatewayRequestAuthorizer) -> Option<String> 
 /// characters escaped, at most [`MAX_CALLER_CHARS`].
 fn bound_caller(caller: &str) -> String {
     let mut out = String::new();
+    let mut written = 0;
     for c in caller.chars() {
-        if out.chars().count() >= MAX_CALLER_CHARS {
+        if written >= MAX_CALLER_CHARS {
             out.push('…');
             break;
         }
-        if crate::error::is_unsafe_char(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
+        let before = out.len();
+        crate::error::push_safe(&mut out, c);
+        written += out[before..].chars().count();
     }
     out
 }
@@ -1073,7 +1038,7 @@ fn decode_eventbridge(event: &str) -> Decoded {
         ("aws.cloudwatch", ALARM_STATE_CHANGE) => (
             Trigger::AlarmEventBridge,
             within(event, MAX_ALARM_EVENT_BYTES, "an alarm event")
-                .and_then(|()| mentions_in(event, "an alarm event", &[], true))
+                .and_then(|()| alarm_mentions(event, "an alarm event"))
                 .and_then(|mentions| {
                     let data = parse::<CloudWatchAlarmData<Value, Value>>(
                         detail,
@@ -1155,7 +1120,7 @@ fn sagemaker_status_change(detail: &str) -> Result<Action, StopError> {
 
 fn decode_alarm_action(event: &str) -> Decoded {
     let mentions = match within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload")
-        .and_then(|()| mentions_in(event, "an alarm action payload", &[], true))
+        .and_then(|()| alarm_mentions(event, "an alarm action payload"))
     {
         Ok(mentions) => mentions,
         Err(e) => return Decoded::refused(Trigger::AlarmLambdaAction, e),

@@ -375,11 +375,6 @@ fn with_default(event: &str, default: &str) -> Result<Vec<String>, stopper_core:
 /// only one with no target field at all reaches `DEFAULT_PIPELINE_NAME`.
 #[test]
 fn present_but_empty_targets_never_widen_into_the_default_sweep() {
-    let config = Config {
-        default_pipeline: Some("nightly-training".into()),
-        ..Config::default()
-    };
-    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
     let empties = [
         json!({"PipelineExecutionArns": []}),
         json!({"PipelineExecutionArns": null}),
@@ -408,23 +403,16 @@ fn present_but_empty_targets_never_widen_into_the_default_sweep() {
         json!({"DryRun": true}),
         load("eventbridge-scheduled.json"),
     ] {
-        let Ok(Action::Stop(s)) = decode(&event.to_string()).action else {
-            panic!("{event}")
-        };
         assert_eq!(
-            plan(&s, &config, &scope, "id").unwrap().pipelines,
-            vec!["nightly-training"]
+            with_default(&event.to_string(), "nightly-training").unwrap(),
+            vec!["nightly-training"],
+            "{event}"
         );
     }
 }
 
 #[test]
 fn alarms_with_target_like_dimensions_are_refused_not_defaulted() {
-    let config = Config {
-        default_pipeline: Some("nightly-training".into()),
-        ..Config::default()
-    };
-    let scope = stopper_core::arn::Scope::for_region("us-east-1", Some("123456789012")).unwrap();
     let dims = |d: Value| {
         with("alarm-eventbridge.json", |e| {
             e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = d
@@ -442,11 +430,12 @@ fn alarms_with_target_like_dimensions_are_refused_not_defaulted() {
         assert_eq!(refused.kind, ErrorKind::Validation, "{bad}");
     }
     // An alarm on an unrelated metric (a bill, say) stops the default.
-    let Ok(Action::Stop(s)) = decode(&dims(json!({"Currency": "USD"})).to_string()).action else {
-        panic!()
-    };
     assert_eq!(
-        plan(&s, &config, &scope, "id").unwrap().pipelines,
+        with_default(
+            &dims(json!({"Currency": "USD"})).to_string(),
+            "nightly-training"
+        )
+        .unwrap(),
         vec!["nightly-training"]
     );
 }
