@@ -1,0 +1,44 @@
+//! Size caps on what is read, and the check against them.
+
+use crate::error::StopError;
+
+/// The largest alarm event read (CloudWatch alarm state changes on
+/// EventBridge, alarm Lambda actions, SNS alarm notifications). A real one is
+/// a few KB; this bounds the `Value` tree their lenient decoding builds.
+pub const MAX_ALARM_EVENT_BYTES: usize = 256 * 1024;
+/// SNS's own limit on a message: a larger one was not delivered by SNS.
+pub const MAX_SNS_MESSAGE_BYTES: usize = 256 * 1024;
+/// The largest SNS event read: one record whose message, escaped inside the
+/// event's JSON, can take up to 6 bytes per byte (`\u0000`).
+pub const MAX_SNS_EVENT_BYTES: usize = 6 * MAX_SNS_MESSAGE_BYTES + 64 * 1024;
+/// The largest HTTP `requestContext` read. API Gateway's and function URLs'
+/// are a few KB (authorizer claims included); a larger one is not from them.
+pub const MAX_REQUEST_CONTEXT_BYTES: usize = 64 * 1024;
+/// The largest EventBridge event read: Lambda takes at most 1 MB in an
+/// asynchronous invocation, which is how EventBridge delivers.
+pub const MAX_EVENTBRIDGE_EVENT_BYTES: usize = 1024 * 1024;
+/// The largest HTTP event read, not counting its body. API Gateway and
+/// function URLs send at most 10 KB of request line and headers (twice over in
+/// a REST event's `multiValueHeaders`) and a few KB of `requestContext`; the
+/// rest of an event up to Lambda's 6 MB is the body.
+pub const MAX_HTTP_ENVELOPE_BYTES: usize = 256 * 1024;
+/// The most header values an HTTP event may carry. API Gateway allows 10 KB
+/// of headers; the header map these events decode into panics past 32,768.
+pub const MAX_HTTP_HEADERS: usize = 1_000;
+/// The longest caller identity kept for logs and the forced-step reason.
+pub const MAX_CALLER_CHARS: usize = 256;
+/// API Gateway gives an integration at most this long (HTTP APIs 30 s, REST
+/// APIs 29 s by default) before it answers 503 itself; the function must
+/// reply before then. Counted from the request's arrival at API Gateway.
+pub const API_GATEWAY_TIMEOUT_MS: u64 = 29_000;
+
+/// Refuses an event larger than its source ever sends.
+pub(super) fn within(text: &str, limit: usize, what: &str) -> Result<(), StopError> {
+    if text.len() > limit {
+        return Err(StopError::validation(format!(
+            "{what} of {} bytes is larger than any its source sends ({limit} bytes at most)",
+            text.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Decoding a Lambda event into the trigger that sent it and what it names.
+//!
+//! Dispatch is on explicit discriminators, never on "which type happens to
+//! deserialize": `aws_lambda_events`' alarm type also accepts an EventBridge
+//! alarm event, and the API Gateway types accept almost anything with a
+//! `requestContext`, so an untagged enum would route events to the wrong trigger.
+//!
+//! | discriminator                                   | trigger                    |
+//! |-------------------------------------------------|----------------------------|
+//! | `Records[0].EventSource == "aws:sns"`           | SNS (alarm or request)     |
+//! | `requestContext.http` (+ `.lambda-url.` domain) | HTTP API v2 / function URL |
+//! | `requestContext` + `httpMethod`                 | REST API (payload v1)      |
+//! | `detail-type` + `source`                        | EventBridge (4 kinds)      |
+//! | `alarmData`                                     | alarm's Lambda action      |
+//! | anything else                                   | direct / Scheduler input   |
+
+mod alarm;
+mod eventbridge;
+mod http;
+mod limits;
+mod mentions;
+mod parse;
+mod sns;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::StopError;
+use crate::options::Options;
+use crate::request::{json_kind_of_text, StopRequest};
+
+pub use eventbridge::{ALARM_STATE_CHANGE, SAGEMAKER_STATUS_CHANGE};
+pub use limits::{
+    API_GATEWAY_TIMEOUT_MS, MAX_ALARM_EVENT_BYTES, MAX_CALLER_CHARS, MAX_EVENTBRIDGE_EVENT_BYTES,
+    MAX_HTTP_ENVELOPE_BYTES, MAX_HTTP_HEADERS, MAX_REQUEST_CONTEXT_BYTES, MAX_SNS_EVENT_BYTES,
+    MAX_SNS_MESSAGE_BYTES,
+};
+
+use alarm::decode_alarm_action;
+use eventbridge::decode_eventbridge;
+use http::{decode_http, HeaderCount};
+use sns::decode_records;
+
+/// Which kind of event invoked the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Direct invocation, or an EventBridge Scheduler schedule's `Input`.
+    Direct,
+    /// A custom EventBridge event whose `detail` names the target.
+    EventBridge,
+    /// An EventBridge `Scheduled Event` (a scheduled rule).
+    ScheduledEvent,
+    /// SageMaker's own pipeline execution status change event.
+    SageMakerStatusChange,
+    /// `CloudWatch Alarm State Change` on EventBridge.
+    AlarmEventBridge,
+    /// A CloudWatch alarm's direct Lambda action (`alarmData`).
+    AlarmLambdaAction,
+    /// A CloudWatch alarm notification delivered through SNS.
+    AlarmSns,
+    /// Any other SNS message: its body is a request.
+    Sns,
+    /// HTTP, through API Gateway or a function URL.
+    Http(HttpFlavor),
+}
+
+/// The HTTP front ends, which differ in the reply shape they expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFlavor {
+    /// API Gateway REST API, payload format 1.0.
+    RestApi,
+    /// API Gateway HTTP API, payload format 2.0.
+    HttpApi,
+    /// A Lambda function URL (payload format 2.0).
+    FunctionUrl,
+}
+
+impl Trigger {
+    /// The name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Direct => "direct",
+            Trigger::EventBridge => "eventbridge",
+            Trigger::ScheduledEvent => "scheduled-event",
+            Trigger::SageMakerStatusChange => "sagemaker-status-change",
+            Trigger::AlarmEventBridge => "alarm-eventbridge",
+            Trigger::AlarmLambdaAction => "alarm-lambda-action",
+            Trigger::AlarmSns => "alarm-sns",
+            Trigger::Sns => "sns",
+            Trigger::Http(HttpFlavor::RestApi) => "http-rest-api",
+            Trigger::Http(HttpFlavor::HttpApi) => "http-api",
+            Trigger::Http(HttpFlavor::FunctionUrl) => "function-url",
+        }
+    }
+
+    pub fn http(self) -> Option<HttpFlavor> {
+        match self {
+            Trigger::Http(flavor) => Some(flavor),
+            _ => None,
+        }
+    }
+}
+
+/// A decoded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub trigger: Trigger,
+    /// The trigger's own identity (event id, SNS MessageId, alarm ARN and state
+    /// time, HTTP request id), namespaced by kind; the seed of derived tokens.
+    /// `None`: the Lambda request id stands in.
+    pub identity: Option<String>,
+    /// What to do, or why the event is refused. Kept apart from `trigger` so an
+    /// HTTP request with a bad body still gets an HTTP-shaped reply.
+    pub action: Result<Action, StopError>,
+    /// Who asked, for HTTP requests: the IAM principal (or account) or the JWT
+    /// subject and issuer that API Gateway or the function URL authenticated.
+    /// Logged on every stop line and named in `Force`'s default reason.
+    pub caller: Option<String>,
+    /// For API Gateway: the time (ms since the epoch) by which the reply must
+    /// be sent, before the front end gives up and answers 503 itself.
+    pub reply_by_epoch_ms: Option<u64>,
+}
+
+impl Decoded {
+    /// An event refused before its trigger's identity is known.
+    fn refused(trigger: Trigger, error: StopError) -> Decoded {
+        Decoded::new(trigger, None, Err(error))
+    }
+
+    fn new(
+        trigger: Trigger,
+        identity: Option<String>,
+        action: Result<Action, StopError>,
+    ) -> Decoded {
+        Decoded {
+            trigger,
+            identity,
+            action,
+            caller: None,
+            reply_by_epoch_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Stop what the selection names.
+    Stop(Selection),
+    /// Do nothing, successfully, for this reason (an alarm leaving ALARM, ...).
+    Ignore(String),
+}
+
+/// What an event names, before validation against the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub execution_arns: Vec<String>,
+    /// Pipeline names or pipeline ARNs, whose `Executing` executions to stop.
+    pub pipelines: Vec<String>,
+    /// The caller's own `ClientRequestToken`.
+    pub token: Option<String>,
+    /// Whether `DEFAULT_PIPELINE_NAME` stands in: only for a trigger that
+    /// allows it (never HTTP) and an event with no target field at all.
+    pub default_allowed: bool,
+    /// Dry run, wait, force, age filter.
+    pub options: Options,
+}
+
+impl Selection {
+    fn from_request(
+        request: StopRequest,
+        trigger_allows_default: bool,
+    ) -> Result<Selection, StopError> {
+        let options = Options::from_request(&request)?;
+        let default_allowed = trigger_allows_default && !request.names_target();
+        let mut execution_arns: Vec<String> = request.execution_arn.flatten().into_iter().collect();
+        execution_arns.extend(request.execution_arns.flatten().unwrap_or_default());
+        Ok(Selection {
+            execution_arns,
+            pipelines: request.pipeline_name.flatten().into_iter().collect(),
+            token: request.client_request_token,
+            default_allowed,
+            options,
+        })
+    }
+
+    /// The selection of a request read from JSON text.
+    fn from_text(text: &str, trigger_allows_default: bool) -> Result<Action, StopError> {
+        StopRequest::from_text(text)
+            .and_then(|r| Selection::from_request(r, trigger_allows_default))
+            .map(Action::Stop)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.execution_arns.is_empty() && self.pipelines.is_empty()
+    }
+}
+
+/// The top-level keys that tell triggers apart, read without building the
+/// event: the rest of it is skipped, not held. A key given twice is refused.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "Records", borrow, default)]
+    records: Option<&'a RawValue>,
+    #[serde(rename = "requestContext", borrow, default)]
+    request_context: Option<&'a RawValue>,
+    #[serde(rename = "httpMethod", borrow, default)]
+    http_method: Option<&'a RawValue>,
+    #[serde(rename = "detail-type", borrow, default)]
+    detail_type: Option<&'a RawValue>,
+    #[serde(rename = "alarmData", borrow, default)]
+    alarm_data: Option<&'a RawValue>,
+    #[serde(default)]
+    headers: HeaderCount,
+    #[serde(rename = "multiValueHeaders", default)]
+    multi_value_headers: HeaderCount,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
+}
+
+/// Decodes any event the function can receive, from its JSON text. Never
+/// panics; whatever cannot be understood comes back as a `Validation` error in
+/// `action`. The event is never held as a `serde_json::Value` tree (which
+/// takes 20 to 30 times the text's size): each trigger's fields are read into
+/// their types straight from the text, and lists are bounded as they are read.
+pub fn decode(event: &str) -> Decoded {
+    if !event.trim_start().starts_with('{') {
+        return Decoded::refused(
+            Trigger::Direct,
+            StopError::validation(format!(
+                "the event must be a JSON object, not {}",
+                json_kind_of_text(event)
+            )),
+        );
+    }
+    let probe: Probe = match serde_json::from_str(event) {
+        Ok(probe) => probe,
+        Err(e) => {
+            return Decoded::refused(
+                Trigger::Direct,
+                StopError::validation(format!("not a valid event: {e}")),
+            )
+        }
+    };
+    // Each service event is then walked once, within its size bound, for
+    // duplicate keys and for targets or request fields outside its request.
+    if probe.records.is_some() {
+        decode_records(event)
+    } else if let Some(context) = probe.request_context {
+        decode_http(event, context, &probe)
+    } else if probe.detail_type.is_some() {
+        decode_eventbridge(event)
+    } else if probe.alarm_data.is_some() {
+        decode_alarm_action(event)
+    } else {
+        Decoded::new(Trigger::Direct, None, Selection::from_text(event, true))
+    }
+}
