@@ -11,7 +11,7 @@ use lambda_runtime::Diagnostic;
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
-use sagemaker_pipeline_stopper::{cli, logging, sagemaker};
+use sagemaker_pipeline_stopper::{cli, logging, setup};
 use serde_json::value::RawValue;
 use stopper_core::config::Config;
 
@@ -37,11 +37,11 @@ async fn function() -> Result<(), Error> {
     logging::quiet_panics();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let client = sagemaker::client(&sdk_config, None);
+    let client = setup::client(&sdk_config, None);
     // Lambda always sets AWS_REGION; without one nothing could be called, and
     // no scope could be known: fail the init rather than serve unscoped.
-    let home = sagemaker::home_scope(&sdk_config, None)?;
-    let unusable = sagemaker::check_endpoint(&sdk_config, None).err();
+    let home = setup::home_scope(&sdk_config, None)?;
+    let unusable = setup::check_endpoint(&sdk_config, None).err();
     let stopper = Stopper::new(client, config, home, unusable);
     let stopper = &stopper;
     // The event is taken as raw JSON text: decoding it into a Value tree

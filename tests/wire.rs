@@ -11,7 +11,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_sagemaker::config::Credentials;
 use lambda_runtime::{Context, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
-use sagemaker_pipeline_stopper::sagemaker;
+use sagemaker_pipeline_stopper::setup;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use stopper_core::config::Config;
@@ -136,9 +136,9 @@ impl FakeSageMaker {
             )
             .load()
             .await;
-        let home = sagemaker::home_scope(&sdk_config, None).unwrap();
+        let home = setup::home_scope(&sdk_config, None).unwrap();
         Stopper::new(
-            sagemaker::client(&sdk_config, None),
+            setup::client(&sdk_config, None),
             Config {
                 max_concurrency: 4,
                 ..Config::default()
@@ -380,9 +380,9 @@ async fn missing_credentials_are_a_configuration_error_not_an_outage() {
         .endpoint_url(&server.endpoint)
         .load()
         .await;
-    let home = sagemaker::home_scope(&sdk_config, None).unwrap();
+    let home = setup::home_scope(&sdk_config, None).unwrap();
     let stopper = Stopper::new(
-        sagemaker::client(&sdk_config, None),
+        setup::client(&sdk_config, None),
         Config::default(),
         home,
         None,
@@ -421,10 +421,10 @@ async fn an_endpoint_that_is_not_a_url_is_a_configuration_error() {
             .endpoint_url(bad)
             .load()
             .await;
-        let err = sagemaker::check_endpoint(&sdk_config, None).unwrap_err();
+        let err = setup::check_endpoint(&sdk_config, None).unwrap_err();
         assert_eq!(err.kind, stopper_core::ErrorKind::Configuration, "{bad}");
         assert!(err.message.contains(bad), "{}", err.message);
-        let err = sagemaker::check_endpoint(&sdk_config, Some(bad)).unwrap_err();
+        let err = setup::check_endpoint(&sdk_config, Some(bad)).unwrap_err();
         assert!(err.message.contains("--endpoint-url"), "{}", err.message);
     }
     let good = aws_config::defaults(BehaviorVersion::latest())
@@ -432,5 +432,5 @@ async fn an_endpoint_that_is_not_a_url_is_a_configuration_error() {
         .endpoint_url("http://127.0.0.1:9")
         .load()
         .await;
-    assert!(sagemaker::check_endpoint(&good, None).is_ok());
+    assert!(setup::check_endpoint(&good, None).is_ok());
 }

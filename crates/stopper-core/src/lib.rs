@@ -9,11 +9,15 @@
 
 pub mod arn;
 pub mod config;
+pub mod decide;
 pub mod error;
 pub mod options;
 pub mod plan;
 pub mod reply;
+pub mod report;
 pub mod request;
+pub mod status;
+pub mod steps;
 pub mod token;
 pub mod trigger;
 

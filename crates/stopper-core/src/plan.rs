@@ -5,8 +5,9 @@ use crate::arn::{check_execution_arn, parse_pipeline, Scope};
 use crate::config::Config;
 use crate::error::StopError;
 use crate::options::Options;
+use crate::report::Answer;
 use crate::token;
-use crate::trigger::Selection;
+use crate::trigger::{decode, Action, Selection, Trigger};
 
 /// One execution to stop, with the token its stop call carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,61 @@ impl Plan {
             &self.identity,
             &format!("{execution_arn}#force#{callback_token}"),
         )
+    }
+}
+
+/// An event, decoded and planned: all that is known before any call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub trigger: Trigger,
+    /// Who asked (HTTP), for the log lines of an event that is not acted on.
+    pub caller: Option<String>,
+    /// For API Gateway: when (ms since the epoch) its reply must be sent.
+    pub reply_by_epoch_ms: Option<u64>,
+    pub next: Next,
+}
+
+/// What is left to do for a prepared event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Nothing: the event is answered already (ignored, or refused).
+    Answer(Answer),
+    /// Stop these targets.
+    Stop(Plan),
+}
+
+/// The seed of derived tokens for an event whose trigger has no identity
+/// of its own (a direct invocation): the Lambda request id, which Lambda
+/// keeps across its own retries of an asynchronous invocation.
+pub fn fallback_identity(request_id: &str) -> String {
+    format!("lambda:{request_id}")
+}
+
+/// Decodes an event and plans its targets in `scope`. `request_id` seeds
+/// the tokens when the trigger has no identity (see [`fallback_identity`]).
+pub fn prepare(event: &str, config: &Config, scope: &Scope, request_id: &str) -> Prepared {
+    let decoded = decode(event);
+    let next = match decoded.action {
+        Err(error) => Next::Answer(Answer::Refused(error)),
+        Ok(Action::Ignore(reason)) => Next::Answer(Answer::Ignored(reason)),
+        Ok(Action::Stop(selection)) => {
+            let identity = decoded
+                .identity
+                .unwrap_or_else(|| fallback_identity(request_id));
+            match plan(&selection, config, scope, &identity) {
+                Ok(plan) => Next::Stop(Plan {
+                    caller: decoded.caller.clone(),
+                    ..plan
+                }),
+                Err(error) => Next::Answer(Answer::Refused(error)),
+            }
+        }
+    };
+    Prepared {
+        trigger: decoded.trigger,
+        caller: decoded.caller,
+        reply_by_epoch_ms: decoded.reply_by_epoch_ms,
+        next,
     }
 }
 
@@ -330,5 +386,83 @@ mod tests {
         .unwrap();
         assert_eq!(p.pipelines, vec!["nightly-training"]);
         assert_eq!(p.swept_target(A.into()).token, token::derive("sns:42", A));
+    }
+
+    const CUSTOM: &str = include_str!("../../../events/eventbridge-custom.json");
+
+    #[test]
+    fn a_trigger_without_identity_seeds_tokens_with_the_request_id_and_one_with_it_does_not() {
+        let direct = prepare(
+            &format!("{{\"PipelineExecutionArn\": \"{A}\"}}"),
+            &Config::default(),
+            &scope(),
+            "req-1",
+        );
+        assert_eq!(direct.trigger, Trigger::Direct);
+        let Next::Stop(p) = direct.next else {
+            panic!("a valid direct request is planned")
+        };
+        assert_eq!(p.identity, "lambda:req-1");
+        assert_eq!(p.executions[0].token, token::derive("lambda:req-1", A));
+
+        // The same EventBridge event, delivered twice under two request ids,
+        // gets the same tokens: they derive from the event's id.
+        let plans: Vec<Plan> = ["req-1", "req-2"]
+            .into_iter()
+            .map(|request_id| {
+                match prepare(CUSTOM, &Config::default(), &scope(), request_id).next {
+                    Next::Stop(plan) => plan,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(
+            plans[0].identity,
+            "eventbridge:6a7e8feb-b491-4cf7-a9f1-bf3703467718"
+        );
+        assert_eq!(plans[0], plans[1]);
+        assert_eq!(fallback_identity("x"), "lambda:x");
+    }
+
+    #[test]
+    fn an_event_is_refused_or_ignored_before_any_plan_and_the_caller_travels_with_the_plan() {
+        let refused = prepare(
+            "{\"PipelineName\": \"\"}",
+            &Config::default(),
+            &scope(),
+            "r",
+        );
+        assert!(
+            matches!(&refused.next, Next::Answer(Answer::Refused(e)) if e.kind == ErrorKind::Validation),
+            "{refused:?}"
+        );
+        let out_of_scope = prepare(
+            &format!(
+                "{{\"PipelineExecutionArn\": \"{}\"}}",
+                A.replace("123456789012", "210987654321")
+            ),
+            &Config::default(),
+            &scope(),
+            "r",
+        );
+        assert!(
+            matches!(&out_of_scope.next, Next::Answer(Answer::Refused(e)) if e.kind == ErrorKind::Forbidden),
+            "{out_of_scope:?}"
+        );
+        let alarm_ok = include_str!("../../../events/alarm-eventbridge-ok.json");
+        let ignored = prepare(alarm_ok, &Config::default(), &scope(), "r");
+        assert!(
+            matches!(ignored.next, Next::Answer(Answer::Ignored(_))),
+            "{ignored:?}"
+        );
+
+        let http = include_str!("../../../events/http-api.json");
+        let prepared = prepare(http, &Config::default(), &scope(), "r");
+        let Next::Stop(plan) = &prepared.next else {
+            panic!("{prepared:?}")
+        };
+        assert!(prepared.caller.is_some());
+        assert_eq!(plan.caller, prepared.caller);
+        assert!(prepared.reply_by_epoch_ms.is_some());
     }
 }

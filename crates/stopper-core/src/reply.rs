@@ -1,6 +1,7 @@
-//! Shaping what happened into the reply: JSON for direct, scheduled and alarm
-//! invocations (or a failed invocation with an `errorType`), and the response
-//! shape each HTTP front end expects.
+//! The wire formats: an [`Answer`] shaped for its trigger, in one place
+//! ([`shape`]). JSON for direct, scheduled and alarm invocations (or a
+//! failed invocation with an `errorType`), and the response each HTTP front
+//! end expects. The JSON field names are a public contract.
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
@@ -11,224 +12,36 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, StopError};
-use crate::trigger::HttpFlavor;
+use crate::report::{Answer, ExecutionReport, Force, Outcome, PipelineFailure, Report, StepReport};
+use crate::steps::StepKind;
+use crate::trigger::{HttpFlavor, Trigger};
 
-/// What happened to one execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// SageMaker accepted the stop: the execution is `Stopping`, then `Stopped`.
-    StopRequested,
-    /// The execution had already ended (SageMaker's status says how).
-    AlreadyFinished {
-        status: String,
-    },
-    /// Dry run: the execution is running and would be stopped.
-    WouldStop,
-    Failed(StopError),
-}
-
-impl Outcome {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::StopRequested => "StopRequested",
-            Outcome::AlreadyFinished { .. } => "AlreadyFinished",
-            Outcome::WouldStop => "WouldStop",
-            Outcome::Failed(_) => "Failed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutionResult {
-    pub arn: String,
-    pub outcome: Outcome,
-    /// The execution's status as last seen, when it says more than the
-    /// outcome: the final status after `Wait` (or `Stopping` if the wait ran
-    /// out), the current one in a dry run.
-    pub status: Option<String>,
-    /// Running steps that hold the stop (Callback and Lambda steps).
-    pub blocking_steps: Vec<BlockingStep>,
-}
-
-impl ExecutionResult {
-    pub fn new(arn: impl Into<String>, outcome: Outcome) -> ExecutionResult {
-        ExecutionResult {
-            arn: arn.into(),
-            outcome,
-            status: None,
-            blocking_steps: Vec::new(),
-        }
-    }
-
-    /// The error that makes this target count as failed: its own, or a
-    /// forced step's (the stop cannot complete as asked).
-    pub fn error(&self) -> Option<&StopError> {
-        match &self.outcome {
-            Outcome::Failed(e) => Some(e),
-            _ => self.blocking_steps.iter().find_map(|s| match &s.force {
-                Some(Force::Failed(e)) => Some(e),
-                _ => None,
-            }),
-        }
-    }
-}
-
-/// A running step that keeps a stopping execution from ending.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockingStep {
-    pub name: String,
-    pub kind: StepKind,
-    /// What `Force` did to it; `None` when the request did not ask to force.
-    pub force: Option<Force>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepKind {
-    /// Waits for `SendPipelineExecutionStepSuccess/Failure` from the consumer
-    /// of this queue (SageMaker has sent it a `"Status": "Stopping"` message).
-    Callback { queue_url: Option<String> },
-    /// Waits for this function to return (then `Stopped`) or time out (`Failed`).
-    Lambda { function_arn: Option<String> },
-}
-
-/// What `Force` did to one blocking step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Force {
-    /// `SendPipelineExecutionStepFailure` was accepted.
-    Sent,
-    /// Dry run: it would be sent.
-    WouldSend,
-    /// A Lambda step: nothing can end it early.
-    NotPossible,
-    /// The step ended before the failure reached it: it no longer holds the stop.
-    StepAlreadyEnded,
-    /// `SendPipelineExecutionStepFailure` failed.
-    Failed(StopError),
-}
-
-impl Force {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Force::Sent => "Sent",
-            Force::WouldSend => "WouldSend",
-            Force::NotPossible => "NotPossible",
-            Force::StepAlreadyEnded => "StepAlreadyEnded",
-            Force::Failed(_) => "Failed",
-        }
-    }
-}
-
-impl BlockingStep {
-    /// `name(Callback)`, for log lines.
-    pub fn label(&self) -> String {
-        let kind = match self.kind {
-            StepKind::Callback { .. } => "Callback",
-            StepKind::Lambda { .. } => "Lambda",
-        };
-        format!("{}({kind})", self.name)
-    }
-}
-
-/// `a(Callback),b(Lambda)`: the blocking steps of one execution, for logs.
-pub fn step_labels(steps: &[BlockingStep]) -> String {
-    steps
-        .iter()
-        .map(BlockingStep::label)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// A pipeline whose running executions could not be listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipelineFailure {
-    pub pipeline: String,
-    pub error: StopError,
-}
-
-/// Everything one event did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub executions: Vec<ExecutionResult>,
-    pub pipeline_failures: Vec<PipelineFailure>,
-    /// Pipelines swept, for the message of a sweep that found nothing running.
-    pub pipelines_swept: Vec<String>,
-    /// The event named exactly one execution: reply `{"PipelineExecutionArn": ...}`.
-    pub single: bool,
-    /// Nothing was changed: the outcomes say what would have been.
-    pub dry_run: bool,
-}
-
-impl Report {
-    fn failures(&self) -> Vec<(&str, &StopError)> {
-        let executions = self
-            .executions
-            .iter()
-            .filter_map(|r| r.error().map(|e| (r.arn.as_str(), e)));
-        let pipelines = self
-            .pipeline_failures
-            .iter()
-            .map(|f| (f.pipeline.as_str(), &f.error));
-        pipelines.chain(executions).collect()
-    }
-
-    /// The error that fails the invocation, if any. With several targets and
-    /// any failed, `PartialFailure` names each failed one; a retry is safe,
-    /// since the tokens are derived again the same.
-    pub fn error(&self) -> Option<StopError> {
-        let failures = self.failures();
-        let entries = self.executions.len() + self.pipeline_failures.len();
-        match failures.as_slice() {
-            [] => None,
-            [(_, only)] if entries == 1 => Some((*only).clone()),
-            _ => {
-                let listed: Vec<String> = failures
-                    .iter()
-                    .map(|(what, e)| format!("{what} ({}: {})", e.kind.error_type(), e.message))
-                    .collect();
-                Some(StopError::new(
-                    ErrorKind::PartialFailure,
-                    format!(
-                        "{} of {entries} targets failed: {}",
-                        failures.len(),
-                        listed.join("; ")
-                    ),
-                ))
-            }
-        }
-    }
-
-    /// The result of a non-HTTP invocation: the report itself, or an error
-    /// whose class async retries and dead-letter queues see.
-    pub fn result(self) -> Result<Reply, StopError> {
-        match self.error() {
-            None => Ok(Reply::Report(self)),
-            Some(error) => Err(error),
-        }
-    }
-
-    /// The HTTP status and body: 200 when every target succeeded, 207 with
-    /// per-target outcomes when several were named and some failed, else the
-    /// one failure's status. A single execution that had already ended is 409.
-    pub fn http(self) -> (u16, Reply) {
-        match self.error() {
-            None => match self.executions.as_slice() {
-                [ExecutionResult {
-                    arn,
-                    outcome: Outcome::AlreadyFinished { status },
-                    ..
-                }] if self.single => {
-                    let error = StopError::new(
-                        ErrorKind::Conflict,
-                        format!("execution {arn} has already finished with status {status}"),
-                    );
-                    (409, Reply::Json(error_body(&error)))
-                }
-                _ => (200, Reply::Report(self)),
+/// The reply to an event: for an HTTP trigger, always an HTTP response
+/// (errors included); for every other trigger, a JSON reply, or the error
+/// that fails the invocation (its `errorType` is what async retries,
+/// destinations and dead-letter queues see).
+pub fn shape(trigger: Trigger, answer: Answer) -> Result<Reply, StopError> {
+    let Some(flavor) = trigger.http() else {
+        return match answer {
+            Answer::Ignored(reason) => Ok(Reply::Json(ignored_body(&reason))),
+            Answer::Refused(e) => Err(e),
+            Answer::Acted(report) => match report.error() {
+                None => Ok(Reply::Report(report)),
+                Some(error) => Err(error),
             },
-            Some(e) if e.kind == ErrorKind::PartialFailure => (207, Reply::Report(self)),
+        };
+    };
+    let (status, body) = match answer {
+        Answer::Ignored(reason) => (200, Reply::Json(ignored_body(&reason))),
+        Answer::Refused(e) => (e.kind.http_status(), Reply::Json(error_body(&e))),
+        Answer::Acted(report) => match report.http_error() {
+            None => (200, Reply::Report(report)),
+            // Several targets, some failed: each one's outcome (Multi-Status).
+            Some(e) if e.kind == ErrorKind::PartialFailure => (207, Reply::Report(report)),
             Some(e) => (e.kind.http_status(), Reply::Json(error_body(&e))),
-        }
-    }
+        },
+    };
+    Ok(http_response(flavor, status, &body))
 }
 
 /// The success body: the single form (`{"PipelineExecutionArn": ...}`), or
@@ -251,18 +64,14 @@ impl Serialize for Report {
         if !self.pipeline_failures.is_empty() {
             body.serialize_entry("Pipelines", &self.pipeline_failures)?;
         }
-        if self.executions.is_empty() && self.pipeline_failures.is_empty() {
-            let message = format!(
-                "no running executions of {}; nothing to stop",
-                self.pipelines_swept.join(", ")
-            );
+        if let Some(message) = self.nothing_found() {
             body.serialize_entry("Message", &message)?;
         }
         body.end()
     }
 }
 
-impl Serialize for ExecutionResult {
+impl Serialize for ExecutionReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut entry = serializer.serialize_map(None)?;
         execution_entries(&mut entry, self)?;
@@ -273,7 +82,7 @@ impl Serialize for ExecutionResult {
 /// One execution's fields, into its own object or the single-form body.
 fn execution_entries<M: SerializeMap>(
     map: &mut M,
-    result: &ExecutionResult,
+    result: &ExecutionReport,
 ) -> Result<(), M::Error> {
     map.serialize_entry("PipelineExecutionArn", &result.arn)?;
     map.serialize_entry("Outcome", result.outcome.name())?;
@@ -282,7 +91,7 @@ fn execution_entries<M: SerializeMap>(
         _ => result.status.as_ref(),
     };
     if let Some(status) = status {
-        map.serialize_entry("Status", status)?;
+        map.serialize_entry("Status", status.as_str())?;
     }
     if let Outcome::Failed(e) = &result.outcome {
         map.serialize_entry("Error", &ErrorEntry(e))?;
@@ -303,7 +112,7 @@ const LAMBDA_FORCE_NOTE: &str =
     "a Lambda step cannot be forced: the stop completes when the function returns \
      (then Stopped) or times out (then Failed)";
 
-impl Serialize for BlockingStep {
+impl Serialize for StepReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut entry = serializer.serialize_map(None)?;
         entry.serialize_entry("StepName", &self.name)?;
@@ -428,6 +237,8 @@ pub fn http_response(flavor: HttpFlavor, status: u16, body: &Reply) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::step_labels;
+    use crate::status::ExecutionStatus;
 
     const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/a";
     const B: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/b";
@@ -436,7 +247,7 @@ mod tests {
         Report {
             executions: outcomes
                 .into_iter()
-                .map(|(arn, outcome)| ExecutionResult::new(arn, outcome))
+                .map(|(arn, outcome)| ExecutionReport::new(arn, outcome))
                 .collect(),
             single,
             ..Report::default()
@@ -445,16 +256,23 @@ mod tests {
 
     /// The success reply as JSON.
     fn ok(r: &Report) -> Value {
-        r.clone().result().unwrap().to_value()
+        shape(Trigger::Direct, Answer::Acted(r.clone()))
+            .unwrap()
+            .to_value()
     }
 
     fn err(r: &Report) -> StopError {
-        r.clone().result().unwrap_err()
+        shape(Trigger::Direct, Answer::Acted(r.clone())).unwrap_err()
     }
 
+    /// The status and the parsed body of the function URL response.
     fn http(r: &Report) -> (u16, Value) {
-        let (status, body) = r.clone().http();
-        (status, body.to_value())
+        let function_url = Trigger::Http(HttpFlavor::FunctionUrl);
+        let response = shape(function_url, Answer::Acted(r.clone()))
+            .unwrap()
+            .to_value();
+        let body = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        (response["statusCode"].as_u64().unwrap() as u16, body)
     }
 
     fn failed(kind: ErrorKind) -> Outcome {
@@ -484,7 +302,7 @@ mod tests {
             vec![(
                 A,
                 Outcome::AlreadyFinished {
-                    status: "Succeeded".into(),
+                    status: ExecutionStatus::Succeeded,
                 },
             )],
         );
@@ -555,15 +373,17 @@ mod tests {
                 (B, failed(ErrorKind::NotFound)),
             ],
         );
-        r.executions[0].status = Some("Stopping".into());
+        r.executions[0].status = Some(ExecutionStatus::Stopping);
         r.executions[0].blocking_steps = vec![lambda(None)];
         r.pipeline_failures = vec![PipelineFailure {
             pipeline: "p".into(),
             error: StopError::new(ErrorKind::Forbidden, "denied"),
         }];
-        let (status, body) = r.clone().http();
-        assert_eq!(status, 207);
-        let text = serde_json::to_string(&body).unwrap();
+        let function_url = Trigger::Http(HttpFlavor::FunctionUrl);
+        let response = shape(function_url, Answer::Acted(r.clone())).unwrap();
+        let response = response.to_value();
+        assert_eq!(response["statusCode"], 207);
+        let text = response["body"].as_str().unwrap().to_owned();
         assert_eq!(
             serde_json::from_str::<Value>(&text).unwrap(),
             json!({
@@ -605,8 +425,8 @@ mod tests {
         assert_eq!(http(&not_found).0, 404);
     }
 
-    fn callback(force: Option<Force>) -> BlockingStep {
-        BlockingStep {
+    fn callback(force: Option<Force>) -> StepReport {
+        StepReport {
             name: "approve".into(),
             kind: StepKind::Callback {
                 queue_url: Some("https://sqs.us-east-1.amazonaws.com/123456789012/q".into()),
@@ -615,8 +435,8 @@ mod tests {
         }
     }
 
-    fn lambda(force: Option<Force>) -> BlockingStep {
-        BlockingStep {
+    fn lambda(force: Option<Force>) -> StepReport {
+        StepReport {
             name: "score".into(),
             kind: StepKind::Lambda {
                 function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:score".into()),
@@ -628,7 +448,7 @@ mod tests {
     #[test]
     fn blocking_steps_and_the_waited_status_are_reported() {
         let mut r = report(true, vec![(A, Outcome::StopRequested)]);
-        r.executions[0].status = Some("Stopping".into());
+        r.executions[0].status = Some(ExecutionStatus::Stopping);
         r.executions[0].blocking_steps = vec![callback(None), lambda(None)];
         let body = ok(&r);
         assert_eq!(body["Status"], "Stopping");
@@ -690,7 +510,7 @@ mod tests {
     fn a_dry_run_says_so_and_what_would_be_stopped() {
         let mut r = report(true, vec![(A, Outcome::WouldStop)]);
         r.dry_run = true;
-        r.executions[0].status = Some("Executing".into());
+        r.executions[0].status = Some(ExecutionStatus::Executing);
         r.executions[0].blocking_steps = vec![callback(Some(Force::WouldSend))];
         let body = ok(&r);
         assert_eq!(body["Outcome"], "WouldStop");

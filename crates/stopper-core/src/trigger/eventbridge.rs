@@ -14,6 +14,7 @@ use super::parse::parse;
 use super::{Action, Decoded, Selection, Trigger};
 use crate::arn::quote;
 use crate::error::StopError;
+use crate::status::ExecutionStatus;
 
 /// The `detail-type` SageMaker uses for pipeline execution status changes.
 pub const SAGEMAKER_STATUS_CHANGE: &str =
@@ -105,11 +106,8 @@ fn sagemaker_status_change(detail: &str) -> Result<Action, StopError> {
     let arn = detail.arn.filter(|a| !a.trim().is_empty()).ok_or_else(|| {
         StopError::validation("SageMaker status change event without detail.pipelineExecutionArn")
     })?;
-    let status = detail.status.unwrap_or_default();
-    if matches!(
-        status.as_str(),
-        "Succeeded" | "Failed" | "Stopped" | "CompletedWithFailures"
-    ) {
+    let status = ExecutionStatus::parse(detail.status.as_deref().unwrap_or_default());
+    if status.is_finished() {
         return Ok(Action::Ignore(format!(
             "execution {} is already {status}; nothing to stop",
             quote(&arn)

@@ -1,0 +1,385 @@
+//! The rules for what SageMaker's answers mean, as pure functions: the engine
+//! (`src/engine.rs`) makes the calls and asks these what the results come
+//! to. They are the riskiest rules in the product, so they live here, where
+//! they are tested table by table without the SDK.
+
+use std::time::SystemTime;
+
+use crate::error::{ErrorKind, StopError};
+use crate::options::Options;
+use crate::report::{ExecutionReport, Force, Outcome, StepReport};
+use crate::status::{ExecutionStatus, ListedExecution};
+use crate::steps::{BlockingStep, CallbackToken, StepKind};
+
+/// Whether a sweep stops a listed execution: one that is `Executing` and,
+/// with `started_before` (`OlderThanMinutes`), started before it. SageMaker
+/// filters the listing by creation time already; the start time is checked
+/// too, so an execution without one is never taken for old.
+pub fn is_swept(listed: &ListedExecution, started_before: Option<SystemTime>) -> bool {
+    listed.status == ExecutionStatus::Executing
+        && started_before.is_none_or(|cutoff| listed.started.is_some_and(|t| t < cutoff))
+}
+
+/// What `StopPipelineExecution`'s answer means for the execution. A
+/// `ConflictException` (SageMaker's answer for an execution it cannot stop)
+/// needs the execution's status to be understood: `Err(conflict)` asks the
+/// caller to look it up and call [`after_conflict`].
+pub fn after_stop(answer: Result<(), StopError>) -> Result<Outcome, StopError> {
+    match answer {
+        Ok(()) => Ok(Outcome::StopRequested),
+        Err(e) if e.kind == ErrorKind::Conflict => Err(e),
+        Err(e) => Ok(Outcome::Failed(e)),
+    }
+}
+
+/// What a `ConflictException` on `arn` means, given the status looked up
+/// after it: an execution that has ended is reported as such, not failed; one
+/// already `Stopping` is on its way down, which is what the caller asked
+/// for. When the status could not be read, the conflict stands.
+pub fn after_conflict(
+    arn: &str,
+    conflict: StopError,
+    status: Result<ExecutionStatus, StopError>,
+) -> Outcome {
+    match status {
+        Ok(status) if status.is_finished() => Outcome::AlreadyFinished { status },
+        Ok(ExecutionStatus::Stopping) => Outcome::StopRequested,
+        Ok(status) => Outcome::Failed(StopError::new(
+            ErrorKind::Conflict,
+            format!("SageMaker refused to stop execution {arn} in status {status}"),
+        )),
+        Err(_) => Outcome::Failed(conflict),
+    }
+}
+
+/// A dry run's report of one execution in `status` (what a stop would do).
+pub fn dry_run(arn: &str, status: Result<ExecutionStatus, StopError>) -> ExecutionReport {
+    match status {
+        Ok(status) if status.is_finished() => {
+            ExecutionReport::new(arn, Outcome::AlreadyFinished { status })
+        }
+        Ok(status) => ExecutionReport {
+            status: Some(status),
+            ..ExecutionReport::new(arn, Outcome::WouldStop)
+        },
+        Err(error) => ExecutionReport::new(arn, Outcome::Failed(error)),
+    }
+}
+
+/// Whether the steps holding this execution's stop are listed: only when
+/// the stop went (or would go) ahead.
+pub fn lists_blocking_steps(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::StopRequested | Outcome::WouldStop)
+}
+
+/// What `Force` does to one blocking step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ForceStep<'a> {
+    /// Nothing is sent; the step is reported with this (`None`: not forced).
+    Report(Option<Force>),
+    /// Fail the step with `SendPipelineExecutionStepFailure`, answering with
+    /// this token; [`after_send`] says what the answer means.
+    Send(&'a CallbackToken),
+}
+
+/// What `Force` does to `step`. A Lambda step cannot be ended early by
+/// anyone: it is reported as such. A Callback step is failed (in a dry run,
+/// would be); one listed without its token cannot be.
+pub fn force_step<'a>(step: &'a BlockingStep, options: &Options) -> ForceStep<'a> {
+    if !options.force {
+        return ForceStep::Report(None);
+    }
+    match (&step.kind, &step.callback_token) {
+        (StepKind::Lambda { .. }, _) => ForceStep::Report(Some(Force::NotPossible)),
+        (StepKind::Callback { .. }, _) if options.dry_run => {
+            ForceStep::Report(Some(Force::WouldSend))
+        }
+        (StepKind::Callback { .. }, None) => {
+            ForceStep::Report(Some(Force::Failed(StopError::new(
+                ErrorKind::Upstream,
+                format!(
+                    "SageMaker listed callback step {} without a callback token",
+                    step.name
+                ),
+            ))))
+        }
+        (StepKind::Callback { .. }, Some(token)) => ForceStep::Send(token),
+    }
+}
+
+/// What `SendPipelineExecutionStepFailure`'s answer means: a conflict is a
+/// step that ended before the failure reached it, so it no longer holds the
+/// stop.
+pub fn after_send(answer: Result<(), StopError>) -> Force {
+    match answer {
+        Ok(()) => Force::Sent,
+        Err(e) if e.kind == ErrorKind::Conflict => Force::StepAlreadyEnded,
+        Err(e) => Force::Failed(e),
+    }
+}
+
+/// An execution still not ended when a `Wait` ran out: its status is
+/// `Stopping` unless a poll saw otherwise, and its blocking steps are the
+/// fresh listing (`None`: the listing failed, and the steps seen after the
+/// stop stand). A step still holding the stop keeps what `Force` did to it.
+pub fn after_wait(execution: &mut ExecutionReport, fresh: Option<Vec<BlockingStep>>) {
+    execution.status.get_or_insert(ExecutionStatus::Stopping);
+    let Some(fresh) = fresh else { return };
+    let before = std::mem::take(&mut execution.blocking_steps);
+    execution.blocking_steps = fresh
+        .iter()
+        .map(|step| {
+            let forced = before
+                .iter()
+                .find(|b| b.name == step.name)
+                .and_then(|b| b.force.clone());
+            StepReport::new(step, forced)
+        })
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Options;
+    use std::time::Duration;
+
+    const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/a";
+
+    fn conflict() -> StopError {
+        StopError::new(ErrorKind::Conflict, "conflict")
+    }
+
+    #[test]
+    fn a_sweep_takes_only_executing_executions_old_enough_by_their_start_time() {
+        let now = SystemTime::now();
+        let listed = |status: ExecutionStatus, started: Option<SystemTime>| ListedExecution {
+            arn: A.into(),
+            status,
+            started,
+        };
+        let hour = Duration::from_secs(3600);
+        let cutoff = Some(now - hour);
+        for (execution, no_cutoff, with_cutoff) in [
+            (listed(ExecutionStatus::Executing, Some(now)), true, false),
+            (
+                listed(ExecutionStatus::Executing, Some(now - 2 * hour)),
+                true,
+                true,
+            ),
+            // Exactly at the cutoff is not older than it.
+            (
+                listed(ExecutionStatus::Executing, Some(now - hour)),
+                true,
+                false,
+            ),
+            (listed(ExecutionStatus::Executing, None), true, false),
+            (
+                listed(ExecutionStatus::Stopping, Some(now - 2 * hour)),
+                false,
+                false,
+            ),
+            (
+                listed(ExecutionStatus::Succeeded, Some(now - 2 * hour)),
+                false,
+                false,
+            ),
+            (
+                listed(ExecutionStatus::unknown(), Some(now - 2 * hour)),
+                false,
+                false,
+            ),
+        ] {
+            assert_eq!(is_swept(&execution, None), no_cutoff, "{execution:?}");
+            assert_eq!(is_swept(&execution, cutoff), with_cutoff, "{execution:?}");
+        }
+    }
+
+    #[test]
+    fn a_stop_is_requested_failed_or_looked_into_by_its_answer() {
+        assert_eq!(after_stop(Ok(())), Ok(Outcome::StopRequested));
+        assert_eq!(after_stop(Err(conflict())), Err(conflict()));
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::Throttled,
+            ErrorKind::Upstream,
+            ErrorKind::Unavailable,
+            ErrorKind::Forbidden,
+            ErrorKind::Configuration,
+        ] {
+            let e = StopError::new(kind, "e");
+            assert_eq!(after_stop(Err(e.clone())), Ok(Outcome::Failed(e)));
+        }
+    }
+
+    #[test]
+    fn a_conflict_means_what_the_status_found_after_it_says() {
+        use ExecutionStatus::*;
+        for (status, expected) in [
+            (Succeeded, Outcome::AlreadyFinished { status: Succeeded }),
+            (Failed, Outcome::AlreadyFinished { status: Failed }),
+            (Stopped, Outcome::AlreadyFinished { status: Stopped }),
+            (
+                CompletedWithFailures,
+                Outcome::AlreadyFinished {
+                    status: CompletedWithFailures,
+                },
+            ),
+            (Stopping, Outcome::StopRequested),
+        ] {
+            assert_eq!(after_conflict(A, conflict(), Ok(status)), expected);
+        }
+        for status in [
+            Executing,
+            ExecutionStatus::unknown(),
+            Other("Paused".into()),
+        ] {
+            let Outcome::Failed(e) = after_conflict(A, conflict(), Ok(status.clone())) else {
+                panic!("{status} must fail")
+            };
+            assert_eq!(e.kind, ErrorKind::Conflict);
+            assert_eq!(
+                e.message,
+                format!("SageMaker refused to stop execution {A} in status {status}")
+            );
+        }
+        let lookup = StopError::new(ErrorKind::Throttled, "describe throttled");
+        assert_eq!(
+            after_conflict(A, conflict(), Err(lookup)),
+            Outcome::Failed(conflict())
+        );
+    }
+
+    #[test]
+    fn a_dry_run_reports_what_a_stop_would_do() {
+        let running = dry_run(A, Ok(ExecutionStatus::Executing));
+        assert_eq!(running.outcome, Outcome::WouldStop);
+        assert_eq!(running.status, Some(ExecutionStatus::Executing));
+        let stopping = dry_run(A, Ok(ExecutionStatus::Stopping));
+        assert_eq!(stopping.outcome, Outcome::WouldStop);
+        let ended = dry_run(A, Ok(ExecutionStatus::Failed));
+        assert_eq!(
+            ended.outcome,
+            Outcome::AlreadyFinished {
+                status: ExecutionStatus::Failed
+            }
+        );
+        assert_eq!(ended.status, None);
+        let e = StopError::new(ErrorKind::NotFound, "gone");
+        assert_eq!(dry_run(A, Err(e.clone())).outcome, Outcome::Failed(e));
+    }
+
+    #[test]
+    fn blocking_steps_are_listed_only_for_stops_that_go_ahead() {
+        assert!(lists_blocking_steps(&Outcome::StopRequested));
+        assert!(lists_blocking_steps(&Outcome::WouldStop));
+        assert!(!lists_blocking_steps(&Outcome::AlreadyFinished {
+            status: ExecutionStatus::Stopped
+        }));
+        assert!(!lists_blocking_steps(&Outcome::Failed(conflict())));
+    }
+
+    fn step(kind: StepKind, token: Option<&str>) -> BlockingStep {
+        BlockingStep {
+            name: "approve".into(),
+            kind,
+            callback_token: token.map(CallbackToken::new),
+        }
+    }
+
+    fn options(force: bool, dry_run: bool) -> Options {
+        Options {
+            force,
+            dry_run,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn force_fails_callback_steps_and_reports_lambda_steps_in_real_and_dry_runs() {
+        let callback = || StepKind::Callback { queue_url: None };
+        let lambda = || StepKind::Lambda { function_arn: None };
+        let with_token = step(callback(), Some("Xk3vQ9aL2m"));
+        let without_token = step(callback(), None);
+        let lambda_step = step(lambda(), None);
+        // Not asked to force: nothing is sent, whatever the step.
+        for dry_run in [false, true] {
+            for s in [&with_token, &without_token, &lambda_step] {
+                assert_eq!(
+                    force_step(s, &options(false, dry_run)),
+                    ForceStep::Report(None)
+                );
+            }
+        }
+        let real = options(true, false);
+        assert_eq!(
+            force_step(&with_token, &real),
+            ForceStep::Send(&CallbackToken::new("Xk3vQ9aL2m"))
+        );
+        assert_eq!(
+            force_step(&lambda_step, &real),
+            ForceStep::Report(Some(Force::NotPossible))
+        );
+        let ForceStep::Report(Some(Force::Failed(e))) = force_step(&without_token, &real) else {
+            panic!("a callback step without a token cannot be forced")
+        };
+        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert!(e.message.contains("approve without a callback token"));
+        // A dry run sends nothing, and says what would be sent.
+        let dry = options(true, true);
+        for s in [&with_token, &without_token] {
+            assert_eq!(
+                force_step(s, &dry),
+                ForceStep::Report(Some(Force::WouldSend))
+            );
+        }
+        assert_eq!(
+            force_step(&lambda_step, &dry),
+            ForceStep::Report(Some(Force::NotPossible))
+        );
+    }
+
+    #[test]
+    fn a_sent_failure_is_sent_already_ended_on_conflict_or_failed() {
+        assert_eq!(after_send(Ok(())), Force::Sent);
+        assert_eq!(after_send(Err(conflict())), Force::StepAlreadyEnded);
+        let e = StopError::new(ErrorKind::Forbidden, "denied");
+        assert_eq!(after_send(Err(e.clone())), Force::Failed(e));
+    }
+
+    #[test]
+    fn after_a_wait_steps_still_holding_keep_what_force_did_and_a_failed_listing_keeps_the_old() {
+        let callback = |name: &str| BlockingStep {
+            name: name.into(),
+            kind: StepKind::Callback { queue_url: None },
+            callback_token: Some(CallbackToken::new("t")),
+        };
+        let mut execution = ExecutionReport::new(A, Outcome::StopRequested);
+        execution.blocking_steps = vec![
+            StepReport::new(&callback("approve"), Some(Force::Sent)),
+            StepReport::new(&callback("review"), Some(Force::StepAlreadyEnded)),
+        ];
+        let seen = execution.clone();
+        after_wait(&mut execution, None);
+        assert_eq!(execution.status, Some(ExecutionStatus::Stopping));
+        assert_eq!(execution.blocking_steps, seen.blocking_steps);
+
+        after_wait(
+            &mut execution,
+            Some(vec![callback("approve"), callback("new")]),
+        );
+        assert_eq!(
+            execution.blocking_steps,
+            vec![
+                StepReport::new(&callback("approve"), Some(Force::Sent)),
+                StepReport::new(&callback("new"), None),
+            ]
+        );
+        // A status a poll saw is kept.
+        let mut polled = ExecutionReport::new(A, Outcome::StopRequested);
+        polled.status = Some(ExecutionStatus::Other("Paused".into()));
+        after_wait(&mut polled, Some(Vec::new()));
+        assert_eq!(polled.status, Some(ExecutionStatus::Other("Paused".into())));
+        assert!(polled.blocking_steps.is_empty());
+    }
+}
