@@ -85,8 +85,8 @@ impl Engine<'_> {
             // call is in backoff (throttled) holds back new starts until it
             // completes, since its finished followers still count against the
             // limit. That backpressure keeps a sweep at SageMaker's rate limit
-            // instead of spending every retry (measured: see the README's
-            // Performance section).
+            // instead of spending every retry (measured in docs/performance.md,
+            // "What was measured, and what we kept").
             let mut done = stream::iter(named)
                 .chain(swept)
                 .map(|work| self.work(plan, work))

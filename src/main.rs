@@ -44,8 +44,8 @@ async fn function() -> Result<(), Error> {
     let unusable = setup::check_endpoint(&sdk_config, None).err();
     let stopper = Stopper::new(client, config, home, unusable);
     let stopper = &stopper;
-    // The event is taken as raw JSON text: decoding it into a Value tree
-    // first would take 20-30 times its size (190 MB for a 6 MB event).
+    // The event is taken as raw JSON text: a Value tree of it would take many
+    // times its size (measured in docs/performance.md, "The largest events").
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
             // A panic must not carry the event into the logs or the error:

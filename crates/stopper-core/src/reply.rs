@@ -47,7 +47,7 @@ pub fn shape(trigger: Trigger, answer: Answer) -> Result<Reply, StopError> {
 /// The success body: the single form (`{"PipelineExecutionArn": ...}`), or
 /// one entry per execution. Written straight to the output rather than built
 /// as a `serde_json::Value` first: a sweep's reply has an entry per execution,
-/// and that tree was the function's largest allocation (0.6 MB for 1,000).
+/// and that tree was the function's largest allocation (docs/performance.md).
 impl Serialize for Report {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut body = serializer.serialize_map(None)?;

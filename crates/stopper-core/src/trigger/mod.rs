@@ -220,7 +220,8 @@ struct Probe<'a> {
 /// Decodes any event the function can receive, from its JSON text. Never
 /// panics; whatever cannot be understood comes back as a `Validation` error in
 /// `action`. The event is never held as a `serde_json::Value` tree (which
-/// takes 20 to 30 times the text's size): each trigger's fields are read into
+/// takes many times the text's size: docs/performance.md, "The largest
+/// events"): each trigger's fields are read into
 /// their types straight from the text, and lists are bounded as they are read.
 pub fn decode(event: &str) -> Decoded {
     if !event.trim_start().starts_with('{') {
