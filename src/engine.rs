@@ -315,7 +315,7 @@ impl Engine<'_> {
             .await
     }
 
-    /// The steps holding a stop, or `None` (logged) when they could not be listed.
+    /// The blocking steps of an execution, or `None` (logged) when they could not be listed.
     async fn blocking_steps(&self, arn: &str) -> Option<Vec<BlockingStep>> {
         match self
             .bounded(sagemaker::blocking_steps(self.client, arn))
@@ -352,7 +352,7 @@ impl Engine<'_> {
 }
 
 /// One structured line per target: trigger, ARN, token, outcome, latency,
-/// and the steps holding the stop. The token is an idempotency key, not a secret.
+/// and the blocking steps. The token is an idempotency key, not a secret.
 fn log_stop(
     trigger: Trigger,
     caller: Option<&str>,

@@ -66,7 +66,7 @@ pub fn dry_run(arn: &str, status: Result<ExecutionStatus, StopError>) -> Executi
     }
 }
 
-/// Whether the steps holding this execution's stop are listed: only when
+/// Whether the execution's blocking steps are listed: only when
 /// the stop went (or would go) ahead.
 pub fn lists_blocking_steps(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::StopRequested | Outcome::WouldStop)
@@ -121,7 +121,7 @@ pub fn after_send(answer: Result<(), StopError>) -> Force {
 /// An execution still not ended when a `Wait` ran out: its status is
 /// `Stopping` unless a poll saw otherwise, and its blocking steps are the
 /// fresh listing (`None`: the listing failed, and the steps seen after the
-/// stop stand). A step still holding the stop keeps what `Force` did to it.
+/// stop stand). A step still blocking the stop keeps what `Force` did to it.
 pub fn after_wait(execution: &mut ExecutionReport, fresh: Option<Vec<BlockingStep>>) {
     execution.status.get_or_insert(ExecutionStatus::Stopping);
     let Some(fresh) = fresh else { return };
@@ -348,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn after_a_wait_steps_still_holding_keep_what_force_did_and_a_failed_listing_keeps_the_old() {
+    fn after_a_wait_steps_still_blocking_keep_what_force_did_and_a_failed_listing_keeps_the_old() {
         let callback = |name: &str| BlockingStep {
             name: name.into(),
             kind: StepKind::Callback { queue_url: None },
