@@ -19,6 +19,12 @@ use aws_sdk_sagemaker::types::{
 use aws_sdk_sagemaker::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::body::SdkBody;
+use lambda_runtime::tracing::subscriber::filter::LevelFilter;
+use lambda_runtime::tracing::subscriber::layer::SubscriberExt as _;
+use lambda_runtime::tracing::subscriber::{fmt, registry};
+use sagemaker_pipeline_stopper::logging;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
 use serde_json::value::RawValue;
@@ -100,6 +106,53 @@ fn no_call_rules() -> [Rule; 4] {
         mock!(Client::list_pipeline_executions)
             .then_output(|| ListPipelineExecutionsOutput::builder().build()),
     ]
+}
+
+/// What the function logs, captured with its own filter (our crates at the
+/// level asked for, every other crate at most WARN).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `work` with the function's logs at TRACE (the most an operator can
+/// ask for) and returns what it logged with its result.
+async fn logged<T>(work: impl Future<Output = T>) -> (T, String) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = registry()
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone()),
+        )
+        .with(logging::filter(LevelFilter::TRACE));
+    let result = {
+        let _in_force = tracing::subscriber::set_default(subscriber);
+        work.await
+    };
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    (result, text)
+}
+
+/// The callback tokens of `held_steps`: credentials for the steps, which
+/// must reach no reply and no log line.
+const CALLBACK_TOKENS: [&str; 2] = ["Xk3vQ9aL2m", "Rt5wY7uI0p"];
+
+fn assert_no_callback_token(reply: &str, logs: &str) {
+    assert!(!logs.is_empty(), "nothing was logged: the capture is broken");
+    for token in CALLBACK_TOKENS {
+        assert!(!reply.contains(token), "callback token in the reply: {reply}");
+        assert!(!logs.contains(token), "callback token in the logs: {logs}");
+    }
 }
 
 async fn run(client: Client, payload: Value) -> Result<Value, Diagnostic> {
@@ -499,8 +552,18 @@ async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_
             "AccessDenied",
         ),
         (fixture("direct.json"), "AccessDenied"),
+        // Valid ARNs, allowed pipeline: refused for their number alone,
+        // at the 101st (the cap is 100), however many follow.
         (
-            json!({"PipelineExecutionArns": (0..5000).collect::<Vec<_>>()}),
+            json!({"PipelineExecutionArns": (0..101)
+                .map(|i| format!("{}{i}", A.replace("nightly-training", "exp-7")))
+                .collect::<Vec<_>>()}),
+            "ValidationError",
+        ),
+        (
+            json!({"PipelineExecutionArns": (0..5000)
+                .map(|i| format!("{}{i}", A.replace("nightly-training", "exp-7")))
+                .collect::<Vec<_>>()}),
             "ValidationError",
         ),
         (json!("just a string"), "ValidationError"),
@@ -510,6 +573,13 @@ async fn bad_input_gets_a_clear_error_and_reaches_nothing_and_the_next_event_is_
         let err = stopper.handle(event(payload.clone())).await.unwrap_err();
         assert_eq!(err.error_type, error_type, "{payload}");
         assert!(!err.error_message.is_empty());
+        if payload["PipelineExecutionArns"].is_array() {
+            assert!(
+                err.error_message.contains("100"),
+                "the cap is named: {}",
+                err.error_message
+            );
+        }
     }
     let forbidden_http = stopper
         .handle(event(fixture("http-rest-api.json")))
@@ -646,20 +716,19 @@ async fn the_running_callback_and_lambda_steps_that_hold_a_stop_are_reported() {
         RuleMode::MatchAny,
         [&stop, &steps, &fail]
     );
-    let reply = run(client, fixture("direct.json")).await.unwrap();
+    let (reply, logs) = logged(run(client, fixture("direct.json"))).await;
+    let reply = reply.unwrap();
     assert_eq!(
         reply["BlockingSteps"],
         json!([
             {"StepName": "approve", "StepType": "Callback", "SqsQueueUrl": QUEUE,
-             "Note": reply["BlockingSteps"][0]["Note"]},
+             "Note": "holds the stop until its SQS consumer calls SendPipelineExecutionStepSuccess or \
+                      SendPipelineExecutionStepFailure; \"Force\": true fails it"},
             {"StepName": "score", "StepType": "Lambda", "FunctionArn": SCORER,
-             "Note": reply["BlockingSteps"][1]["Note"]},
+             "Note": "holds the stop until the function returns (then Stopped) or times out (then Failed)"},
         ])
     );
-    assert!(
-        !reply.to_string().contains("cb-token"),
-        "callback token leaked: {reply}"
-    );
+    assert_no_callback_token(&reply.to_string(), &logs);
     assert_eq!(fail.num_calls(), 0, "no Force, no step failed");
 }
 
@@ -741,12 +810,13 @@ async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_l
         RuleMode::MatchAny,
         [&stop, &steps, &fail]
     );
-    let reply = run(
+    let (reply, logs) = logged(run(
         client,
         json!({"PipelineExecutionArn": A, "Force": true, "Reason": "cost alarm: budget exceeded"}),
-    )
-    .await
-    .unwrap();
+    ))
+    .await;
+    let reply = reply.unwrap();
+    assert_no_callback_token(&reply.to_string(), &logs);
     assert_eq!(fail.num_calls(), 1);
     assert_eq!(reply["BlockingSteps"][0]["Force"], "Sent");
     assert_eq!(reply["BlockingSteps"][1]["Force"], "NotPossible");
@@ -757,29 +827,73 @@ async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_l
 }
 
 #[tokio::test]
-async fn a_force_that_sagemaker_refuses_fails_the_invocation_so_it_is_retried() {
-    let fail = mock!(Client::send_pipeline_execution_step_failure).then_http_response(|| {
-        aws_smithy_runtime_api::http::Response::new(
-            500.try_into().unwrap(),
-            SdkBody::from("{\"__type\":\"InternalFailure\"}"),
-        )
-    });
-    let (stop, steps) = (stop_ok(), held_steps());
+async fn a_force_that_sagemaker_refuses_fails_the_invocation_and_its_retry_repeats_the_same_tokens() {
+    // SageMaker refuses the first failure it is sent (with text that quotes
+    // the token, which must not be passed on), then accepts the retry's.
+    let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let record = sent.clone();
+    let fail = mock!(Client::send_pipeline_execution_step_failure)
+        .match_requests(move |r| {
+            let token = r.client_request_token().unwrap_or_default().to_owned();
+            let callback = r.callback_token().unwrap_or_default().to_owned();
+            record.lock().unwrap().push((token, callback));
+            true
+        })
+        .sequence()
+        .http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                500.try_into().unwrap(),
+                SdkBody::from(
+                    "{\"__type\":\"InternalFailure\",\"Message\":\"token Xk3vQ9aL2m: internal\"}",
+                ),
+            )
+        })
+        .output(|| SendPipelineExecutionStepFailureOutput::builder().build())
+        .build();
+    let stop_tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = stop_tokens.clone();
+    let stop = mock!(Client::stop_pipeline_execution)
+        .match_requests(move |r| {
+            let token = r.client_request_token().unwrap_or_default().to_owned();
+            record.lock().unwrap().push(token);
+            true
+        })
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let steps = held_steps();
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
         [&stop, &steps, &fail],
         |c| c.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::disabled())
     );
-    let err = run(client, json!({"PipelineExecutionArn": A, "Force": true}))
-        .await
-        .unwrap_err();
+    let stopper = stopper(client);
+    let request = json!({"PipelineExecutionArn": A, "Force": true});
+    // The first delivery fails, so that Lambda (or the caller) retries it.
+    let (first, logs) = logged(stopper.handle(event(request.clone()))).await;
+    let err = first.unwrap_err();
     assert_eq!(err.error_type, "UpstreamError");
     assert!(
         err.error_message.contains("approve"),
         "{}",
         err.error_message
     );
+    assert_no_callback_token(&err.error_message, &logs);
+    // The retry (the same event, the same request id) stops with the same
+    // token and sends the same failure with the same token: SageMaker sees
+    // one operation each, however often it is delivered.
+    let retried = stopper
+        .handle(event(request))
+        .await
+        .unwrap()
+        .to_value();
+    assert_eq!(retried["BlockingSteps"][0]["Force"], "Sent");
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0], sent[1], "the retry sent a different failure");
+    assert_eq!(sent[0].1, "Xk3vQ9aL2m");
+    let stop_tokens = stop_tokens.lock().unwrap().clone();
+    assert_eq!(stop_tokens.len(), 2);
+    assert_eq!(stop_tokens[0], stop_tokens[1], "the retry stopped with another token");
 }
 
 #[tokio::test(start_paused = true)]
@@ -818,27 +932,31 @@ async fn wait_polls_until_the_execution_has_ended_and_replies_with_its_final_sta
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_that_runs_out_replies_stopping_with_what_still_holds_it() {
-    let (stop, steps) = (stop_ok(), held_steps());
+    let (stop, steps, fail) = (stop_ok(), held_steps(), fail_step_ok());
     let describe = describe(PipelineExecutionStatus::Stopping);
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop, &describe, &steps]
+        [&stop, &describe, &steps, &fail]
     );
     let started = tokio::time::Instant::now();
-    let reply = run(
+    let (reply, logs) = logged(run(
         client,
-        json!({"PipelineExecutionArn": A, "WaitSeconds": 10}),
-    )
-    .await
-    .unwrap();
+        json!({"PipelineExecutionArn": A, "WaitSeconds": 10, "Force": true}),
+    ))
+    .await;
+    let reply = reply.unwrap();
     let waited = started.elapsed();
+    assert_no_callback_token(&reply.to_string(), &logs);
     assert!(
         waited <= std::time::Duration::from_secs(10) && waited >= std::time::Duration::from_secs(5),
         "{waited:?}"
     );
     assert_eq!(reply["Status"], "Stopping");
     assert_eq!(reply["BlockingSteps"][0]["StepName"], "approve");
+    // The step still holds the stop after the wait: what Force did to it stays.
+    assert_eq!(reply["BlockingSteps"][0]["Force"], "Sent");
+    assert_eq!(fail.num_calls(), 1, "forced once, not again after the wait");
     assert!(describe.num_calls() >= 3);
     assert_eq!(
         steps.num_calls(),
@@ -863,12 +981,13 @@ async fn a_dry_run_looks_but_changes_nothing() {
         RuleMode::MatchAny,
         [&stop, &fail, &steps, &status, &list]
     );
-    let reply = run(
+    let (reply, logs) = logged(run(
         client.clone(),
         json!({"PipelineExecutionArn": A, "DryRun": true, "Force": true}),
-    )
-    .await
-    .unwrap();
+    ))
+    .await;
+    let reply = reply.unwrap();
+    assert_no_callback_token(&reply.to_string(), &logs);
     assert_eq!(reply["Outcome"], "WouldStop");
     assert_eq!(reply["Status"], "Executing");
     assert_eq!(reply["DryRun"], true);
