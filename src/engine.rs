@@ -2,7 +2,8 @@
 //! ones the sweeps find) at most `max_concurrency` at a time, then, with
 //! `Wait`, polls them until they end. It makes the calls through
 //! [`sagemaker`] and asks [`stopper_core::decide`] what each answer means;
-//! it decides nothing itself.
+//! what it keeps is the mechanics: order, concurrency, deadlines, and not
+//! acting twice on an execution both named and found.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -12,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
-use stopper_core::decide::{self, ForceStep};
+use stopper_core::decide::{self, AfterStop, ForceStep};
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
     step_labels, ExecutionReport, Outcome, PipelineFailure, Report, StepReport,
@@ -205,17 +206,24 @@ impl Engine<'_> {
                 Found::Executing => Ok(ExecutionStatus::Executing),
                 Found::Named => self.describe_status(arn).await,
             };
-            decide::dry_run(arn, status)
+            decide::dry_run_report(arn, status)
         } else {
-            let stopped = self
-                .bounded(sagemaker::stop(self.client, arn, &target.token))
-                .await;
-            let outcome = match decide::after_stop(stopped) {
-                Ok(outcome) => outcome,
-                Err(conflict) => {
-                    decide::after_conflict(arn, conflict, self.describe_status(arn).await)
-                }
-            };
+            // One deadline for the stop and the status look-up a conflict
+            // needs: running out of time is then `UpstreamUnavailable`
+            // (retry), never a conflict that was not understood.
+            let outcome = self
+                .bounded(async {
+                    let stopped = sagemaker::stop(self.client, arn, &target.token).await;
+                    Ok(match decide::after_stop(stopped) {
+                        AfterStop::Outcome(outcome) => outcome,
+                        AfterStop::LookUpStatus(conflict) => {
+                            let status = sagemaker::describe_status(self.client, arn).await;
+                            decide::after_conflict(arn, conflict, status)
+                        }
+                    })
+                })
+                .await
+                .unwrap_or_else(Outcome::Failed);
             ExecutionReport::new(arn, outcome)
         };
         if !decide::lists_blocking_steps(&execution.outcome) {
@@ -225,8 +233,12 @@ impl Engine<'_> {
         // itself has been accepted either way.
         for step in self.blocking_steps(arn).await.unwrap_or_default() {
             let force = match decide::force_step(&step, &plan.options) {
-                ForceStep::Report(force) => force,
+                ForceStep::Leave => None,
+                ForceStep::Report(force) => Some(force),
                 ForceStep::Send(callback_token) => {
+                    // `force_step` never sends in a dry run; a second guard
+                    // costs nothing where a mistake would change state.
+                    assert!(!plan.options.dry_run, "a dry run must send nothing");
                     let token = plan.force_token(arn, callback_token.expose());
                     let reason = plan.failure_reason();
                     let sent = sagemaker::fail_callback_step(
@@ -250,7 +262,7 @@ impl Engine<'_> {
     async fn wait_for_end(&self, executions: &mut [ExecutionReport], budget: Duration) {
         let until = Instant::now() + budget;
         let mut pending: Vec<usize> = (0..executions.len())
-            .filter(|&i| executions[i].outcome == Outcome::StopRequested)
+            .filter(|&i| decide::awaits_end(&executions[i].outcome))
             .collect();
         let mut pause = FIRST_POLL;
         // The last pause is cut to end at `until`, so the wait asked for is
@@ -261,7 +273,7 @@ impl Engine<'_> {
             pause = (pause * 2).min(MAX_POLL);
             let arns = pending.iter().map(|&i| executions[i].arn.clone());
             let polled = self
-                .each(
+                .call_each(
                     arns,
                     |arn| async move { self.describe_status(&arn).await.ok() },
                 )
@@ -280,7 +292,7 @@ impl Engine<'_> {
         }
         let arns = pending.iter().map(|&i| executions[i].arn.clone());
         let fresh = self
-            .each(arns, |arn| async move { self.blocking_steps(&arn).await })
+            .call_each(arns, |arn| async move { self.blocking_steps(&arn).await })
             .await;
         for (&i, fresh) in pending.iter().zip(fresh) {
             decide::after_wait(&mut executions[i], fresh);
@@ -298,7 +310,7 @@ impl Engine<'_> {
 
     /// `call` on each ARN, as many at once as the stops, results in order
     /// (ordered for the same backpressure as the stops).
-    async fn each<T, F, Fut>(&self, arns: impl Iterator<Item = String>, call: F) -> Vec<T>
+    async fn call_each<T, F, Fut>(&self, arns: impl Iterator<Item = String>, call: F) -> Vec<T>
     where
         F: FnMut(String) -> Fut,
         Fut: Future<Output = T>,

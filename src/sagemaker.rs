@@ -12,11 +12,13 @@ use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutio
 use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureError;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
 use aws_sdk_sagemaker::primitives::DateTime;
-use aws_sdk_sagemaker::types::{PipelineExecutionStep, StepStatus};
+use aws_sdk_sagemaker::types::PipelineExecutionStep;
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, Stream};
+use stopper_core::decide;
 use stopper_core::status::{ExecutionStatus, ListedExecution};
-use stopper_core::steps::{BlockingStep, CallbackToken, StepKind};
+use stopper_core::steps::{BlockingStep, Callback, CallbackToken, Lambda, ListedStep};
+use stopper_core::upstream::{self, Transport};
 use stopper_core::{ErrorKind, StopError};
 
 /// Asks SageMaker to stop one execution, with `token` as its idempotency key.
@@ -93,8 +95,8 @@ pub fn list_executions<'a>(
     })
 }
 
-/// The running Callback and Lambda steps of an execution: the steps that keep
-/// a stop from completing.
+/// The blocking steps of an execution (which of its steps block a stop is
+/// `stopper_core::decide::blocking_step`'s to say).
 pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<BlockingStep>, StopError> {
     let mut steps = Vec::new();
     let mut next_token: Option<String> = None;
@@ -113,7 +115,8 @@ pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<BlockingSt
         steps.extend(
             page.pipeline_execution_steps()
                 .iter()
-                .filter_map(blocking_step),
+                .map(listed_step)
+                .filter_map(decide::blocking_step),
         );
         // As the SDK's paginators do: an empty or repeated token ends the
         // listing rather than looping on it.
@@ -124,33 +127,21 @@ pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<BlockingSt
     }
 }
 
-/// The step, if it is running and of a kind that holds a stop (Callback or
-/// Lambda).
-fn blocking_step(step: &PipelineExecutionStep) -> Option<BlockingStep> {
-    if !matches!(
-        step.step_status(),
-        Some(StepStatus::Executing | StepStatus::Starting)
-    ) {
-        return None;
-    }
-    let name = step.step_name().unwrap_or("(unnamed)").to_owned();
-    let metadata = step.metadata()?;
-    if let Some(callback) = metadata.callback() {
-        Some(BlockingStep {
-            name,
-            kind: StepKind::Callback {
+/// A step as SageMaker lists it.
+fn listed_step(step: &PipelineExecutionStep) -> ListedStep {
+    let metadata = step.metadata();
+    ListedStep {
+        name: step.step_name().map(str::to_owned),
+        status: step.step_status().map(|s| s.as_str().to_owned()),
+        callback: metadata
+            .and_then(|m| m.callback())
+            .map(|callback| Callback {
                 queue_url: callback.sqs_queue_url().map(str::to_owned),
-            },
-            callback_token: callback.callback_token().map(CallbackToken::new),
-        })
-    } else {
-        metadata.lambda().map(|lambda| BlockingStep {
-            name,
-            kind: StepKind::Lambda {
-                function_arn: lambda.arn().map(str::to_owned),
-            },
-            callback_token: None,
-        })
+                token: callback.callback_token().map(CallbackToken::new),
+            }),
+        lambda: metadata.and_then(|m| m.lambda()).map(|lambda| Lambda {
+            function_arn: lambda.arn().map(str::to_owned),
+        }),
     }
 }
 
@@ -218,8 +209,8 @@ impl ModeledError for SendPipelineExecutionStepFailureError {
     }
 }
 
-/// Maps an SDK error to an error class with a message in the caller's terms:
-/// the error code, never SageMaker's free text. `target` says what was asked
+/// Reads an SDK error for `stopper_core::upstream`, which gives its class
+/// and message (from the error code, never SageMaker's free text). `target` says what was asked
 /// about ("execution arn:...", "pipeline nightly-training").
 pub fn classify<E, R>(error: &SdkError<E, R>, target: &str) -> StopError
 where
@@ -229,58 +220,15 @@ where
     if let Some(problem) = crate::setup::configuration_problem(error) {
         return problem;
     }
-    match error {
+    let failure = match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("");
-            let kind = service.err().modeled_kind().unwrap_or(match code {
-                "ResourceNotFound" | "ResourceNotFoundException" => ErrorKind::NotFound,
-                "ConflictException" => ErrorKind::Conflict,
-                "ThrottlingException"
-                | "Throttling"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded" => ErrorKind::Throttled,
-                // SageMaker refusing a request we sent is an upstream answer,
-                // not the caller's bad input (which never reaches SageMaker):
-                // `ValidationError` promises that nothing was called.
-                "ValidationException" => ErrorKind::Upstream,
-                "AccessDeniedException" => ErrorKind::Forbidden,
-                _ => ErrorKind::Upstream,
-            });
-            let message = match kind {
-                ErrorKind::NotFound => format!("SageMaker has no {target} in this account and region"),
-                ErrorKind::Conflict => {
-                    format!("SageMaker refused the request for {target} in its current state (ConflictException)")
-                }
-                ErrorKind::Throttled => {
-                    format!("SageMaker kept throttling requests for {target} after retries; try again later")
-                }
-                ErrorKind::Forbidden => format!(
-                    "the function's role may not act on {target} (AccessDeniedException): check its IAM policy"
-                ),
-                _ if code == "ValidationException" => format!(
-                    "SageMaker rejected the request for {target} as invalid (ValidationException): a \
-                     ClientRequestToken reused for another execution, or a constraint this function does not check"
-                ),
-                _ if code.is_empty() => format!("SageMaker failed on {target} with an unrecognised error"),
-                _ => format!("SageMaker failed on {target} ({code})"),
-            };
-            StopError::new(kind, message)
+            return upstream::service_error(service.err().modeled_kind(), code, target);
         }
-        SdkError::TimeoutError(_) => StopError::new(
-            ErrorKind::Unavailable,
-            format!("SageMaker did not answer in time for {target}"),
-        ),
-        SdkError::DispatchFailure(_) => StopError::new(
-            ErrorKind::Unavailable,
-            format!("SageMaker could not be reached for {target}"),
-        ),
-        SdkError::ResponseError(_) => StopError::new(
-            ErrorKind::Upstream,
-            format!("SageMaker sent an unreadable response for {target}"),
-        ),
-        _ => StopError::new(
-            ErrorKind::Upstream,
-            format!("the request for {target} could not be made"),
-        ),
-    }
+        SdkError::TimeoutError(_) => Transport::TimedOut,
+        SdkError::DispatchFailure(_) => Transport::Unreachable,
+        SdkError::ResponseError(_) => Transport::Unreadable,
+        _ => Transport::NotSent,
+    };
+    upstream::transport_error(failure, target)
 }

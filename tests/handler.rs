@@ -22,13 +22,13 @@ use aws_smithy_types::body::SdkBody;
 use lambda_runtime::tracing::subscriber::filter::LevelFilter;
 use lambda_runtime::tracing::subscriber::layer::SubscriberExt as _;
 use lambda_runtime::tracing::subscriber::{fmt, registry};
-use sagemaker_pipeline_stopper::logging;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
+use sagemaker_pipeline_stopper::logging;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use stopper_core::arn::Scope;
 use stopper_core::config::{AllowList, Config};
 use stopper_core::token;
@@ -148,9 +148,15 @@ async fn logged<T>(work: impl Future<Output = T>) -> (T, String) {
 const CALLBACK_TOKENS: [&str; 2] = ["Xk3vQ9aL2m", "Rt5wY7uI0p"];
 
 fn assert_no_callback_token(reply: &str, logs: &str) {
-    assert!(!logs.is_empty(), "nothing was logged: the capture is broken");
+    assert!(
+        !logs.is_empty(),
+        "nothing was logged: the capture is broken"
+    );
     for token in CALLBACK_TOKENS {
-        assert!(!reply.contains(token), "callback token in the reply: {reply}");
+        assert!(
+            !reply.contains(token),
+            "callback token in the reply: {reply}"
+        );
         assert!(!logs.contains(token), "callback token in the logs: {logs}");
     }
 }
@@ -827,7 +833,8 @@ async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_l
 }
 
 #[tokio::test]
-async fn a_force_that_sagemaker_refuses_fails_the_invocation_and_its_retry_repeats_the_same_tokens() {
+async fn a_force_that_sagemaker_refuses_fails_the_invocation_and_its_retry_repeats_the_same_tokens()
+{
     // SageMaker refuses the first failure it is sent (with text that quotes
     // the token, which must not be passed on), then accepts the retry's.
     let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -881,11 +888,7 @@ async fn a_force_that_sagemaker_refuses_fails_the_invocation_and_its_retry_repea
     // The retry (the same event, the same request id) stops with the same
     // token and sends the same failure with the same token: SageMaker sees
     // one operation each, however often it is delivered.
-    let retried = stopper
-        .handle(event(request))
-        .await
-        .unwrap()
-        .to_value();
+    let retried = stopper.handle(event(request)).await.unwrap().to_value();
     assert_eq!(retried["BlockingSteps"][0]["Force"], "Sent");
     let sent = sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 2, "{sent:?}");
@@ -893,7 +896,10 @@ async fn a_force_that_sagemaker_refuses_fails_the_invocation_and_its_retry_repea
     assert_eq!(sent[0].1, "Xk3vQ9aL2m");
     let stop_tokens = stop_tokens.lock().unwrap().clone();
     assert_eq!(stop_tokens.len(), 2);
-    assert_eq!(stop_tokens[0], stop_tokens[1], "the retry stopped with another token");
+    assert_eq!(
+        stop_tokens[0], stop_tokens[1],
+        "the retry stopped with another token"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -170,15 +170,20 @@ pub fn parse(
                     })?,
                     None => given,
                 };
-                if !json.trim_start().starts_with('{') {
-                    // `--cli-input-json request.json`: a path given as JSON.
+                // `--cli-input-json request.json`: a path given as JSON.
+                if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&json) {
                     let hint = if from_file {
                         ""
                     } else {
                         " (to read a file, write file://PATH)"
                     };
                     return Err(StopError::validation(format!(
-                        "--cli-input-json must be a JSON object, not {}{hint}",
+                        "--cli-input-json is not valid JSON: {e}{hint}"
+                    )));
+                }
+                if !json.trim_start().starts_with('{') {
+                    return Err(StopError::validation(format!(
+                        "--cli-input-json must be a JSON object, not {}",
                         json_kind_of_text(&json)
                     )));
                 }
@@ -544,9 +549,18 @@ mod tests {
         let err = parse(args(&["--cli-input-json", "request.json"]), no_files).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Validation);
         assert!(err.message.contains("file://PATH"), "{}", err.message);
-        let read = |_: &str| Ok("[1]".to_owned());
-        let err = parse(args(&["--cli-input-json", "file://r.json"]), read).unwrap_err();
-        assert!(!err.message.contains("file://PATH"), "{}", err.message);
+        // A file that is not JSON, or JSON that is not an object: no hint.
+        for text in ["request.json", "[1]"] {
+            let read = |_: &str| Ok(text.to_owned());
+            let err = parse(args(&["--cli-input-json", "file://r.json"]), read).unwrap_err();
+            assert!(!err.message.contains("file://PATH"), "{}", err.message);
+        }
+        let err = parse(args(&["--cli-input-json", "[1]"]), no_files).unwrap_err();
+        assert!(
+            err.message.ends_with("must be a JSON object, not an array"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::error::{ErrorKind, StopError};
 use crate::options::Options;
 use crate::report::{ExecutionReport, Force, Outcome, StepReport};
 use crate::status::{ExecutionStatus, ListedExecution};
-use crate::steps::{BlockingStep, CallbackToken, StepKind};
+use crate::steps::{BlockingStep, CallbackToken, ListedStep, StepKind};
 
 /// Whether a sweep stops a listed execution: one that is `Executing` and,
 /// with `started_before` (`OlderThanMinutes`), started before it. SageMaker
@@ -20,15 +20,22 @@ pub fn is_swept(listed: &ListedExecution, started_before: Option<SystemTime>) ->
         && started_before.is_none_or(|cutoff| listed.started.is_some_and(|t| t < cutoff))
 }
 
-/// What `StopPipelineExecution`'s answer means for the execution. A
-/// `ConflictException` (SageMaker's answer for an execution it cannot stop)
-/// needs the execution's status to be understood: `Err(conflict)` asks the
-/// caller to look it up and call [`after_conflict`].
-pub fn after_stop(answer: Result<(), StopError>) -> Result<Outcome, StopError> {
+/// What `StopPipelineExecution`'s answer comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterStop {
+    /// What happened to the execution.
+    Outcome(Outcome),
+    /// A `ConflictException` (SageMaker's answer for an execution it cannot
+    /// stop): look up the execution's status and ask [`after_conflict`].
+    LookUpStatus(StopError),
+}
+
+/// What `StopPipelineExecution`'s answer means for the execution.
+pub fn after_stop(answer: Result<(), StopError>) -> AfterStop {
     match answer {
-        Ok(()) => Ok(Outcome::StopRequested),
-        Err(e) if e.kind == ErrorKind::Conflict => Err(e),
-        Err(e) => Ok(Outcome::Failed(e)),
+        Ok(()) => AfterStop::Outcome(Outcome::StopRequested),
+        Err(e) if e.kind == ErrorKind::Conflict => AfterStop::LookUpStatus(e),
+        Err(e) => AfterStop::Outcome(Outcome::Failed(e)),
     }
 }
 
@@ -53,7 +60,7 @@ pub fn after_conflict(
 }
 
 /// A dry run's report of one execution in `status` (what a stop would do).
-pub fn dry_run(arn: &str, status: Result<ExecutionStatus, StopError>) -> ExecutionReport {
+pub fn dry_run_report(arn: &str, status: Result<ExecutionStatus, StopError>) -> ExecutionReport {
     match status {
         Ok(status) if status.is_finished() => {
             ExecutionReport::new(arn, Outcome::AlreadyFinished { status })
@@ -72,11 +79,46 @@ pub fn lists_blocking_steps(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::StopRequested | Outcome::WouldStop)
 }
 
+/// Whether a `Wait` waits for the execution to end: only for a stop SageMaker
+/// accepted (an ended execution has nothing to wait for; a failed stop or a
+/// dry run changed nothing).
+pub fn awaits_end(outcome: &Outcome) -> bool {
+    *outcome == Outcome::StopRequested
+}
+
+/// The step, if it blocks a stop: a running (`Executing` or `Starting`)
+/// Callback or Lambda step. Other steps end on their own when the execution
+/// stops.
+pub fn blocking_step(step: ListedStep) -> Option<BlockingStep> {
+    if !matches!(step.status.as_deref(), Some("Executing" | "Starting")) {
+        return None;
+    }
+    let name = step.name.unwrap_or_else(|| "(unnamed)".to_owned());
+    if let Some(callback) = step.callback {
+        return Some(BlockingStep {
+            name,
+            kind: StepKind::Callback {
+                queue_url: callback.queue_url,
+            },
+            callback_token: callback.token,
+        });
+    }
+    step.lambda.map(|lambda| BlockingStep {
+        name,
+        kind: StepKind::Lambda {
+            function_arn: lambda.function_arn,
+        },
+        callback_token: None,
+    })
+}
+
 /// What `Force` does to one blocking step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ForceStep<'a> {
-    /// Nothing is sent; the step is reported with this (`None`: not forced).
-    Report(Option<Force>),
+    /// Not asked to force: the step is reported as it is.
+    Leave,
+    /// Nothing is sent; the step is reported with what `Force` did.
+    Report(Force),
     /// Fail the step with `SendPipelineExecutionStepFailure`, answering with
     /// this token; [`after_send`] says what the answer means.
     Send(&'a CallbackToken),
@@ -87,22 +129,18 @@ pub enum ForceStep<'a> {
 /// would be); one listed without its token cannot be.
 pub fn force_step<'a>(step: &'a BlockingStep, options: &Options) -> ForceStep<'a> {
     if !options.force {
-        return ForceStep::Report(None);
+        return ForceStep::Leave;
     }
     match (&step.kind, &step.callback_token) {
-        (StepKind::Lambda { .. }, _) => ForceStep::Report(Some(Force::NotPossible)),
-        (StepKind::Callback { .. }, _) if options.dry_run => {
-            ForceStep::Report(Some(Force::WouldSend))
-        }
-        (StepKind::Callback { .. }, None) => {
-            ForceStep::Report(Some(Force::Failed(StopError::new(
-                ErrorKind::Upstream,
-                format!(
-                    "SageMaker listed callback step {} without a callback token",
-                    step.name
-                ),
-            ))))
-        }
+        (StepKind::Lambda { .. }, _) => ForceStep::Report(Force::NotPossible),
+        (StepKind::Callback { .. }, _) if options.dry_run => ForceStep::Report(Force::WouldSend),
+        (StepKind::Callback { .. }, None) => ForceStep::Report(Force::Failed(StopError::new(
+            ErrorKind::Upstream,
+            format!(
+                "SageMaker listed callback step {} without a callback token",
+                step.name
+            ),
+        ))),
         (StepKind::Callback { .. }, Some(token)) => ForceStep::Send(token),
     }
 }
@@ -197,8 +235,14 @@ mod tests {
 
     #[test]
     fn a_stop_is_requested_failed_or_looked_into_by_its_answer() {
-        assert_eq!(after_stop(Ok(())), Ok(Outcome::StopRequested));
-        assert_eq!(after_stop(Err(conflict())), Err(conflict()));
+        assert_eq!(
+            after_stop(Ok(())),
+            AfterStop::Outcome(Outcome::StopRequested)
+        );
+        assert_eq!(
+            after_stop(Err(conflict())),
+            AfterStop::LookUpStatus(conflict())
+        );
         for kind in [
             ErrorKind::NotFound,
             ErrorKind::Throttled,
@@ -208,7 +252,10 @@ mod tests {
             ErrorKind::Configuration,
         ] {
             let e = StopError::new(kind, "e");
-            assert_eq!(after_stop(Err(e.clone())), Ok(Outcome::Failed(e)));
+            assert_eq!(
+                after_stop(Err(e.clone())),
+                AfterStop::Outcome(Outcome::Failed(e))
+            );
         }
     }
 
@@ -252,12 +299,12 @@ mod tests {
 
     #[test]
     fn a_dry_run_reports_what_a_stop_would_do() {
-        let running = dry_run(A, Ok(ExecutionStatus::Executing));
+        let running = dry_run_report(A, Ok(ExecutionStatus::Executing));
         assert_eq!(running.outcome, Outcome::WouldStop);
         assert_eq!(running.status, Some(ExecutionStatus::Executing));
-        let stopping = dry_run(A, Ok(ExecutionStatus::Stopping));
+        let stopping = dry_run_report(A, Ok(ExecutionStatus::Stopping));
         assert_eq!(stopping.outcome, Outcome::WouldStop);
-        let ended = dry_run(A, Ok(ExecutionStatus::Failed));
+        let ended = dry_run_report(A, Ok(ExecutionStatus::Failed));
         assert_eq!(
             ended.outcome,
             Outcome::AlreadyFinished {
@@ -266,7 +313,87 @@ mod tests {
         );
         assert_eq!(ended.status, None);
         let e = StopError::new(ErrorKind::NotFound, "gone");
-        assert_eq!(dry_run(A, Err(e.clone())).outcome, Outcome::Failed(e));
+        assert_eq!(
+            dry_run_report(A, Err(e.clone())).outcome,
+            Outcome::Failed(e)
+        );
+    }
+
+    #[test]
+    fn only_running_callback_and_lambda_steps_block_a_stop() {
+        use crate::steps::{Callback, Lambda};
+        let callback = || Callback {
+            queue_url: Some("q".into()),
+            token: Some(CallbackToken::new("t")),
+        };
+        let lambda = || Lambda {
+            function_arn: Some("f".into()),
+        };
+        let listed =
+            |status: &str, callback: Option<Callback>, lambda: Option<Lambda>| ListedStep {
+                name: Some("s".into()),
+                status: Some(status.into()),
+                callback,
+                lambda,
+            };
+        for status in ["Executing", "Starting"] {
+            assert_eq!(
+                blocking_step(listed(status, Some(callback()), None)),
+                Some(BlockingStep {
+                    name: "s".into(),
+                    kind: StepKind::Callback {
+                        queue_url: Some("q".into())
+                    },
+                    callback_token: Some(CallbackToken::new("t")),
+                })
+            );
+            assert_eq!(
+                blocking_step(listed(status, None, Some(lambda()))),
+                Some(BlockingStep {
+                    name: "s".into(),
+                    kind: StepKind::Lambda {
+                        function_arn: Some("f".into())
+                    },
+                    callback_token: None,
+                })
+            );
+            // A training step, or any other kind: it stops with the execution.
+            assert_eq!(blocking_step(listed(status, None, None)), None);
+        }
+        for status in ["Succeeded", "Failed", "Stopping", "Stopped", "Paused", ""] {
+            assert_eq!(blocking_step(listed(status, Some(callback()), None)), None);
+            assert_eq!(blocking_step(listed(status, None, Some(lambda()))), None);
+        }
+        assert_eq!(
+            blocking_step(ListedStep {
+                status: None,
+                ..listed("", Some(callback()), None)
+            }),
+            None
+        );
+        // Both metadata (SageMaker never sends both): the callback, which Force can answer.
+        let both = blocking_step(listed("Executing", Some(callback()), Some(lambda()))).unwrap();
+        assert_eq!(both.kind.name(), "Callback");
+        let unnamed = blocking_step(ListedStep {
+            name: None,
+            ..listed("Executing", None, Some(lambda()))
+        })
+        .unwrap();
+        assert_eq!(unnamed.name, "(unnamed)");
+    }
+
+    #[test]
+    fn only_an_accepted_stop_is_waited_for() {
+        assert!(awaits_end(&Outcome::StopRequested));
+        for outcome in [
+            Outcome::WouldStop,
+            Outcome::AlreadyFinished {
+                status: ExecutionStatus::Stopped,
+            },
+            Outcome::Failed(conflict()),
+        ] {
+            assert!(!awaits_end(&outcome), "{outcome:?}");
+        }
     }
 
     #[test]
@@ -305,10 +432,7 @@ mod tests {
         // Not asked to force: nothing is sent, whatever the step.
         for dry_run in [false, true] {
             for s in [&with_token, &without_token, &lambda_step] {
-                assert_eq!(
-                    force_step(s, &options(false, dry_run)),
-                    ForceStep::Report(None)
-                );
+                assert_eq!(force_step(s, &options(false, dry_run)), ForceStep::Leave);
             }
         }
         let real = options(true, false);
@@ -318,9 +442,9 @@ mod tests {
         );
         assert_eq!(
             force_step(&lambda_step, &real),
-            ForceStep::Report(Some(Force::NotPossible))
+            ForceStep::Report(Force::NotPossible)
         );
-        let ForceStep::Report(Some(Force::Failed(e))) = force_step(&without_token, &real) else {
+        let ForceStep::Report(Force::Failed(e)) = force_step(&without_token, &real) else {
             panic!("a callback step without a token cannot be forced")
         };
         assert_eq!(e.kind, ErrorKind::Upstream);
@@ -328,14 +452,11 @@ mod tests {
         // A dry run sends nothing, and says what would be sent.
         let dry = options(true, true);
         for s in [&with_token, &without_token] {
-            assert_eq!(
-                force_step(s, &dry),
-                ForceStep::Report(Some(Force::WouldSend))
-            );
+            assert_eq!(force_step(s, &dry), ForceStep::Report(Force::WouldSend));
         }
         assert_eq!(
             force_step(&lambda_step, &dry),
-            ForceStep::Report(Some(Force::NotPossible))
+            ForceStep::Report(Force::NotPossible)
         );
     }
 

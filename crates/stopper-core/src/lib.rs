@@ -20,5 +20,6 @@ pub mod status;
 pub mod steps;
 pub mod token;
 pub mod trigger;
+pub mod upstream;
 
 pub use error::{ErrorKind, StopError};

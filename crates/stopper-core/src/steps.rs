@@ -31,6 +31,30 @@ impl StepKind {
     }
 }
 
+/// A step as `ListPipelineExecutionSteps` lists it: the facts from which
+/// `decide::blocking_step` tells whether it blocks a stop.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedStep {
+    pub name: Option<String>,
+    /// `StepStatus`, as SageMaker spells it.
+    pub status: Option<String>,
+    pub callback: Option<Callback>,
+    pub lambda: Option<Lambda>,
+}
+
+/// A Callback step's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Callback {
+    pub queue_url: Option<String>,
+    pub token: Option<CallbackToken>,
+}
+
+/// A Lambda step's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lambda {
+    pub function_arn: Option<String>,
+}
+
 /// A Callback step's token: a credential for the step (whoever has it can
 /// succeed or fail the step), so it has no `Display` and its `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
