@@ -121,8 +121,11 @@ class Subject:
         return api, proc, init_ms
 
 
-def measure(subject, admin, cold_starts, warm_invocations, sweep_size):
+def measure(subject, admin, cold_starts, warm_invocations, sweep_size, sweeps_only=False):
     result = {"name": subject.name}
+    if sweeps_only:
+        result["rss_mb"] = {}
+        return measure_sweeps(subject, admin, sweep_size, result)
     admin.faults()
     admin.seed(cold_starts + warm_invocations + 10)
     n = 0
@@ -158,8 +161,12 @@ def measure(subject, admin, cold_starts, warm_invocations, sweep_size):
     result["rss_mb"] = {"warm": rss_peak_mb(proc.proc.pid)}
     proc.stop()
     api.close()
+    return measure_sweeps(subject, admin, sweep_size, result)
 
-    # Sweeps: one alarm event, a pipeline with sweep_size running executions.
+
+def measure_sweeps(subject, admin, sweep_size, result):
+    """One alarm event, a pipeline with sweep_size running executions: with
+    20 ms per call, then also under a 100 requests/s limit."""
     for label, faults in (("sweep_20ms", {"latencyMs": 20}),
                           ("sweep_rate_limited", {"latencyMs": 20, "rateLimitPerSecond": 100})):
         admin.faults()
@@ -528,37 +535,99 @@ def largest_events_tables(result):
     return "\n".join(lines)
 
 
-def budgets(rust, peer, binary_bytes, sweep_size, largest=None):
-    """(budget, measured, ok) for each budget of issue #6 (and of issue 12 for
-    the largest events). rust is None when only the largest events ran."""
+# Run-to-run noise of each measure on this machine, as a fraction of its
+# median: (max - min) / median over consecutive full runs, written by
+# `bench/noise` to bench/noise.json. A budget missed by less than its measure's
+# noise is reported as missed within noise; one missed by more breaks the
+# budget, and bench/run (and CI) fail. Counts and the binary's size do not
+# vary: their noise is 0.
+NOISE_FILE = ROOT / "bench" / "noise.json"
+NOISE_KEYS = ("cold_init_ms", "first_invocation_ms", "cold_start_ms", "warm_p50_ms", "peak_rss_mb",
+              "sweep_20ms", "ratio_cold_init", "ratio_cold_start", "ratio_peak_rss", "largest_event_rss_mb")
+
+
+def noise():
+    """The recorded noise of each measure (0 when none is recorded)."""
+    recorded = json.loads(NOISE_FILE.read_text())["noise"] if NOISE_FILE.exists() else {}
+    return {key: recorded.get(key, 0.0) for key in NOISE_KEYS}
+
+
+def check(budget, measured, value, limit, noise_fraction, at_least=False):
+    """A budget's verdict: 'ok', 'missed within noise' or 'MISSED'."""
+    if at_least:
+        verdict = ("ok" if value >= limit else
+                   "missed within noise" if value >= limit * (1 - noise_fraction) else "MISSED")
+    else:
+        verdict = ("ok" if value <= limit else
+                   "missed within noise" if value <= limit * (1 + noise_fraction) else "MISSED")
+    return budget, measured, verdict
+
+
+def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None):
+    """(budget, measured, verdict) for each budget. rust is None when only
+    the largest events ran."""
+    n = noise_of or noise()
     mb = binary_bytes / 1e6
     checks = []
     if rust is not None:
+        sweep, limited = rust["sweep_20ms"], rust["sweep_rate_limited"]
+        status = lambda s: "ok" if s["ok"] else f"failed: {s['error']}"  # noqa: E731
         checks += [
-            ("cold init median <= 10 ms", f"{rust['cold_init_ms']:.1f} ms", rust["cold_init_ms"] <= 10),
-            ("first invocation (HTTPS) median <= 5 ms", f"{rust['first_invocation_ms']:.1f} ms", rust["first_invocation_ms"] <= 5),
-            ("warm p50 <= 1 ms", f"{rust['warm_p50_ms']:.2f} ms", rust["warm_p50_ms"] <= 1),
-            ("peak RSS <= 12 MB", f"{rust['peak_rss_mb']:.1f} MB", rust["peak_rss_mb"] <= 12),
-            ("stripped binary <= 8 MB", f"{mb:.2f} MB", mb <= 8),
-            (f"{sweep_size}-execution sweep at 20 ms/call <= 3 s", f"{rust['sweep_20ms']['wall_s']:.2f} s",
-             rust["sweep_20ms"]["wall_s"] <= 3 and rust["sweep_20ms"]["stopped"] == sweep_size),
-            (f"all {sweep_size} stopped under 100 requests/s", f"{rust['sweep_rate_limited']['stopped']} stopped",
-             rust["sweep_rate_limited"]["stopped"] == sweep_size),
+            check("cold init median <= 10 ms", f"{rust['cold_init_ms']:.1f} ms", rust["cold_init_ms"], 10,
+                  n["cold_init_ms"]),
+            check("first invocation (HTTPS) median <= 5 ms", f"{rust['first_invocation_ms']:.1f} ms",
+                  rust["first_invocation_ms"], 5, n["first_invocation_ms"]),
+            check("warm p50 <= 1 ms", f"{rust['warm_p50_ms']:.2f} ms", rust["warm_p50_ms"], 1, n["warm_p50_ms"]),
+            check("peak RSS <= 12 MB", f"{rust['peak_rss_mb']:.1f} MB", rust["peak_rss_mb"], 12, n["peak_rss_mb"]),
+            check("stripped binary <= 8 MB", f"{mb:.2f} MB", mb, 8, 0.0),
+            # A sweep whose invocation failed, or that left any execution
+            # running, misses its budget whatever its time.
+            check(f"{sweep_size}-execution sweep at 20 ms/call <= 3 s, all stopped, invocation ok",
+                  f"{sweep['wall_s']:.2f} s, {sweep['stopped']} stopped, {status(sweep)}",
+                  sweep["wall_s"] if sweep["ok"] and sweep["stopped"] == sweep_size else float("inf"), 3,
+                  n["sweep_20ms"]),
+            check(f"all {sweep_size} stopped under 100 requests/s, invocation ok",
+                  f"{limited['stopped']} stopped, {status(limited)}",
+                  limited["stopped"] if limited["ok"] else -1, sweep_size, 0.0, at_least=True),
         ]
         if peer:
             ratio = lambda key: peer[key] / rust[key]  # noqa: E731
             checks += [
-                ("cold init >= 30x faster than boto3", f"{ratio('cold_init_ms'):.0f}x", ratio("cold_init_ms") >= 30),
-                ("cold start (init + first) >= 30x faster than boto3", f"{ratio('cold_start_ms'):.0f}x", ratio("cold_start_ms") >= 30),
-                ("peak RSS >= 5x less than boto3", f"{ratio('peak_rss_mb'):.1f}x", ratio("peak_rss_mb") >= 5),
+                check("cold init >= 30x faster than boto3", f"{ratio('cold_init_ms'):.0f}x", ratio("cold_init_ms"),
+                      30, n["ratio_cold_init"], at_least=True),
+                check("cold start (init + first) >= 30x faster than boto3", f"{ratio('cold_start_ms'):.0f}x",
+                      ratio("cold_start_ms"), 30, n["ratio_cold_start"], at_least=True),
+                check("peak RSS >= 5x less than boto3", f"{ratio('peak_rss_mb'):.1f}x", ratio("peak_rss_mb"), 5,
+                      n["ratio_peak_rss"], at_least=True),
             ]
     if largest:
         measured = [c for c in largest["cases"] if c.get("peak_rss_mb") is not None]
         worst = max(measured, key=lambda c: c["peak_rss_mb"]) if measured else None
-        checks.append((f"6 MB event, any trigger: peak RSS <= {largest['budget_mb']} MB",
-                       f"{worst['peak_rss_mb']:.1f} MB ({TRIGGERS[worst['trigger']]}: {worst['shape']})" if worst else "-",
-                       bool(measured) and all(c["peak_rss_mb"] <= largest["budget_mb"] for c in measured)))
+        label = f"{worst['peak_rss_mb']:.1f} MB ({TRIGGERS[worst['trigger']]}: {worst['shape']})" if worst else "-"
+        value = worst["peak_rss_mb"] if worst and len(measured) == len(largest["cases"]) else float("inf")
+        checks.append(check(f"6 MB event, any trigger: peak RSS <= {largest['budget_mb']} MB", label, value,
+                            largest["budget_mb"], n["largest_event_rss_mb"]))
     return checks
+
+
+def noise_measures(run):
+    """The measures whose noise bench/noise records, from one run's JSON."""
+    rust, peer = run["results"].get("rust"), run["results"].get("boto3")
+    out = {}
+    if rust:
+        out.update({key: rust[key] for key in ("cold_init_ms", "first_invocation_ms", "cold_start_ms",
+                                                "warm_p50_ms", "peak_rss_mb")})
+        out["sweep_20ms"] = rust["sweep_20ms"]["wall_s"]
+        if peer:
+            out["ratio_cold_init"] = peer["cold_init_ms"] / rust["cold_init_ms"]
+            out["ratio_cold_start"] = peer["cold_start_ms"] / rust["cold_start_ms"]
+            out["ratio_peak_rss"] = peer["peak_rss_mb"] / rust["peak_rss_mb"]
+    largest = run.get("largest_events")
+    if largest:
+        rss = [c["peak_rss_mb"] for c in largest["cases"] if c.get("peak_rss_mb")]
+        if rss:
+            out["largest_event_rss_mb"] = max(rss)
+    return out
 
 
 def table(rust, peer, binary_bytes):
@@ -592,8 +661,11 @@ def main():
     parser.add_argument("--warm", type=int, default=500)
     parser.add_argument("--sweep", type=int, default=1000)
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--only", choices=["largest-events"],
-                        help="run only this phase (no peer, no budgets of other phases)")
+    parser.add_argument("--only", choices=["largest-events", "sweeps"],
+                        help="run only this phase (no peer, no budgets)")
+    parser.add_argument("--no-largest-events", action="store_true", help="skip the largest-events phase")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="set in the Rust function's environment (e.g. MAX_CONCURRENCY=8)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
 
@@ -603,7 +675,8 @@ def main():
         admin = Admin(server.RequestHandlerClass.state)
         trust = {"SSL_CERT_FILE": str(tls["ca"]), "AWS_CA_BUNDLE": str(tls["ca"])}
         common = {"url": url, "extra": {**trust, "AWS_LAMBDA_LOG_LEVEL": "WARN", "MAX_CONCURRENCY": "16"}}
-        rust = Subject("rust", [args.function], common)
+        rust_env = {**common["extra"], **dict(kv.split("=", 1) for kv in args.env)}
+        rust = Subject("rust", [args.function], {**common, "extra": rust_env})
         peer = Subject("boto3", [args.python, "-m", "awslambdaric", "handler.lambda_handler"], common,
                        cwd=str(ROOT / "bench" / "peer"))
         results = {}
@@ -611,39 +684,58 @@ def main():
             results["rust"] = measure(rust, admin, args.cold_starts, args.warm, args.sweep)
             if not args.no_peer:
                 results["boto3"] = measure(peer, admin, args.cold_starts, args.warm, args.sweep)
-        largest = largest_events(rust, admin)
+        elif args.only == "sweeps":
+            results["rust_sweeps"] = measure(rust, admin, 0, 0, args.sweep, sweeps_only=True)
+        largest = None
+        if args.only == "largest-events" or (args.only is None and not args.no_largest_events):
+            largest = largest_events(rust, admin)
         server.shutdown()
 
     binary_bytes = pathlib.Path(args.function).stat().st_size
-    checks = budgets(results.get("rust"), results.get("boto3"), binary_bytes, args.sweep, largest)
+    checks = [] if args.only == "sweeps" else budgets(results.get("rust"), results.get("boto3"), binary_bytes,
+                                                        args.sweep, largest)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-    report = {"machine": machine, "python": platform.python_version(), "binary_bytes": binary_bytes,
+    commit = os.popen(f"git -C {ROOT} rev-parse --short HEAD 2>/dev/null").read().strip() or None
+    dirty = bool(os.popen(f"git -C {ROOT} status --porcelain --untracked-files=no 2>/dev/null").read().strip())
+    report = {"commit": commit, "uncommitted_changes": dirty, "date": datetime.date.today().isoformat(),
+              "machine": machine, "python": platform.python_version(), "binary_bytes": binary_bytes,
               "settings": vars(args), "results": results, "largest_events": largest,
-              "budgets": [{"budget": b, "measured": m, "ok": ok} for b, m, ok in checks]}
+              "noise": noise(),
+              "budgets": [{"budget": b, "measured": m, "verdict": v} for b, m, v in checks]}
     pathlib.Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
     print(f"\nmachine: {machine}; emulator over HTTPS on 127.0.0.1 (throwaway CA)\n")
     if "rust" in results:
         print(table(results["rust"], results.get("boto3"), binary_bytes) + "\n")
-    print(f"Largest events: {len(largest['cases'])} events of {largest['event_bytes']:,} bytes (Lambda's limit: "
-          f"{largest['lambda_limit_bytes']:,}), each on a fresh process, then a normal stop on the same process; "
-          f"{largest['wall_s']:.1f} s\n")
-    print(largest_events_tables(largest))
-    print("\n| budget | measured | |\n|---|---:|---|")
-    for budget, measured, ok in checks:
-        print(f"| {budget} | {measured} | {'ok' if ok else 'MISSED'} |")
+    if "rust_sweeps" in results:
+        for key in ("sweep_20ms", "sweep_rate_limited"):
+            r = results["rust_sweeps"][key]
+            print(f"{key}: {r['wall_s']:.2f} s, {r['calls']} calls, {r['stopped']} stopped, "
+                  f"{'ok' if r['ok'] else r['error']}, peak RSS {results['rust_sweeps']['rss_mb'][key]:.1f} MB")
+    if largest:
+        print(f"Largest events: {len(largest['cases'])} events of {largest['event_bytes']:,} bytes (Lambda's limit: "
+              f"{largest['lambda_limit_bytes']:,}), each on a fresh process, then a normal stop on the same "
+              f"process; {largest['wall_s']:.1f} s\n")
+        print(largest_events_tables(largest))
+    if checks:
+        print("\n| budget | measured | |\n|---|---:|---|")
+        for budget, measured, verdict in checks:
+            print(f"| {budget} | {measured} | {verdict} |")
+        within = [b for b, _, v in checks if v == "missed within noise"]
+        if within:
+            print(f"\nmissed within the recorded run-to-run noise ({NOISE_FILE.name}): {', '.join(within)}")
     print(f"\nJSON: {args.out}")
     # A process that died, a reply never received, an answer that is neither a
     # refusal nor a processed reply, or a next event not served: the benchmark
     # broke (1), which a missed budget (3) is told apart from.
-    broken = [c for c in largest["cases"] if c.get("failure")]
+    broken = [c for c in (largest or {}).get("cases", []) if c.get("failure")]
     for c in broken:
         print(f"BROKEN: {TRIGGERS[c['trigger']]}, {c['shape']}: {c['failure']}", file=sys.stderr)
         for line in c.get("logs") or []:
             print(f"    {line[:300]}", file=sys.stderr)
     if broken:
         return 1
-    return 0 if all(ok for _, _, ok in checks) else BUDGET_MISSED
+    return BUDGET_MISSED if any(v == "MISSED" for _, _, v in checks) else 0
 
 
 if __name__ == "__main__":
