@@ -121,3 +121,54 @@ def start_function(emulator):
     for api, proc in started:
         proc.stop()
         api.close()
+
+
+# -- checks of "stopped once" --------------------------------------------------
+#
+# The emulator counts every StopPipelineExecution request that reaches an
+# execution (the stop, replays of its token, stops of an execution already
+# Stopping), per execution and per ClientRequestToken. SageMaker completes an
+# operation with the same token at most once, so a redelivery that re-sends
+# the SAME token is correct; one that sends a DIFFERENT token is the bug.
+
+def stop_tokens(state):
+    """{execution ARN: {ClientRequestToken: stop requests that reached it}}."""
+    return state["stopTokens"]
+
+
+def assert_stopped_once(state, named, requests_each=None):
+    """Every execution in `named`, and no other, got stop requests all carrying
+    one token (two executions never sharing one); with `requests_each`, each got
+    exactly that many (one per delivery or attempt that reached SageMaker), of
+    which exactly one was the stop itself and the rest replays of it; each is
+    now Stopping or Stopped. Every stop request in the call log (faulted
+    attempts included) names one of `named`."""
+    tokens = stop_tokens(state)
+    assert set(tokens) == set(named), f"stop requests reached {sorted(tokens)}, not {sorted(named)}"
+    for arn in named:
+        assert len(tokens[arn]) == 1, f"{arn} got {len(tokens[arn])} different tokens: {tokens[arn]}"
+        if requests_each is not None:
+            assert sum(tokens[arn].values()) == requests_each, \
+                f"{arn}: {sum(tokens[arn].values())} stop requests, expected {requests_each}: {tokens[arn]}"
+        answers = [r["answer"] for r in state["stopRequests"] if r["arn"] == arn]
+        assert answers.count("Stopping") == 1, f"{arn}: {answers}"
+        assert set(answers) <= {"Stopping", "Replayed"}, f"{arn}: {answers}"
+        assert state["executions"][arn]["status"] in ("Stopping", "Stopped"), arn
+    every = [t for per in tokens.values() for t in per]
+    assert len(every) == len(set(every)), f"two executions shared a token: {tokens}"
+    sent = {c["body"].get("PipelineExecutionArn") for c in state["calls"] if c["operation"] == "StopPipelineExecution"}
+    assert sent <= set(named), f"stop requests for unnamed executions: {sorted(sent - set(named))}"
+
+
+def start_instances(start_function, count, **kwargs):
+    """`count` function processes, each under its own Runtime API, as Lambda
+    runs concurrent deliveries on separate execution environments."""
+    return [start_function(**kwargs) for _ in range(count)]
+
+
+def deliver_at_once(instances, event, wait_seconds=20):
+    """The same event to every instance at the same moment; their invocations."""
+    invocations = [fn.submit(event) for fn in instances]
+    for inv in invocations:
+        assert inv.done.wait(wait_seconds), "an instance did not reply"
+    return invocations

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from conftest import A, B, DONE, OTHER, PIPELINE, ROOT, standard_seed
+from conftest import (A, B, DONE, OTHER, PIPELINE, ROOT, assert_stopped_once, deliver_at_once, standard_seed,
+                      start_instances, stop_tokens)
 
 EVENTS = ROOT / "events"
 
@@ -59,29 +60,90 @@ def test_every_event_stops_exactly_what_it_names(emulator, start_function):
         assert state["executions"][OTHER]["status"] == "Executing", name
         assert state["executions"][DONE]["status"] == "Succeeded", name
         assert state["stopCalls"] == {arn: 1 for arn in stopped}, name
+        assert_stopped_once(state, stopped, requests_each=1)
     assert fn.process.alive()
 
 
-@pytest.mark.parametrize("name", ["eventbridge-custom.json", "alarm-sns.json", "alarm-lambda-action.json", "http-api.json"])
-def test_redelivery_stops_each_execution_once(emulator, start_function, name):
-    """The same event 3 times in sequence, then 3 times at once: the emulator
-    counts the stops it accepted, and each named execution is stopped once."""
-    named = EXPECTED[name][0]
-    fn = start_function()
-    event = load(name)
-    replies = [fn.invoke(event) for _ in range(3)]
-    concurrent = [fn.submit(event) for _ in range(3)]
-    for inv in concurrent:
-        assert inv.done.wait(15)
-    assert all(r.ok for r in replies + concurrent), [r.payload for r in replies + concurrent]
+# Every trigger that carries an identity of its own (the token's seed, see
+# crates/stopper-core/src/trigger/ and docs/failures.md#idempotency): its
+# redelivery must re-send the same tokens. A direct invocation has none (each
+# Lambda request id seeds new tokens) unless the caller gives ClientRequestToken.
+IDENTIFIED = {
+    "eventbridge-custom.json": "EventBridge event id",
+    "eventbridge-scheduled.json": "EventBridge scheduled rule event id",
+    "sagemaker-status-change.json": "EventBridge (SageMaker) event id",
+    "alarm-eventbridge.json": "alarm via EventBridge: event id",
+    "alarm-lambda-action.json": "alarm Lambda action: alarm ARN and state time",
+    "alarm-sns.json": "alarm via SNS: MessageId",
+    "http-rest-api.json": "REST API request id",
+    "http-api.json": "HTTP API request id",
+    "function-url.json": "function URL request id",
+}
+INSTANCES = 3
+# Of those, the ones that sweep a pipeline (list its Executing executions)
+# rather than name executions: a later delivery finds nothing left to stop.
+SWEEPS = {"eventbridge-scheduled.json", "alarm-eventbridge.json", "alarm-lambda-action.json", "alarm-sns.json"}
+
+
+def redelivery_event(name):
+    if name == "direct+ClientRequestToken":
+        return {"PipelineExecutionArn": A, "ClientRequestToken": "caller-chosen-token-0123456789abcdef"}
+    return load(name)
+
+
+def named_by(name):
+    return [A] if name == "direct+ClientRequestToken" else EXPECTED[name][0]
+
+
+@pytest.mark.parametrize("name", [*IDENTIFIED, "direct+ClientRequestToken"])
+def test_redelivery_at_once_to_3_instances_then_in_sequence_sends_one_token_per_execution(
+        emulator, start_function, name):
+    """The same event to 3 function processes at the same moment (as Lambda
+    runs concurrent deliveries), then twice more in sequence. Every stop
+    request for an execution carries the same token, so SageMaker stops it
+    once; every instance's request reaches the emulator (3 at once, one
+    answered Stopping and the others replays). Named executions get a request
+    from each later delivery too (5 in all) and every reply is the same; a
+    sweep's later deliveries find nothing Executing and send none (3 in all).
+    The sweeps' listings are held until all 3 have arrived, so all 3
+    instances do send a stop (else the check would hold with one request)."""
+    named = named_by(name)
+    sweep = name in SWEEPS
+    instances = start_instances(start_function, INSTANCES, env={"DEFAULT_PIPELINE_NAME": PIPELINE})
+    event = redelivery_event(name)
+    if sweep:
+        emulator.faults(gate={"operation": "ListPipelineExecutions", "parties": INSTANCES})
+    at_once = deliver_at_once(instances, event)
+    emulator.faults()
+    assert all(inv.ok for inv in at_once), [inv.payload for inv in at_once]
+    assert all(inv.payload == at_once[0].payload for inv in at_once), [inv.payload for inv in at_once]
+    at_once_tokens = stop_tokens(emulator.state())
+    assert set(at_once_tokens) == set(named), at_once_tokens
+    for arn in named:
+        assert len(at_once_tokens[arn]) == 1, f"{arn}: the {INSTANCES} instances sent {at_once_tokens[arn]}"
+        assert sum(at_once_tokens[arn].values()) == INSTANCES, f"{arn}: {at_once_tokens[arn]}"
+    in_sequence = [instances[0].invoke(event), instances[1].invoke(event)]
+    assert all(r.ok for r in in_sequence), [r.payload for r in in_sequence]
+    for r in in_sequence:
+        if sweep:
+            assert r.payload["Executions"] == [], r.payload
+        else:
+            assert r.payload == at_once[0].payload, r.payload
     state = emulator.state()
-    assert state["stopCalls"] == {arn: 1 for arn in named}
-    stops = [c["body"] for c in state["calls"] if c["operation"] == "StopPipelineExecution"]
-    tokens = {s["PipelineExecutionArn"]: set() for s in stops}
-    for s in stops:
-        tokens[s["PipelineExecutionArn"]].add(s["ClientRequestToken"])
-    assert all(len(t) == 1 for t in tokens.values()), tokens
-    assert len({t for ts in tokens.values() for t in ts}) == len(tokens), "two executions shared a token"
+    assert_stopped_once(state, named, requests_each=INSTANCES if sweep else INSTANCES + 2)
+    assert state["executions"][OTHER]["status"] == "Executing"
+
+
+def test_direct_invocations_without_a_token_get_one_token_per_lambda_request(emulator, start_function):
+    """The contrast that shows the check above can tell tokens apart: a direct
+    invocation has no identity, so two deliveries (two Lambda request ids) send
+    two tokens, and SageMaker sees the second as a new stop (ConflictException)."""
+    instances = start_instances(start_function, 2)
+    replies = deliver_at_once(instances, load("direct.json"))
+    assert all(r.ok and r.payload["Outcome"] == "StopRequested" for r in replies), [r.payload for r in replies]
+    state = emulator.state()
+    assert len(stop_tokens(state)[A]) == 2, stop_tokens(state)
+    assert sorted(r["answer"] for r in state["stopRequests"]) == ["ConflictException", "Stopping"]
 
 
 def test_an_alarm_on_a_pipeline_with_many_running_executions_pages_through_all(emulator, start_function):
@@ -134,19 +196,31 @@ def test_a_callback_step_holds_the_stop_until_its_token_is_answered(emulator, st
 
 
 
-def test_garbage_then_a_good_event_on_the_same_process(emulator, start_function):
+def test_garbage_fails_with_its_documented_error_type_then_a_good_event_on_the_same_process_stops(emulator, start_function):
     fn = start_function()
-    for garbage in [b"\xff\xfe not json", b"[" * 100000, json.dumps([1, 2]).encode(), b'{"PipelineExecutionArn": 42}']:
+    # docs/requests.md#replies: not JSON at all is the runtime library's
+    # DeserializeError; JSON that is not a valid request is ValidationError.
+    for garbage, error_type in [
+        # The docs spell it without the leading `&` that lambda_runtime puts
+        # there (std::any::type_name of a reference): this checks what Lambda
+        # really reports.
+        (b"\xff\xfe not json", "&lambda_runtime::deserializer::DeserializeError"),
+        (b"[" * 100000, "&lambda_runtime::deserializer::DeserializeError"),
+        (json.dumps([1, 2]).encode(), "ValidationError"),
+        (b'{"PipelineExecutionArn": 42}', "ValidationError"),
+    ]:
         inv = fn.invoke(garbage)
-        assert not inv.ok, garbage[:20]
+        assert not inv.ok and inv.error_type == error_type, (garbage[:20], inv.error_type, inv.payload)
     bad_http = load("http-api.json")
     bad_http["body"], bad_http["isBase64Encoded"] = "//79/Q==", True
     inv = fn.invoke(bad_http)
     assert inv.ok and inv.payload["statusCode"] == 400
+    assert json.loads(inv.payload["body"])["Error"]["Code"] == "ValidationError", inv.payload
     get = load("http-rest-api.json")
     get["httpMethod"] = "GET"
     inv = fn.invoke(get)
     assert inv.payload["statusCode"] == 405 and inv.payload["headers"]["allow"] == "POST"
+    assert json.loads(inv.payload["body"])["Error"]["Code"] == "MethodNotAllowed", inv.payload
     assert emulator.state()["calls"] == []
     inv = fn.invoke(load("direct.json"))
     assert inv.ok and inv.payload["Outcome"] == "StopRequested"

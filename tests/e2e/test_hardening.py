@@ -160,35 +160,136 @@ def test_a_key_given_twice_is_refused_in_every_envelope(emulator, start_function
     untouched(emulator)
 
 
-# -- 3. no secret reaches the logs, at any level -------------------------------
+# -- 3. no secret reaches a reply or the logs, at any level ---------------------
 
 CALLER_ACCESS_KEY = "AKIACALLERSECRET"
+CALLER_SIGNATURE = "5ec2e7a1f0c0ffee5ec2e7a1f0c0ffee5ec2e7a1f0c0ffee5ec2e7a1f0c0ffee"
 CALLER_AUTHORIZATION = (f"AWS4-HMAC-SHA256 Credential={CALLER_ACCESS_KEY}/20261122/us-east-1/execute-api/aws4_request, "
-                        "SignedHeaders=host;x-amz-date, Signature=5ec2e7a1f0c0ffee5ec2e7a1f0c0ffee5ec2e7a1f0c0ffee5ec2e7a1f0c0ffee")
+                        f"SignedHeaders=host;x-amz-date, Signature={CALLER_SIGNATURE}")
 CALLER_SESSION_TOKEN = "IQoJb3JpZ2luX2VjSessionTokenOfTheCaller0123456789zz"
+CALLER_COOKIE = "CallerSessionCookie7Qx9secret"
+CALLER_IAM_ACCESS_KEY = "ASIACALLERIAMKEY0042"  # the authorizer's accessKey of the caller's credential
+FUNCTION_ACCESS_KEY = "AKIDLOCALEXAMPLE"
 FUNCTION_SECRET_KEY = "local-secret-not-a-real-key"
+SECRETS = (CALLBACK_TOKEN, CALLER_AUTHORIZATION, CALLER_ACCESS_KEY, CALLER_SIGNATURE, CALLER_SESSION_TOKEN,
+           CALLER_COOKIE, CALLER_IAM_ACCESS_KEY, FUNCTION_ACCESS_KEY, FUNCTION_SECRET_KEY)
 
 
-@pytest.mark.parametrize("level", [{"AWS_LAMBDA_LOG_LEVEL": "TRACE"}, {"RUST_LOG": "trace"}],
-                         ids=["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"])
-def test_trace_logs_carry_no_token_header_or_key(emulator, start_function, level):
-    """At TRACE, lambda_runtime logged the raw event (the caller's SigV4
-    authorization and session token) and the SDK its requests and responses
-    (the callback token Force sends, the function's access key id)."""
+def assert_no_secret(text, where):
+    for secret in SECRETS:
+        if secret in text:
+            at = text.index(secret)
+            pytest.fail(f"{secret!r} is in the {where}: ...{text[max(0, at - 150):at + 150]}...")
+
+
+def sent_failures(emulator):
+    return [c["body"] for c in emulator.state()["calls"] if c["operation"] == "SendPipelineExecutionStepFailure"]
+
+
+def secret_handling_paths(emulator, fn):
+    """Runs each path that handles a callback token or a caller's credential,
+    checking that it really did (so the secrecy checks are not empty); returns
+    the replies."""
+    replies = []
+
+    # Force succeeds, asked over HTTP with a SigV4 authorization header, a
+    # session token, cookies and an IAM authorizer naming the access key.
     seed_callback(emulator)
-    fn = start_function(env=level)
     event = http_api(json.dumps({"PipelineExecutionArn": A, "Force": True}),
-                     headers={"authorization": CALLER_AUTHORIZATION, "x-amz-security-token": CALLER_SESSION_TOKEN})
-    status, body = http_reply(fn.invoke(event))
-    assert status == 200 and body["Outcome"] == "StopRequested", body
-    [sent] = [c["body"] for c in emulator.state()["calls"] if c["operation"] == "SendPipelineExecutionStepFailure"]
-    assert sent["CallbackToken"] == CALLBACK_TOKEN  # the token was really handled
-    lines = wait_for_log(fn, A)
-    assert stop_lines(lines), "no `stop` line: logging is not on\n" + "\n".join(lines[-20:])
-    text = "\n".join(lines)
-    for secret in (CALLBACK_TOKEN, CALLER_AUTHORIZATION, CALLER_ACCESS_KEY, CALLER_SESSION_TOKEN,
-                   "AKIDLOCALEXAMPLE", FUNCTION_SECRET_KEY):
-        assert secret not in text, f"{secret!r} is in the logs: " + next(l for l in lines if secret in l)[:300]
+                     headers={"authorization": CALLER_AUTHORIZATION, "x-amz-security-token": CALLER_SESSION_TOKEN,
+                              "cookie": f"session={CALLER_COOKIE}"},
+                     authorizer={"iam": {"accessKey": CALLER_IAM_ACCESS_KEY, "accountId": "123456789012",
+                                         "callerId": "AIDAALICE", "principalOrgId": None, "userArn": ALICE,
+                                         "userId": "AIDAALICE"}})
+    event["cookies"] = [f"session={CALLER_COOKIE}"]
+    inv = fn.invoke(event)
+    status, body = http_reply(inv)
+    assert status == 200 and body["BlockingSteps"][0]["Force"] == "Sent", body
+    assert [s["CallbackToken"] for s in sent_failures(emulator)] == [CALLBACK_TOKEN]
+    replies.append(inv)
+
+    # Force refused by SageMaker: SendPipelineExecutionStepFailure denied, or
+    # throttled past the SDK's attempts.
+    for fault in ({"accessDenied": 1000}, {"throttle": 1000}):
+        seed_callback(emulator)
+        emulator.faults(**fault, operations=["SendPipelineExecutionStepFailure"])
+        inv = fn.invoke({"PipelineExecutionArn": A, "Force": True})
+        emulator.faults()
+        assert not inv.ok, inv.payload  # the target counts as failed
+        assert sent_failures(emulator) and all(s["CallbackToken"] == CALLBACK_TOKEN for s in sent_failures(emulator))
+        replies.append(inv)
+
+    # A dry run with Force: the step and its token are listed, nothing sent.
+    seed_callback(emulator)
+    inv = fn.invoke({"PipelineExecutionArn": A, "DryRun": True, "Force": True})
+    assert inv.ok and inv.payload["BlockingSteps"][0]["Force"] == "WouldSend", inv.payload
+    assert sent_failures(emulator) == []
+    replies.append(inv)
+
+    # Wait, which lists the blocking steps (tokens and all) again at its end.
+    seed_callback(emulator)
+    inv = fn.invoke({"PipelineExecutionArn": A, "WaitSeconds": 1})
+    assert inv.ok and inv.payload["Status"] == "Stopping", inv.payload
+    listings = [c for c in emulator.state()["calls"] if c["operation"] == "ListPipelineExecutionSteps"]
+    assert len(listings) >= 2, "Wait did not list the steps again"
+    replies.append(inv)
+    return replies
+
+
+LEVELS = {f"AWS_LAMBDA_LOG_LEVEL={level}": {"AWS_LAMBDA_LOG_LEVEL": level}
+          for level in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")}
+LEVELS["RUST_LOG=trace"] = {"RUST_LOG": "trace"}
+# level -> the severities its lines may have, and the one that must appear
+# (proof that logging is on at that level; these paths log nothing below INFO
+# of their own, so DEBUG and TRACE show INFO lines too, and ERROR only the
+# runtime's ERROR line for a failed invocation).
+SEVERITIES = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+SHOWN = {"TRACE": "INFO", "DEBUG": "INFO", "INFO": "INFO", "WARN": "WARN", "ERROR": "ERROR"}
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_no_callback_token_or_credential_in_any_reply_or_log_line_at_log_level(emulator, start_function, level):
+    """Force (sent, denied, throttled), a dry run with Force, Wait's second
+    listing and an HTTP request with SigV4 authorization, session token,
+    cookies and an IAM authorizer, through one function process at `level`:
+    no callback token or credential (the caller's or the function's) is in a
+    reply or a log line. At TRACE, lambda_runtime would log the raw event and
+    the SDK its requests and responses, were they not capped."""
+    # Two attempts: a retry is exercised, and the throttled path stays quick.
+    fn = start_function(env={**LEVELS[level], "AWS_MAX_ATTEMPTS": "2"})
+    replies = secret_handling_paths(emulator, fn)
+    for inv in replies:
+        assert_no_secret(json.dumps(inv.payload), "reply")
+    name = level.split("=")[1].upper()
+    lines = wait_for_log(fn, SHOWN[name])
+    assert_no_secret("\n".join(lines), "logs")
+    severities = [line.split()[0] for line in lines if line.split() and line.split()[0] in SEVERITIES]
+    assert SHOWN[name] in severities, f"no {SHOWN[name]} line: logging is not at {level}\n" + "\n".join(lines[-20:])
+    allowed = SEVERITIES[:SEVERITIES.index(name) + 1]
+    assert set(severities) <= set(allowed), f"{level} let through {set(severities) - set(allowed)}"
+
+
+def test_the_cli_with_debug_or_rust_log_trace_prints_no_callback_token_or_credential(emulator):
+    """The command line's Force (sent and denied), dry run with Force and Wait,
+    with --debug (and once with RUST_LOG=trace): neither stdout nor stderr
+    carries the callback token or the credentials."""
+    runs = []
+    for logging_on, env in ((["--debug"], None), ([], {"RUST_LOG": "trace"})):
+        for args, fault in ((["--force"], None), (["--force"], {"accessDenied": 1000}),
+                            (["--force", "--dry-run"], None), (["--wait-seconds", "1"], None)):
+            seed_callback(emulator)
+            if fault:
+                emulator.faults(**fault, operations=["SendPipelineExecutionStepFailure"])
+            run = cli(emulator, "--pipeline-execution-arn", A, *args, *logging_on, env=env)
+            emulator.faults()
+            assert run.stdout.strip(), (args, run.returncode, run.stderr[-500:])
+            assert run.stderr.strip(), f"{logging_on or env}: nothing logged"
+            assert_no_secret(run.stdout, f"CLI stdout of {args}")
+            assert_no_secret(run.stderr, f"CLI stderr of {args}")
+            runs.append((args, fault, run.returncode))
+            if "--force" in args and "--dry-run" not in args:
+                assert [s["CallbackToken"] for s in sent_failures(emulator)] == [CALLBACK_TOKEN]
+    assert [code for _, fault, code in runs if fault] and all(code != 0 for _, fault, code in runs if fault), runs
 
 
 # -- 4. a huge field name gets a small error ----------------------------------

@@ -28,12 +28,32 @@ Behaviour modelled from the API reference:
   first answer; requests that break the documented constraints are
   ValidationException.
 
+Counting stops. "Stopped once" must be checkable from outside the model's
+own guard, so every StopPipelineExecution request that reaches an existing
+execution is counted, whatever it is answered: the stop that moved it to
+Stopping, a replay of a token (answered with the first answer), and a stop of
+an execution already Stopping or ended (answered ConflictException). Requests
+answered by an injected fault (throttle, 5xx) are not counted here; they are
+in the call log. A function that sends a second stop therefore shows as a
+second request, and one that sends a different token as a second token.
+
 Admin calls (not SageMaker's; never faulted or counted), JSON in and out:
   POST /_admin/seed    replace the state (see seed() for the format)
-  POST /_admin/faults  set faults: {"throttle": n, "error5xx": n, "latencyMs": ms,
-                       "hangMs": ms, "truncate": n, "rateLimitPerSecond": r,
-                       "operations": ["StopPipelineExecution", ...]}
-  GET  /_admin/state   executions, stop counts, SQS messages, call log
+  POST /_admin/faults  set faults: {"throttle": n, "error5xx": n, "accessDenied": n,
+                       "latencyMs": ms, "hangMs": ms, "truncate": n,
+                       "rateLimitPerSecond": r, "message": "text of injected errors",
+                       "operations": ["StopPipelineExecution", ...],
+                       "gate": {"operation": "ListPipelineExecutions", "parties": n}}
+                       gate: the first n requests of that operation are answered
+                       as of their arrival, but their replies are held until all
+                       n have arrived (at most 10 s): n concurrent sweeps all
+                       see the executions still Executing, whatever the timing.
+  GET  /_admin/state   executions, stop counts, SQS messages, call log:
+                       "stopCalls"    {arn: stop requests answered for it (see above)}
+                       "stopTokens"   {arn: {ClientRequestToken: requests}}
+                       "stopRequests" [{"arn", "token", "answer"}] in order, answer
+                                      "Stopping" | "Replayed" | "ConflictException"
+                       "calls"        every SageMaker request, faulted ones included
 
 Run: python3 tools/localrun/sagemaker_emulator.py --port 0 --seed seed.json
 It prints ``listening on http://127.0.0.1:PORT`` once ready.
@@ -85,9 +105,10 @@ class State:
         self.executions = {}  # arn -> execution dict
         self.tokens = {}  # (operation, token) -> (request key, response)
         self.sqs_messages = []
-        self.stop_calls = {}  # arn -> accepted stops
+        self.stop_requests = []  # every stop request that reached an execution (see the docstring)
         self.calls = []  # (operation, body)
         self.faults = {}
+        self.gate = None
         self.bucket = None  # rate limiter: [tokens, last refill]
         self.throttled = 0  # requests answered with ThrottlingException
         # The longest PipelineExecutionArn accepted: 256 as older API reference
@@ -216,7 +237,6 @@ class State:
                 raise ApiError("ConflictException", f"Pipeline execution is in status {ex['status']} and cannot be stopped.")
             now = time.time()
             ex["status"], ex["modified"], ex["stopRequestedAt"] = "Stopping", now, now
-            self.stop_calls[arn] = self.stop_calls.get(arn, 0) + 1
             for step in ex["steps"]:
                 if step.get("type") == "Callback" and step["status"] == "Executing":
                     self.sqs_messages.append({
@@ -228,7 +248,16 @@ class State:
             self.advance(ex)
             return {"PipelineExecutionArn": arn}
 
-        return self.idempotent("Stop", body, arn, stop)
+        token = body.get("ClientRequestToken")
+        replayed = (("Stop", token) in self.tokens) if isinstance(token, str) else False
+        try:
+            response = self.idempotent("Stop", body, arn, stop)
+        except ApiError as e:
+            if e.code == "ConflictException":
+                self.stop_requests.append({"arn": arn, "token": token, "answer": e.code})
+            raise
+        self.stop_requests.append({"arn": arn, "token": token, "answer": "Replayed" if replayed else "Stopping"})
+        return response
 
     def DescribePipelineExecution(self, body):
         ex = self.execution(body.get("PipelineExecutionArn"))
@@ -366,7 +395,7 @@ class State:
                 self.throttled += 1
                 return "throttle"
             self.bucket = [tokens - 1, now]
-        for kind in ("throttle", "error5xx", "truncate"):
+        for kind in ("throttle", "error5xx", "accessDenied", "truncate"):
             if f.get(kind, 0) > 0:
                 f[kind] -= 1
                 return kind
@@ -375,14 +404,43 @@ class State:
     def snapshot(self):
         for ex in self.executions.values():
             self.advance(ex)
+        stop_calls, stop_tokens = {}, {}
+        for r in self.stop_requests:
+            stop_calls[r["arn"]] = stop_calls.get(r["arn"], 0) + 1
+            per_token = stop_tokens.setdefault(r["arn"], {})
+            per_token[r["token"]] = per_token.get(r["token"], 0) + 1
         return {
             "executions": {a: {"status": e["status"], "steps": {s["name"]: s["status"] for s in e["steps"]}}
                            for a, e in self.executions.items()},
-            "stopCalls": self.stop_calls,
+            "stopCalls": stop_calls,
+            "stopTokens": stop_tokens,
+            "stopRequests": list(self.stop_requests),
             "sqsMessages": self.sqs_messages,
             "calls": [{"operation": op, "body": b} for op, b in self.calls],
             "stsCalls": getattr(self, "sts_calls", 0),
         }
+
+
+class Gate:
+    """Holds the replies of the first `parties` requests of `operation` until
+    they have all arrived (or GATE_SECONDS pass); later requests pass."""
+
+    GATE_SECONDS = 10
+
+    def __init__(self, operation, parties):
+        self.operation, self.parties = operation, parties
+        self.arrived = 0
+        self.lock = threading.Lock()
+        self.open = threading.Event()
+
+    def hold(self, operation):
+        if operation != self.operation:
+            return
+        with self.lock:
+            self.arrived += 1
+            if self.arrived >= self.parties:
+                self.open.set()
+        self.open.wait(self.GATE_SECONDS)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -470,6 +528,9 @@ class Handler(BaseHTTPRequestHandler):
                 fault = self.state.fault_for(operation)
                 latency = self.state.faults.get("latencyMs", 0) / 1000
                 hang = self.state.faults.get("hangMs", 0) / 1000
+                # SageMaker's own text for injected errors: a test sets a marker
+                # to show it never reaches a reply or a log line.
+                message = self.state.faults.get("message")
                 generation = self.state.generation
             if latency or hang:
                 time.sleep(latency + hang)
@@ -477,11 +538,18 @@ class Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
             if fault == "throttle":
-                raise ApiError("ThrottlingException", "Rate exceeded")
+                raise ApiError("ThrottlingException", message or "Rate exceeded")
             if fault == "error5xx":
-                raise ApiError("InternalFailure", "We encountered an internal error. Please try again.", 500)
+                raise ApiError("InternalFailure", message or "We encountered an internal error. Please try again.", 500)
+            if fault == "accessDenied":
+                raise ApiError("AccessDeniedException", message or (
+                    f"User: arn:aws:sts::{self.state.account}:assumed-role/stopper/fn is not authorized "
+                    f"to perform: sagemaker:{operation}"))
             with self.state.lock:
                 result = getattr(self.state, operation)(body)
+                gate = self.state.gate
+            if gate is not None:
+                gate.hold(operation)
             if fault == "truncate":
                 return self._truncated(result)
             self._send(200, result)
@@ -510,6 +578,8 @@ class Handler(BaseHTTPRequestHandler):
             elif self.path == "/_admin/faults":
                 self.state.faults = payload
                 self.state.bucket = None
+                gate = payload.get("gate")
+                self.state.gate = Gate(gate["operation"], int(gate["parties"])) if gate else None
             else:
                 return self._send(404, {"error": "unknown admin call"})
             return self._send(200, {"ok": True})
