@@ -131,7 +131,10 @@ fn check_execution_arn(arn: &str) {
         "planned an ARN of {} characters",
         arn.chars().count()
     );
-    assert!(documented().is_match(arn), "planned {arn:?}, outside the documented pattern");
+    assert!(
+        documented().is_match(arn),
+        "planned {arn:?}, outside the documented pattern"
+    );
     let fields: Vec<&str> = arn.splitn(6, ':').collect();
     assert_eq!(
         (fields[1], fields[3], fields[4]),
@@ -155,7 +158,11 @@ fn pipeline_of(arn: &str) -> &str {
 
 /// Properties 1 and 2 for one accepted plan.
 fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
-    assert!(planned.executions.len() <= 100, "planned {} executions", planned.executions.len());
+    assert!(
+        planned.executions.len() <= 100,
+        "planned {} executions",
+        planned.executions.len()
+    );
     let allow_listed = config.default_pipeline.is_some();
     let mut seen = HashSet::new();
     for target in &planned.executions {
@@ -165,17 +172,28 @@ fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
             "planned {:?}, which the input does not name",
             target.arn
         );
-        assert!(seen.insert(target.arn.as_str()), "planned {:?} twice", target.arn);
+        assert!(
+            seen.insert(target.arn.as_str()),
+            "planned {:?} twice",
+            target.arn
+        );
         let n = target.token.chars().count();
         assert!((32..=128).contains(&n), "a token of {n} characters");
         if allow_listed {
-            assert!(allowed_by_hand(pipeline_of(&target.arn)), "planned {:?} outside the allow-list", target.arn);
+            assert!(
+                allowed_by_hand(pipeline_of(&target.arn)),
+                "planned {:?} outside the allow-list",
+                target.arn
+            );
         }
     }
     for pipeline in &planned.pipelines {
         let named = input.iter().any(|s| s.contains(pipeline.as_str()));
         let default = config.default_pipeline.as_deref() == Some(pipeline.as_str());
-        assert!(named || default, "planned pipeline {pipeline:?}, which the input does not name");
+        assert!(
+            named || default,
+            "planned pipeline {pipeline:?}, which the input does not name"
+        );
         if !named {
             // The default stands in only for an event that names nothing.
             assert!(
@@ -184,12 +202,18 @@ fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
             );
         }
         assert!(
-            !pipeline.is_empty() && pipeline.len() <= 256
-                && pipeline.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            !pipeline.is_empty()
+                && pipeline.len() <= 256
+                && pipeline
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
             "planned pipeline {pipeline:?}, not a pipeline name"
         );
         if allow_listed {
-            assert!(allowed_by_hand(pipeline), "planned pipeline {pipeline:?} outside the allow-list");
+            assert!(
+                allowed_by_hand(pipeline),
+                "planned pipeline {pipeline:?} outside the allow-list"
+            );
         }
     }
 }
@@ -215,8 +239,12 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
             let pick = (i + seed as usize) % 7;
             let outcome = match pick {
                 0 => Outcome::StopRequested,
-                1 => Outcome::AlreadyFinished { status: ExecutionStatus::Succeeded },
-                2 => Outcome::AlreadyFinished { status: ExecutionStatus::parse(quoted) },
+                1 => Outcome::AlreadyFinished {
+                    status: ExecutionStatus::Succeeded,
+                },
+                2 => Outcome::AlreadyFinished {
+                    status: ExecutionStatus::parse(quoted),
+                },
                 3 => Outcome::WouldStop,
                 _ => Outcome::Failed(error(i)),
             };
@@ -226,15 +254,26 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
                 report.blocking_steps = vec![
                     StepReport {
                         name: quoted.chars().take(256).collect(),
-                        kind: StepKind::Callback { queue_url: Some(quoted.chars().take(512).collect()) },
-                        force: [None, Some(Force::Sent), Some(Force::WouldSend), Some(Force::Failed(error(i)))]
-                            [(i + seed as usize) % 4]
+                        kind: StepKind::Callback {
+                            queue_url: Some(quoted.chars().take(512).collect()),
+                        },
+                        force: [
+                            None,
+                            Some(Force::Sent),
+                            Some(Force::WouldSend),
+                            Some(Force::Failed(error(i))),
+                        ][(i + seed as usize) % 4]
                             .clone(),
                     },
                     StepReport {
                         name: "score".into(),
                         kind: StepKind::Lambda { function_arn: None },
-                        force: [None, Some(Force::NotPossible), Some(Force::StepAlreadyEnded)][i % 3].clone(),
+                        force: [
+                            None,
+                            Some(Force::NotPossible),
+                            Some(Force::StepAlreadyEnded),
+                        ][i % 3]
+                            .clone(),
                     },
                 ];
             }
@@ -245,9 +284,14 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
     let mut pipeline_failures = Vec::new();
     for (i, pipeline) in planned.pipelines.iter().enumerate() {
         if (i + seed as usize) % 3 == 0 {
-            pipeline_failures.push(PipelineFailure { pipeline: pipeline.clone(), error: error(i) });
+            pipeline_failures.push(PipelineFailure {
+                pipeline: pipeline.clone(),
+                error: error(i),
+            });
         } else {
-            let arn = format!("arn:aws:sagemaker:us-east-1:123456789012:pipeline/{pipeline}/execution/swept{i}");
+            let arn = format!(
+                "arn:aws:sagemaker:us-east-1:123456789012:pipeline/{pipeline}/execution/swept{i}"
+            );
             executions.push(ExecutionReport::new(arn, Outcome::StopRequested));
         }
     }
@@ -271,10 +315,16 @@ fn check_reply(trigger: Trigger, answer: Answer, entries: usize) {
     match shape(trigger, answer) {
         Ok(reply) => {
             let text = serde_json::to_string(&reply).expect("a reply serialises");
-            assert!(text.len() <= bound, "a reply of {} bytes for {entries} entries", text.len());
+            assert!(
+                text.len() <= bound,
+                "a reply of {} bytes for {entries} entries",
+                text.len()
+            );
             let value: Value = serde_json::from_str(&text).expect("a reply is valid JSON");
             if trigger.http().is_some() {
-                let status = value["statusCode"].as_u64().expect("an HTTP reply has a status");
+                let status = value["statusCode"]
+                    .as_u64()
+                    .expect("an HTTP reply has a status");
                 assert!((200..600).contains(&status), "HTTP status {status}");
                 let body = value["body"].as_str().expect("an HTTP reply has a body");
                 let body: Value = serde_json::from_str(body).expect("an HTTP body is JSON");
@@ -284,12 +334,19 @@ fn check_reply(trigger: Trigger, answer: Answer, entries: usize) {
             }
         }
         Err(error) => {
-            assert!(trigger.http().is_none(), "an HTTP trigger always gets a response");
+            assert!(
+                trigger.http().is_none(),
+                "an HTTP trigger always gets a response"
+            );
             let text = serde_json::to_string(&json!({
                 "errorType": error.kind.error_type(), "errorMessage": error.message,
             }))
             .expect("an error serialises");
-            assert!(text.len() <= bound, "an error of {} bytes for {entries} entries", text.len());
+            assert!(
+                text.len() <= bound,
+                "an error of {} bytes for {entries} entries",
+                text.len()
+            );
             assert!(!error.message.chars().any(char::is_control));
         }
     }
