@@ -429,6 +429,90 @@ mod tests {
         }
     }
 
+    /// Each part of a function ARN is checked on its own: one bad part is
+    /// enough to give no scope (the function then refuses to start).
+    #[test]
+    fn a_function_arn_with_any_bad_part_gives_no_scope() {
+        for (arn, expected) in [
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+                Some(("aws", "us-east-1")),
+            ),
+            (
+                "arn:aws-cn:lambda:cn-north-1:123456789012:function:f",
+                Some(("aws-cn", "cn-north-1")),
+            ),
+            ("arn::lambda:us-east-1:123456789012:function:f", None),
+            ("arn:aws:lambda::123456789012:function:f", None),
+            ("arn:aws:lambda:us-east-1:12345678901:function:f", None),
+            ("arn:aws:lambda:us-east-1:12345678901x:function:f", None),
+            ("arn:aws:s3:us-east-1:123456789012:function:f", None),
+            ("arn:aws:lambda:us-east-1", None),
+        ] {
+            let scope = Scope::from_function_arn(arn);
+            assert_eq!(
+                scope
+                    .as_ref()
+                    .map(|s| (s.partition.as_str(), s.region.as_str())),
+                expected,
+                "{arn}"
+            );
+            if let Some(scope) = scope {
+                assert_eq!(scope.account.as_deref(), Some("123456789012"), "{arn}");
+            }
+        }
+    }
+
+    /// The partition is `aws` and a tail of lower-case letters and hyphens:
+    /// anything else in its place is not a SageMaker ARN at all, wherever
+    /// the function runs.
+    #[test]
+    fn the_partition_is_aws_and_letters_or_hyphens() {
+        for partition in ["aws1", "awsX", "aws_cn", "aws cn", "aws.cn"] {
+            let arn = GOOD.replacen("arn:aws:", &format!("arn:{partition}:"), 1);
+            let err = parse_execution_arn(&arn).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::Validation, "{arn}");
+            let pipeline = format!("arn:{partition}:sagemaker:us-east-1:123456789012:pipeline/p");
+            let odd = Scope {
+                partition: partition.into(),
+                ..scope()
+            };
+            assert_eq!(
+                parse_pipeline(&pipeline, &odd).unwrap_err().kind,
+                crate::ErrorKind::Validation,
+                "{pipeline}"
+            );
+        }
+        for partition in ["aws-cn", "aws-us-gov", "aws-iso-b"] {
+            assert!(parse_execution_arn(&GOOD.replacen(
+                "arn:aws:",
+                &format!("arn:{partition}:"),
+                1
+            ))
+            .is_ok());
+        }
+    }
+
+    /// A refusal for scope says where the function runs, so the caller can
+    /// tell a wrong region from a wrong account.
+    #[test]
+    fn an_out_of_scope_refusal_names_the_function_scope() {
+        let other = GOOD.replace("us-east-1", "eu-west-1");
+        let err = check_execution_arn(&other, &scope()).unwrap_err();
+        assert!(
+            err.message.contains("(aws us-east-1 123456789012)"),
+            "{}",
+            err.message
+        );
+        let any = Scope::for_region("us-east-1", None).unwrap();
+        let err = check_execution_arn(&other, &any).unwrap_err();
+        assert!(
+            err.message.contains("(aws us-east-1 (any account))"),
+            "{}",
+            err.message
+        );
+    }
+
     #[test]
     fn pipeline_names_and_arns() {
         assert_eq!(

@@ -215,6 +215,35 @@ mod tests {
         assert!(e.message.contains("\\u{202e}gnp.exe"), "{}", e.message);
     }
 
+    /// Text for a terminal or a log (the CLI prints ARNs and step names with
+    /// it): every unsafe character escaped, everything else kept as it is.
+    #[test]
+    fn escape_unsafe_escapes_only_unsafe_characters() {
+        for (text, escaped) in [
+            ("", ""),
+            ("nightly-training ünïcode ✓", "nightly-training ünïcode ✓"),
+            ("a\u{1b}[2Jb", "a\\u{1b}[2Jb"),
+            ("x\u{202e}y\u{200b}", "x\\u{202e}y\\u{200b}"),
+        ] {
+            assert_eq!(escape_unsafe(text), escaped, "{text:?}");
+        }
+    }
+
+    /// The one-line form of an error (logs, the CLI's stderr): its class as
+    /// callers see it (`errorType`), then its message.
+    #[test]
+    fn an_error_displays_as_its_error_type_and_message() {
+        let e = StopError::forbidden("pipeline \"p\" is not in ALLOWED_PIPELINES (q)");
+        assert_eq!(
+            e.to_string(),
+            "AccessDenied: pipeline \"p\" is not in ALLOWED_PIPELINES (q)"
+        );
+        assert_eq!(
+            StopError::new(ErrorKind::Throttled, "slow down").to_string(),
+            "ThrottlingException: slow down"
+        );
+    }
+
     #[test]
     fn partial_failures_keep_every_target() {
         let long = "a".repeat(10_000);

@@ -362,6 +362,9 @@ mod tests {
         );
         assert_eq!(http(&all_ok).0, 200);
         assert_eq!(ok(&all_ok)["Executions"].as_array().unwrap().len(), 2);
+        // "nothing found" is only for a sweep with no entry at all.
+        assert!(ok(&all_ok).get("Message").is_none());
+        assert_eq!(all_ok.nothing_found(), None);
     }
 
     #[test]
@@ -422,6 +425,7 @@ mod tests {
             ..Report::default()
         };
         assert_eq!(err(&not_found).kind, ErrorKind::NotFound);
+        assert_eq!(not_found.nothing_found(), None);
         assert_eq!(http(&not_found).0, 404);
     }
 
@@ -524,6 +528,41 @@ mod tests {
         several.dry_run = true;
         assert_eq!(http(&several), (200, ok(&several)));
         assert_eq!(ok(&several)["DryRun"], true);
+    }
+
+    /// An event deliberately not acted on is a success with its reason, on
+    /// every trigger; a refusal fails the invocation, or is an HTTP error.
+    #[test]
+    fn an_ignored_event_is_a_success_with_its_reason_and_a_refusal_is_an_error() {
+        let why = "alarm \"a\" is in state OK, not ALARM; nothing to stop";
+        let expected = json!({"Outcome": "Ignored", "Reason": why});
+        assert_eq!(ignored_body(why), expected);
+        let direct = shape(Trigger::AlarmEventBridge, Answer::Ignored(why.into())).unwrap();
+        assert_eq!(direct.to_value(), expected);
+        let http = shape(
+            Trigger::Http(HttpFlavor::HttpApi),
+            Answer::Ignored(why.into()),
+        )
+        .unwrap()
+        .to_value();
+        assert_eq!(http["statusCode"], 200);
+        let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, expected);
+
+        let refused = StopError::validation("bad");
+        assert_eq!(
+            shape(Trigger::Sns, Answer::Refused(refused.clone())).unwrap_err(),
+            refused
+        );
+        let http = shape(Trigger::Http(HttpFlavor::RestApi), Answer::Refused(refused))
+            .unwrap()
+            .to_value();
+        assert_eq!(http["statusCode"], 400);
+        let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"Error": {"Code": "ValidationError", "Message": "bad"}})
+        );
     }
 
     #[test]

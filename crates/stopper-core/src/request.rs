@@ -290,39 +290,149 @@ mod tests {
         StopRequest::from_text(text)
     }
 
+    /// Every request field, one at a time and all together, in PascalCase and
+    /// camelCase: each spelling sets that field and no other. The table must
+    /// cover `REQUEST_FIELDS` exactly (the list the service-event walk uses),
+    /// so a new field cannot be added without being tested here.
     #[test]
     fn reads_every_field_in_both_spellings() {
-        let pascal = request(
-            r#"{"PipelineExecutionArn": "a", "ClientRequestToken": "t", "DryRun": true, "Wait": true,
-                "WaitSeconds": 5, "Force": true, "Reason": "r", "OlderThanMinutes": 7, "PipelineName": "p"}"#,
-        )
-        .unwrap();
-        let camel = request(
-            r#"{"pipelineExecutionArn": "a", "clientRequestToken": "t", "dryRun": true, "wait": true,
-                "waitSeconds": 5, "force": true, "reason": "r", "olderThanMinutes": 7, "pipelineName": "p"}"#,
-        )
-        .unwrap();
-        let expected = StopRequest {
-            execution_arn: Some(Some("a".into())),
-            execution_arns: None,
-            pipeline_name: Some(Some("p".into())),
-            client_request_token: Some("t".into()),
-            dry_run: Some(true),
-            wait: Some(true),
-            wait_seconds: Some(5),
-            force: Some(true),
-            reason: Some("r".into()),
-            older_than_minutes: Some(7),
-        };
-        assert_eq!(pascal, expected);
-        assert_eq!(camel, expected);
-        let list = request(r#"{"PipelineExecutionArns": ["a", "b"]}"#).unwrap();
+        let fields: [(&str, &str, StopRequest); 10] = [
+            (
+                "PipelineExecutionArn",
+                r#""a""#,
+                StopRequest {
+                    execution_arn: Some(Some("a".into())),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "PipelineExecutionArns",
+                r#"["a", "b"]"#,
+                StopRequest {
+                    execution_arns: Some(Some(vec!["a".into(), "b".into()])),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "PipelineName",
+                r#""p""#,
+                StopRequest {
+                    pipeline_name: Some(Some("p".into())),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "ClientRequestToken",
+                r#""t""#,
+                StopRequest {
+                    client_request_token: Some("t".into()),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "DryRun",
+                "true",
+                StopRequest {
+                    dry_run: Some(true),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "Wait",
+                "true",
+                StopRequest {
+                    wait: Some(true),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "WaitSeconds",
+                "5",
+                StopRequest {
+                    wait_seconds: Some(5),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "Force",
+                "true",
+                StopRequest {
+                    force: Some(true),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "Reason",
+                r#""r""#,
+                StopRequest {
+                    reason: Some("r".into()),
+                    ..StopRequest::default()
+                },
+            ),
+            (
+                "OlderThanMinutes",
+                "7",
+                StopRequest {
+                    older_than_minutes: Some(7),
+                    ..StopRequest::default()
+                },
+            ),
+        ];
+        let folded = |name: &str| name.to_ascii_lowercase();
+        let mut covered: Vec<String> = fields.iter().map(|(name, ..)| folded(name)).collect();
+        let mut listed: Vec<String> = crate::trigger::REQUEST_FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        covered.sort();
+        listed.sort();
         assert_eq!(
-            list.execution_arns,
-            Some(Some(vec!["a".into(), "b".into()]))
+            covered, listed,
+            "the table must name every field in REQUEST_FIELDS"
         );
-        let list = request(r#"{"pipelineExecutionArns": ["a"]}"#).unwrap();
-        assert_eq!(list.execution_arns, Some(Some(vec!["a".into()])));
+
+        let camel = |name: &str| name[..1].to_ascii_lowercase() + &name[1..];
+        let mut all = StopRequest::default();
+        for (name, value, expected) in &fields {
+            for spelling in [name.to_string(), camel(name)] {
+                let got = request(&format!(r#"{{"{spelling}": {value}}}"#))
+                    .unwrap_or_else(|e| panic!("{spelling}: {e}"));
+                assert_eq!(&got, expected, "{spelling} sets its own field and no other");
+            }
+            // A spelling in any other case is not the field.
+            let upper = name.to_ascii_uppercase();
+            assert!(
+                request(&format!(r#"{{"{upper}": {value}}}"#)).is_err(),
+                "{upper}"
+            );
+            let merge = |into: &mut StopRequest, from: &StopRequest| {
+                macro_rules! take { ($($f:ident),*) => { $( if from.$f.is_some() { into.$f = from.$f.clone(); } )* } }
+                take!(
+                    execution_arn,
+                    execution_arns,
+                    pipeline_name,
+                    client_request_token,
+                    dry_run,
+                    wait,
+                    wait_seconds,
+                    force,
+                    reason,
+                    older_than_minutes
+                );
+            };
+            merge(&mut all, expected);
+        }
+        // All together, in each spelling: every field read, none lost.
+        for spell in [
+            |n: &str| n.to_string(),
+            |n: &str| n[..1].to_ascii_lowercase() + &n[1..],
+        ] {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(name, value, _)| format!(r#""{}": {value}"#, spell(name)))
+                .collect();
+            assert_eq!(request(&format!("{{{}}}", body.join(", "))).unwrap(), all);
+        }
         assert!(!request("{}").unwrap().names_target());
     }
 
@@ -340,6 +450,18 @@ mod tests {
             "{}",
             err.message
         );
+        // A list field given as anything but a list says what it takes.
+        for wrong in [r#""a""#, "7", r#"{"a": 1}"#] {
+            let err = request(&format!(r#"{{"PipelineExecutionArns": {wrong}}}"#)).unwrap_err();
+            assert!(
+                err.message.contains("PipelineExecutionArns")
+                    && err
+                        .message
+                        .contains("expected a list of at most 100 execution ARNs"),
+                "{wrong}: {}",
+                err.message
+            );
+        }
         let err = request(r#"{"PipelineExecutionArn": {"deep": [1]}}"#).unwrap_err();
         assert!(
             err.message.contains("PipelineExecutionArn"),
@@ -449,6 +571,36 @@ mod tests {
         let err = request(&padded).unwrap_err();
         assert!(err.message.contains("bytes"), "{}", err.message);
         assert!(request(r#"{"PipelineName": "p"}"#).is_ok());
+        // The limit itself is read: exactly MAX_REQUEST_BYTES is a request.
+        let short = r#"{"PipelineName": "p"}"#;
+        let at_limit = format!("{short}{}", " ".repeat(MAX_REQUEST_BYTES - short.len()));
+        assert_eq!(at_limit.len(), MAX_REQUEST_BYTES);
+        assert!(request(&at_limit).is_ok());
+        assert!(request(&format!("{at_limit} ")).is_err());
+    }
+
+    /// What an error says a value is: each JSON kind by its own name, from a
+    /// value or from the first character of its text.
+    #[test]
+    fn json_kinds_are_named_for_errors() {
+        for (value, kind) in [
+            (json!(null), "null"),
+            (json!(true), "a boolean"),
+            (json!(1.5), "a number"),
+            (json!("s"), "a string"),
+            (json!([1]), "an array"),
+            (json!({"a": 1}), "an object"),
+        ] {
+            assert_eq!(json_kind(&value), kind, "{value}");
+            assert_eq!(json_kind_of_text(&format!("  {value}")), kind, "{value}");
+        }
+        assert_eq!(json_kind_of_text("false"), "a boolean");
+        assert_eq!(json_kind_of_text("-1"), "a number");
+        assert_eq!(json_kind_of_text("  "), "nothing");
+        assert_eq!(
+            json_kind_of_text("\u{feff}{}"),
+            "text that starts with a byte order mark"
+        );
     }
 
     #[test]

@@ -710,3 +710,46 @@ fn targets_named_anywhere_outside_a_request_are_refused() {
     );
     assert!(err.message.contains("headers"), "{}", err.message);
 }
+
+/// An EventBridge event whose `resources` name a SageMaker pipeline may not
+/// fall back to the default pipeline; one whose detail names its target, or
+/// whose resources name something else, is read as it is.
+#[test]
+fn eventbridge_resources_refuse_the_default_only_for_a_pipeline() {
+    let event = |detail: Value, resources: Value| {
+        with("eventbridge-scheduled.json", |e| {
+            e["detail"] = detail;
+            e["resources"] = resources;
+        })
+        .to_string()
+    };
+    let pipeline = json!(["arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training"]);
+    let named = json!({"PipelineName": "nightly-training"});
+    assert!(matches!(
+        decode(&event(named, pipeline.clone())).action,
+        Ok(Action::Stop(_))
+    ));
+    assert!(decode(&event(json!({}), pipeline)).action.is_err());
+    for other in [
+        json!(["arn:aws:sagemaker:us-east-1:123456789012:model/m"]),
+        json!(["arn:aws:other:us-east-1:123456789012:pipeline/x"]),
+    ] {
+        let Ok(Action::Stop(selection)) = decode(&event(json!({}), other.clone())).action else {
+            panic!("{other}")
+        };
+        assert!(selection.default_allowed, "{other}");
+    }
+}
+
+/// Inside the part a request is read from, a value that happens to spell a
+/// field name is a value: a pipeline named `PipelineName` is a pipeline.
+#[test]
+fn a_value_spelled_like_a_field_inside_the_request_is_a_value() {
+    let event = with("eventbridge-custom.json", |e| {
+        e["detail"] = json!({"PipelineName": "PipelineName"});
+    });
+    let Ok(Action::Stop(selection)) = decode(&event.to_string()).action else {
+        panic!("{event}")
+    };
+    assert_eq!(selection.pipelines, vec!["PipelineName"]);
+}

@@ -333,3 +333,139 @@ fn http_body(body: Option<&str>, base64: bool) -> Result<String, StopError> {
     }
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trigger::{decode, MAX_HTTP_ENVELOPE_BYTES, MAX_HTTP_HEADERS};
+    use serde_json::{json, Value};
+
+    const HTTP_API: &str = include_str!("../../../../events/http-api.json");
+
+    fn http_api(edit: impl FnOnce(&mut Value)) -> String {
+        let mut event: Value = serde_json::from_str(HTTP_API).unwrap();
+        edit(&mut event);
+        event.to_string()
+    }
+
+    /// Header values are counted as the front ends send them: a string is
+    /// one, a list is one per element, null is none, any other scalar one.
+    #[test]
+    fn header_values_are_counted_per_value() {
+        for (headers, n) in [
+            (json!({}), 0),
+            (json!({"a": "x"}), 1),
+            (json!({"a": ["1", "2", "3"]}), 3),
+            (json!({"a": null}), 0),
+            (json!({"a": true, "b": 1, "c": -1, "d": 1.5}), 4),
+            (json!(["a", "b"]), 2),
+            (json!({"a": "x", "b": ["1", "2"], "c": null, "d": false}), 4),
+            (json!(null), 0),
+            (json!("one"), 1),
+        ] {
+            let count: HeaderCount = serde_json::from_value(headers.clone()).unwrap();
+            assert_eq!(count.0, n, "{headers}");
+        }
+    }
+
+    /// The bounds on an HTTP event are inclusive: exactly the limit passes,
+    /// one more is refused, for the envelope's size and the header count.
+    #[test]
+    fn http_bounds_take_exactly_their_limit() {
+        let envelope_of = |pad: usize| http_api(|e| e["headers"]["x-pad"] = "a".repeat(pad).into());
+        let base = envelope_of(0);
+        let body_len = {
+            let v: Value = serde_json::from_str(&base).unwrap();
+            serde_json::to_string(&v["body"]).unwrap().len()
+        };
+        let pad = MAX_HTTP_ENVELOPE_BYTES - (base.len() - body_len);
+        let at_limit = envelope_of(pad);
+        assert_eq!(at_limit.len() - body_len, MAX_HTTP_ENVELOPE_BYTES);
+        let too_big = |e: &str| {
+            decode(e)
+                .action
+                .is_err_and(|e| e.message.contains("without its body is larger"))
+        };
+        assert!(!too_big(&at_limit));
+        assert!(too_big(&envelope_of(pad + 1)));
+
+        let with_headers = |n: usize| {
+            http_api(|e| {
+                e["headers"] = (0..n).map(|i| (format!("h{i}"), json!("v"))).collect();
+            })
+        };
+        let too_many = |e: &str| {
+            decode(e)
+                .action
+                .is_err_and(|e| e.message.contains("header values"))
+        };
+        assert!(!too_many(&with_headers(MAX_HTTP_HEADERS)));
+        assert!(too_many(&with_headers(MAX_HTTP_HEADERS + 1)));
+    }
+
+    /// A function URL is told by its domain: a `.lambda-url.` name under
+    /// `.on.aws`; either alone is an HTTP API.
+    #[test]
+    fn only_a_lambda_url_domain_is_a_function_url() {
+        for (domain, flavor) in [
+            ("abc.lambda-url.us-east-1.on.aws", HttpFlavor::FunctionUrl),
+            ("abc.execute-api.us-east-1.on.aws", HttpFlavor::HttpApi),
+            ("abc.lambda-url.example.com", HttpFlavor::HttpApi),
+            (
+                "abc.execute-api.us-east-1.amazonaws.com",
+                HttpFlavor::HttpApi,
+            ),
+        ] {
+            let event = http_api(|e| e["requestContext"]["domainName"] = domain.into());
+            assert_eq!(decode(&event).trigger, Trigger::Http(flavor), "{domain}");
+        }
+    }
+
+    /// An IAM caller is its principal's ARN, else its account; empty values
+    /// name no one.
+    #[test]
+    fn an_iam_caller_is_its_arn_else_its_account() {
+        let s = |v: &str| Some(v.to_owned());
+        for (arn, account, caller) in [
+            (
+                s("arn:aws:iam::1:user/a"),
+                s("1"),
+                Some("arn:aws:iam::1:user/a"),
+            ),
+            (s(""), s("123456789012"), Some("account 123456789012")),
+            (None, s("123456789012"), Some("account 123456789012")),
+            (s(""), s(""), None),
+            (None, s(""), None),
+            (None, None, None),
+        ] {
+            assert_eq!(
+                iam_caller(arn.clone(), account.clone()).as_deref(),
+                caller,
+                "{arn:?} {account:?}"
+            );
+        }
+    }
+
+    /// A caller is cut to MAX_CALLER_CHARS characters, escapes counted.
+    #[test]
+    fn a_long_caller_is_cut_for_logs() {
+        let long = format!("arn:aws:iam::1:user/{}", "u".repeat(400));
+        let caller = iam_caller(Some(long), None).unwrap();
+        assert_eq!(caller.chars().count(), crate::trigger::MAX_CALLER_CHARS + 1);
+        assert!(caller.ends_with('…'));
+        assert_eq!(bound_caller("short"), "short");
+    }
+
+    /// A base64 body is read up to the size that decodes to the largest
+    /// request, and refused for its size one step beyond it.
+    #[test]
+    fn a_base64_body_is_bounded_by_the_request_it_decodes_to() {
+        use base64::Engine as _;
+        let short = r#"{"PipelineName": "p"}"#;
+        let largest = format!("{short}{}", " ".repeat(MAX_REQUEST_BYTES - short.len()));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&largest);
+        assert_eq!(http_body(Some(&encoded), true).unwrap(), largest);
+        let err = http_body(Some(&format!("{encoded}AAAA")), true).unwrap_err();
+        assert!(err.message.contains("larger than"), "{}", err.message);
+    }
+}

@@ -42,3 +42,23 @@ pub(super) fn within(text: &str, limit: usize, what: &str) -> Result<(), StopErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The caps in bytes, as their sources document them (SNS: 256 KB a
+    /// message; Lambda: 1 MB an asynchronous event), written out here rather
+    /// than recomputed from the same expressions.
+    #[test]
+    fn the_caps_are_the_documented_sizes() {
+        assert_eq!(MAX_ALARM_EVENT_BYTES, 262_144);
+        assert_eq!(MAX_SNS_MESSAGE_BYTES, 262_144);
+        assert_eq!(MAX_SNS_EVENT_BYTES, 1_638_400);
+        assert_eq!(MAX_REQUEST_CONTEXT_BYTES, 65_536);
+        assert_eq!(MAX_EVENTBRIDGE_EVENT_BYTES, 1_048_576);
+        assert_eq!(MAX_HTTP_ENVELOPE_BYTES, 262_144);
+        assert!(within(&"x".repeat(10), 10, "t").is_ok());
+        assert!(within(&"x".repeat(11), 10, "t").is_err());
+    }
+}

@@ -35,6 +35,8 @@ pub use limits::{
     MAX_HTTP_ENVELOPE_BYTES, MAX_HTTP_HEADERS, MAX_REQUEST_CONTEXT_BYTES, MAX_SNS_EVENT_BYTES,
     MAX_SNS_MESSAGE_BYTES,
 };
+#[cfg(test)]
+pub(crate) use mentions::REQUEST_FIELDS;
 
 use alarm::decode_alarm_action;
 use eventbridge::decode_eventbridge;
@@ -254,5 +256,49 @@ pub fn decode(event: &str) -> Decoded {
         decode_alarm_action(event)
     } else {
         Decoded::new(Trigger::Direct, None, Selection::from_text(event, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operators filter the function's logs by trigger (`trigger=alarm-sns`):
+    /// each trigger needs a name of its own, fit for a filter (lower-case
+    /// words and hyphens), or two kinds of event would be told apart nowhere.
+    /// The spellings themselves are not pinned here.
+    #[test]
+    fn every_trigger_has_a_distinct_log_name_fit_for_a_filter() {
+        let all = [
+            Trigger::Direct,
+            Trigger::EventBridge,
+            Trigger::ScheduledEvent,
+            Trigger::SageMakerStatusChange,
+            Trigger::AlarmEventBridge,
+            Trigger::AlarmLambdaAction,
+            Trigger::AlarmSns,
+            Trigger::Sns,
+            Trigger::Http(HttpFlavor::RestApi),
+            Trigger::Http(HttpFlavor::HttpApi),
+            Trigger::Http(HttpFlavor::FunctionUrl),
+        ];
+        let mut names: Vec<&str> = all.iter().map(|t| t.name()).collect();
+        for name in &names {
+            assert!(
+                !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    && !name.starts_with('-')
+                    && !name.ends_with('-'),
+                "{name:?}"
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "two triggers share a log name");
+        assert_eq!(
+            all.iter().filter(|t| t.http().is_some()).count(),
+            3,
+            "only the HTTP triggers get HTTP replies"
+        );
     }
 }
