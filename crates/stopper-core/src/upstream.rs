@@ -30,11 +30,11 @@ pub fn service_error(modeled: Option<ErrorKind>, code: &str, target: &str) -> St
         | "Throttling"
         | "TooManyRequestsException"
         | "RequestLimitExceeded" => ErrorKind::Throttled,
-        // SageMaker refusing a request we sent is an upstream answer, not the
-        // caller's bad input (which never reaches SageMaker):
-        // `ValidationError` promises that nothing was called.
-        "ValidationException" => ErrorKind::Upstream,
         "AccessDeniedException" => ErrorKind::Forbidden,
+        // Anything else is SageMaker's failure, `ValidationException`
+        // included: SageMaker refusing a request we sent is an upstream
+        // answer, not the caller's bad input (which never reaches SageMaker,
+        // as `ValidationError` promises).
         _ => ErrorKind::Upstream,
     });
     let message = match kind {
