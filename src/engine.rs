@@ -329,11 +329,13 @@ impl Engine<'_> {
 
     /// The blocking steps of an execution, or `None` (logged) when they could not be listed.
     async fn blocking_steps(&self, arn: &str) -> Option<Vec<BlockingStep>> {
-        match self
-            .bounded(sagemaker::blocking_steps(self.client, arn))
-            .await
-        {
-            Ok(steps) => Some(steps),
+        match self.bounded(sagemaker::list_steps(self.client, arn)).await {
+            Ok(steps) => Some(
+                steps
+                    .into_iter()
+                    .filter_map(decide::blocking_step)
+                    .collect(),
+            ),
             Err(error) => {
                 warn!(
                     arn,

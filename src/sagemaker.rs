@@ -15,9 +15,8 @@ use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::PipelineExecutionStep;
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, Stream};
-use stopper_core::decide;
 use stopper_core::status::{ExecutionStatus, ListedExecution};
-use stopper_core::steps::{BlockingStep, Callback, CallbackToken, Lambda, ListedStep};
+use stopper_core::steps::{Callback, CallbackToken, Lambda, ListedStep};
 use stopper_core::upstream::{self, Transport};
 use stopper_core::{ErrorKind, StopError};
 
@@ -95,9 +94,9 @@ pub fn list_executions<'a>(
     })
 }
 
-/// The blocking steps of an execution (which of its steps block a stop is
-/// `stopper_core::decide::blocking_step`'s to say).
-pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<BlockingStep>, StopError> {
+/// The steps of an execution, every page of them (which of them block a
+/// stop is `stopper_core::decide::blocking_step`'s to say).
+pub async fn list_steps(client: &Client, arn: &str) -> Result<Vec<ListedStep>, StopError> {
     let mut steps = Vec::new();
     let mut next_token: Option<String> = None;
     // Paged by hand rather than with the SDK's paginator: a paginator boxes
@@ -112,12 +111,7 @@ pub async fn blocking_steps(client: &Client, arn: &str) -> Result<Vec<BlockingSt
             .send()
             .await
             .map_err(|e| classify(&e, &format!("execution {arn}")))?;
-        steps.extend(
-            page.pipeline_execution_steps()
-                .iter()
-                .map(listed_step)
-                .filter_map(decide::blocking_step),
-        );
+        steps.extend(page.pipeline_execution_steps().iter().map(listed_step));
         // As the SDK's paginators do: an empty or repeated token ends the
         // listing rather than looping on it.
         match page.next_token.filter(|token| !token.is_empty()) {
