@@ -1,4 +1,4 @@
-"""Prints the table of bench/variants' results (bench/variants/*.json)."""
+"""Prints the table of bench/variants' results (bench/variant-results/*.json)."""
 
 import json
 import pathlib
@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def main():
     print("| variant | commit | sweep 20 ms/call | sweep under 100 req/s | cold init | first invocation | "
           "peak RSS | binary |\n|---|---|---|---|---:|---:|---:|---:|")
-    for path in sorted((ROOT / "bench" / "variants").glob("*.json")):
+    for path in sorted((ROOT / "bench" / "variant-results").glob("*.json")):
         run = json.loads(path.read_text())
         results = run["results"]
         r = results.get("rust") or results.get("rust_sweeps") or {}
