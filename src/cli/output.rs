@@ -49,14 +49,10 @@ fn report_lines(report: &Report) -> Vec<String> {
             .join("\t")
     };
     for execution in &report.executions {
-        let status = match &execution.outcome {
-            stopper_core::report::Outcome::AlreadyFinished { status } => Some(status),
-            _ => execution.status.as_ref(),
-        };
         let mut fields = vec![
             execution.arn.as_str(),
             execution.outcome.name(),
-            status.map_or("", |s| s.as_str()),
+            execution.shown_status().map_or("", |s| s.as_str()),
         ];
         if let stopper_core::report::Outcome::Failed(e) = &execution.outcome {
             fields.push(e.kind.error_type());

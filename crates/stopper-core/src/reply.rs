@@ -86,11 +86,7 @@ fn execution_entries<M: SerializeMap>(
 ) -> Result<(), M::Error> {
     map.serialize_entry("PipelineExecutionArn", &result.arn)?;
     map.serialize_entry("Outcome", result.outcome.name())?;
-    let status = match &result.outcome {
-        Outcome::AlreadyFinished { status } => Some(status),
-        _ => result.status.as_ref(),
-    };
-    if let Some(status) = status {
+    if let Some(status) = result.shown_status() {
         map.serialize_entry("Status", status.as_str())?;
     }
     if let Outcome::Failed(e) = &result.outcome {
@@ -237,22 +233,11 @@ pub fn http_response(flavor: HttpFlavor, status: u16, body: &Reply) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::step_labels;
+    use crate::report::{report, step_labels};
     use crate::status::ExecutionStatus;
 
     const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/a";
     const B: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/b";
-
-    fn report(single: bool, outcomes: Vec<(&str, Outcome)>) -> Report {
-        Report {
-            executions: outcomes
-                .into_iter()
-                .map(|(arn, outcome)| ExecutionReport::new(arn, outcome))
-                .collect(),
-            single,
-            ..Report::default()
-        }
-    }
 
     /// The success reply as JSON.
     fn ok(r: &Report) -> Value {

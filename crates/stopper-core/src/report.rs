@@ -55,6 +55,15 @@ impl ExecutionReport {
         }
     }
 
+    /// The status replies show: the one the execution had ended in, else
+    /// the last one seen (after `Wait`, or in a dry run).
+    pub fn shown_status(&self) -> Option<&ExecutionStatus> {
+        match &self.outcome {
+            Outcome::AlreadyFinished { status } => Some(status),
+            _ => self.status.as_ref(),
+        }
+    }
+
     /// The error that makes this execution count as failed: its own, or a
     /// forced step's (the stop cannot complete as asked).
     pub fn error(&self) -> Option<&StopError> {
@@ -246,23 +255,25 @@ impl Answer {
     }
 }
 
+/// A report of these outcomes, for the tests of the report and its replies.
+#[cfg(test)]
+pub(crate) fn report(single: bool, outcomes: Vec<(&str, Outcome)>) -> Report {
+    Report {
+        executions: outcomes
+            .into_iter()
+            .map(|(arn, outcome)| ExecutionReport::new(arn, outcome))
+            .collect(),
+        single,
+        ..Report::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/a";
     const B: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/b";
-
-    fn report(single: bool, outcomes: Vec<(&str, Outcome)>) -> Report {
-        Report {
-            executions: outcomes
-                .into_iter()
-                .map(|(arn, outcome)| ExecutionReport::new(arn, outcome))
-                .collect(),
-            single,
-            ..Report::default()
-        }
-    }
 
     fn failed(kind: ErrorKind) -> Outcome {
         Outcome::Failed(StopError::new(kind, "x"))
