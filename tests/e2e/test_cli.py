@@ -90,3 +90,22 @@ def test_help_and_skeleton_need_no_aws(emulator):
     skeleton = cli(emulator, "--generate-cli-skeleton")
     assert skeleton.returncode == 0 and "PipelineExecutionArn" in json.loads(skeleton.stdout)
     assert emulator.state()["calls"] == []
+
+
+def test_every_cli_error_takes_one_form_with_its_error_type(emulator):
+    # A command line lexopt refuses, a request the function refuses, a path
+    # given as JSON, and a configuration without a region: one form each.
+    for args, env, code, error_type in (
+        (["--frobnicate"], None, 252, "ValidationError"),
+        (["--pipeline-execution-arn", "arn:aws:sagemaker:us-east-1:123456789012:pipeline/x"], None, 252,
+         "ValidationError"),
+        (["--cli-input-json", "request.json"], None, 252, "ValidationError"),
+        (["--pipeline-execution-arn", A], {"AWS_REGION": None}, 253, "ConfigurationError"),
+    ):
+        run = cli(emulator, *args, env=env)
+        assert run.returncode == code, (args, run.stderr)
+        assert run.stderr.startswith(f"An error occurred ({error_type}): "), (args, run.stderr)
+        assert len(run.stderr.strip().splitlines()) == 1 and run.stdout == "", (args, run.stderr)
+    hint = cli(emulator, "--cli-input-json", "request.json")
+    assert "to read a file, write file://PATH" in hint.stderr
+    assert emulator.state()["calls"] == []
