@@ -14,6 +14,7 @@ use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
 use stopper_core::decide::{self, AfterStop, ForceStep};
+use stopper_core::guard::{GuardPolicy, GuardRun, GuardSummary, GuardedRun, Judged};
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
     step_labels, ExecutionReport, Outcome, PipelineFailure, Report, StepReport,
@@ -55,10 +56,11 @@ enum Found {
     Executing,
 }
 
-/// One item of an event's work: a target to act on, or a pipeline whose
-/// listing failed (reported in order with the targets).
+/// One item of an event's work: a target to act on (with the limit it ran
+/// past, when the guard found it), or a pipeline whose listing failed
+/// (reported in order with the targets).
 enum Work {
-    Act(Target, Found),
+    Act(Target, Found, Option<GuardedRun>),
     ListingFailed(PipelineFailure),
 }
 
@@ -75,12 +77,20 @@ impl Engine<'_> {
         // The sweeps list a page ahead of the stops, into a channel of one
         // page, so that a slot never waits on the next page's round trip.
         let (found_tx, mut found_rx) = mpsc::channel(sagemaker::LIST_PAGE_SIZE);
-        let sweeping = self.sweep(plan, found_tx);
+        let finding = async {
+            match &plan.guard {
+                Some(policy) => Some(self.guard(plan, policy, found_tx).await),
+                None => {
+                    self.sweep(plan, found_tx).await;
+                    None
+                }
+            }
+        };
         let acting = async {
             let named = plan
                 .executions
                 .iter()
-                .map(|target| Work::Act(target.clone(), Found::Named));
+                .map(|target| Work::Act(target.clone(), Found::Named, None));
             let swept = stream::poll_fn(move |cx| found_rx.poll_recv(cx));
             // `buffered`, not `buffer_unordered`, on purpose: a target whose
             // call is in backoff (throttled) holds back new starts until it
@@ -99,7 +109,11 @@ impl Engine<'_> {
                 }
             }
         };
-        future::join(sweeping, acting).await;
+        let (guard, ()) = future::join(finding, acting).await;
+        if let Some(guard) = &guard {
+            log_guard(self.trigger, guard, &report.executions);
+        }
+        report.guard = guard.map(Box::new);
         // The wait ends early enough for its last poll and the fresh step
         // listing to be answered before the deadline.
         let room = self.deadline.map(|at| {
@@ -139,7 +153,7 @@ impl Engine<'_> {
                         if !seen.insert(listed.arn.clone()) {
                             continue;
                         }
-                        Work::Act(plan.swept_target(listed.arn), Found::Executing)
+                        Work::Act(plan.swept_target(listed.arn), Found::Executing, None)
                     }
                     Ok(None) => {
                         info!(
@@ -178,12 +192,93 @@ impl Engine<'_> {
         }
     }
 
+    /// The guard's discovery: the tagged pipelines (every page, before any
+    /// execution is judged: an exempt pipeline must be known as exempt), then
+    /// the running executions oldest first, sending on those over their
+    /// limit, until the rest are younger than the smallest limit.
+    async fn guard(
+        &self,
+        plan: &Plan,
+        policy: &GuardPolicy,
+        found: mpsc::Sender<Work>,
+    ) -> GuardSummary {
+        let mut run = GuardRun::new(policy, SystemTime::now(), plan.options.dry_run);
+        let tagged = self
+            .bounded(sagemaker::search_tagged_pipelines(
+                self.client,
+                &policy.tag_key,
+            ))
+            .await;
+        match tagged {
+            Ok(pipelines) => pipelines.iter().for_each(|p| run.add_tagged(p)),
+            Err(error) => {
+                // Without every tag, an exempt pipeline could be taken for an
+                // untagged one and get the default: judge nothing.
+                warn!(
+                    trigger = self.trigger.name(),
+                    error_type = error.kind.error_type(),
+                    error = error.message.as_str(),
+                    "could not search for tagged pipelines"
+                );
+                run.failed(error);
+                return run.finish();
+            }
+        }
+        if run.listing_cutoff().is_some() {
+            let mut listing = pin!(sagemaker::search_running_executions(self.client));
+            loop {
+                let next = self.bounded(async { Ok(listing.next().await) }).await;
+                let (target, over) = match next {
+                    Ok(Some(Ok(execution))) => match run.judge(&execution) {
+                        Judged::Stop { token, run } => (
+                            Target {
+                                arn: execution.arn,
+                                token,
+                            },
+                            run,
+                        ),
+                        Judged::Leave => continue,
+                        Judged::RestAreYounger => break,
+                    },
+                    Ok(None) => break,
+                    Ok(Some(Err(error))) | Err(error) => {
+                        warn!(
+                            trigger = self.trigger.name(),
+                            error_type = error.kind.error_type(),
+                            error = error.message.as_str(),
+                            "could not search for running executions"
+                        );
+                        run.failed(error);
+                        break;
+                    }
+                };
+                info!(
+                    trigger = self.trigger.name(),
+                    arn = target.arn.as_str(),
+                    max_runtime = %over.limit.max_runtime,
+                    limit_source = over.limit.source.name(),
+                    runtime_minutes = over.runtime.as_secs() / 60,
+                    "over its limit"
+                );
+                if found
+                    .send(Work::Act(target, Found::Executing, Some(over)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        run.finish()
+    }
+
     /// Does one item of work, logging what happened to a target.
     async fn work(&self, plan: &Plan, work: Work) -> Result<ExecutionReport, PipelineFailure> {
         match work {
-            Work::Act(target, found) => {
+            Work::Act(target, found, guard) => {
                 let started = Instant::now();
-                let execution = self.act(plan, &target, found).await;
+                let mut execution = self.act(plan, &target, found).await;
+                execution.guard = guard;
                 log_stop(
                     self.trigger,
                     plan.caller.as_deref(),
@@ -363,6 +458,46 @@ impl Engine<'_> {
             }),
         }
     }
+}
+
+/// A guard run's summary line, and a WARN line per tag that cannot be read
+/// (the pipeline is left alone) and per guarded pipeline skipped.
+fn log_guard(trigger: Trigger, summary: &GuardSummary, executions: &[ExecutionReport]) {
+    for tag in &summary.invalid_tags {
+        warn!(
+            trigger = trigger.name(),
+            pipeline = tag.pipeline.as_str(),
+            tag_key = summary.tag_key.as_str(),
+            value = tag.value.as_str(),
+            reason = tag.reason.as_str(),
+            "max-runtime tag cannot be read; the pipeline is left alone"
+        );
+    }
+    for skipped in &summary.skipped {
+        warn!(
+            trigger = trigger.name(),
+            pipeline = skipped.pipeline.as_str(),
+            reason = skipped.reason.as_str(),
+            "guarded pipeline skipped"
+        );
+    }
+    info!(
+        trigger = trigger.name(),
+        tag_key = summary.tag_key.as_str(),
+        pipelines_examined = summary.pipelines_examined,
+        pipelines_guarded = summary.pipelines_guarded,
+        pipelines_exempt = summary.pipelines_exempt,
+        pipelines_skipped = summary.skipped.len(),
+        invalid_tags = summary.invalid_tags.len(),
+        executions_examined = summary.executions_examined,
+        over_limit = summary.over_limit,
+        stop_requested = executions
+            .iter()
+            .filter(|e| e.outcome == Outcome::StopRequested)
+            .count(),
+        failed = executions.iter().filter(|e| e.error().is_some()).count(),
+        "guard run"
+    );
 }
 
 /// One structured line per target: trigger, ARN, token, outcome, latency,

@@ -9,12 +9,16 @@ use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionError;
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsError;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsError;
+use aws_sdk_sagemaker::operation::search::SearchError;
 use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureError;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
 use aws_sdk_sagemaker::primitives::DateTime;
-use aws_sdk_sagemaker::types::PipelineExecutionStep;
+use aws_sdk_sagemaker::types::{
+    Filter, Operator, PipelineExecutionStep, ResourceType, SearchExpression, SearchSortOrder,
+};
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, Stream};
+use stopper_core::guard::{RunningExecution, TaggedPipeline};
 use stopper_core::status::{ExecutionStatus, ListedExecution};
 use stopper_core::steps::{Callback, CallbackToken, Lambda, ListedStep};
 use stopper_core::upstream::{self, Transport};
@@ -90,6 +94,104 @@ pub fn list_executions<'a>(
                     .and_then(|t| SystemTime::try_from(t).ok()),
             };
             return Some((Ok(listed), Some(pages)));
+        }
+    })
+}
+
+/// Search results per page (SageMaker's maximum).
+pub const SEARCH_PAGE_SIZE: i32 = 100;
+
+/// Every pipeline that carries `tag_key`, with the tag's value: one `Search`
+/// call per 100 tagged pipelines, however many pipelines the account has.
+pub async fn search_tagged_pipelines(
+    client: &Client,
+    tag_key: &str,
+) -> Result<Vec<TaggedPipeline>, StopError> {
+    let has_tag = Filter::builder()
+        .name(format!("Tags.{tag_key}"))
+        .operator(Operator::Exists)
+        .build();
+    let mut pipelines = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let page = client
+            .search()
+            .resource(ResourceType::Pipeline)
+            .search_expression(SearchExpression::builder().filters(has_tag.clone()).build())
+            .max_results(SEARCH_PAGE_SIZE)
+            .set_next_token(next_token.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e, &format!("pipelines tagged {tag_key}")))?;
+        for pipeline in page.results().iter().filter_map(|r| r.pipeline()) {
+            let Some(name) = pipeline.pipeline_name() else {
+                continue;
+            };
+            let value = pipeline
+                .tags()
+                .iter()
+                .find(|tag| tag.key() == Some(tag_key))
+                .and_then(|tag| tag.value());
+            pipelines.push(TaggedPipeline {
+                name: name.to_owned(),
+                value: value.map(str::to_owned),
+            });
+        }
+        // As in list_steps: an empty or repeated token ends the listing.
+        match page.next_token.filter(|token| !token.is_empty()) {
+            Some(token) if Some(&token) != next_token.as_ref() => next_token = Some(token),
+            _ => return Ok(pipelines),
+        }
+    }
+}
+
+/// The account's `Executing` executions, oldest first, yielded page by page
+/// (one `Search` call per 100), so that stops start before the search ends.
+/// Which of them are over their limit is `stopper_core::guard`'s to say. The
+/// stream ends after an error.
+pub fn search_running_executions(
+    client: &Client,
+) -> impl Stream<Item = Result<RunningExecution, StopError>> + '_ {
+    let executing = Filter::builder()
+        .name("PipelineExecutionStatus")
+        .operator(Operator::Equals)
+        .value("Executing")
+        .build();
+    let pages = client
+        .search()
+        .resource(ResourceType::PipelineExecution)
+        .search_expression(SearchExpression::builder().filters(executing).build())
+        .sort_by("CreationTime")
+        .sort_order(SearchSortOrder::Ascending)
+        .max_results(SEARCH_PAGE_SIZE)
+        .into_paginator()
+        .items()
+        .send();
+    stream::unfold(Some(pages), move |pages| async move {
+        let mut pages = pages?;
+        loop {
+            let record = match pages.next().await? {
+                Ok(record) => record,
+                Err(e) => return Some((Err(classify(&e, "running executions")), None)),
+            };
+            let Some(execution) = record.pipeline_execution else {
+                continue;
+            };
+            let Some(arn) = execution.pipeline_execution_arn else {
+                continue;
+            };
+            let running = RunningExecution {
+                arn,
+                status: execution
+                    .pipeline_execution_status
+                    .map_or_else(ExecutionStatus::unknown, |status| {
+                        ExecutionStatus::parse(status.as_str())
+                    }),
+                created: execution
+                    .creation_time
+                    .and_then(|t| SystemTime::try_from(t).ok()),
+            };
+            return Some((Ok(running), Some(pages)));
         }
     })
 }
@@ -184,6 +286,12 @@ macro_rules! not_found_is_modeled {
             }
         }
     )+};
+}
+
+impl ModeledError for SearchError {
+    fn modeled_kind(&self) -> Option<ErrorKind> {
+        None
+    }
 }
 
 not_found_is_modeled!(

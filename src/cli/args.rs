@@ -17,6 +17,7 @@ Run anywhere else, it is this command, with the conventions of
 USAGE
   sagemaker-pipeline-stopper --pipeline-execution-arn ARN [options]
   sagemaker-pipeline-stopper --pipeline-name NAME [--older-than-minutes N] [options]
+  sagemaker-pipeline-stopper --guard [options]     (every execution over its pipeline's limit)
   sagemaker-pipeline-stopper --cli-input-json JSON|file://PATH [options]
   sagemaker-pipeline-stopper --event FILE|-     (any trigger payload, e.g. events/alarm-sns.json)
   sagemaker-pipeline-stopper --generate-cli-skeleton [input|output]
@@ -24,6 +25,9 @@ USAGE
 WHAT TO STOP
   --pipeline-execution-arn ARN   an execution (repeat for several)
   --pipeline-name NAME           every running execution of a pipeline
+  --guard                        every running execution longer than its pipeline's limit: the
+                                 tag MAX_RUNTIME_TAG (default pipeline-stopper:max-runtime, value
+                                 90, 90m, 4h, 2d or none) or DEFAULT_MAX_RUNTIME for untagged ones
   --client-request-token TOKEN   idempotency token, 32-128 characters (one execution only)
   --cli-input-json JSON          the request as JSON, or file://PATH; flags override its fields
   --event FILE                   process a Lambda event exactly as the function would ('-': stdin)
@@ -142,6 +146,9 @@ pub fn parse(
             }
             Long("dry-run") => {
                 request.insert("DryRun".into(), true.into());
+            }
+            Long("guard") => {
+                request.insert("Guard".into(), true.into());
             }
             Long("wait") => {
                 request.insert("Wait".into(), true.into());
@@ -378,6 +385,10 @@ mod tests {
             ]),
             json!({"PipelineName": "nightly-training", "OlderThanMinutes": 240, "DryRun": true,
                    "WaitSeconds": 60, "Force": true, "Reason": "cost"})
+        );
+        assert_eq!(
+            payload(&["--guard", "--dry-run"]),
+            json!({"Guard": true, "DryRun": true})
         );
         assert_eq!(
             payload(&[

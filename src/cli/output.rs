@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use stopper_core::error::{escape_unsafe, is_unsafe_char};
+use stopper_core::guard::GuardedRun;
 use stopper_core::reply::{self, ignored_body, Reply};
 use stopper_core::report::{Answer, Report};
 use stopper_core::steps::StepKind;
@@ -39,15 +40,17 @@ pub fn text(answer: &Answer) -> String {
     }
 }
 
+/// One line of tab-separated, terminal-safe fields.
+fn tsv<S: AsRef<str>>(fields: &[S]) -> String {
+    fields
+        .iter()
+        .map(|f| terminal_safe(f.as_ref()))
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
 fn report_lines(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
-    let line = |fields: &[&str]| {
-        fields
-            .iter()
-            .map(|f| terminal_safe(f))
-            .collect::<Vec<_>>()
-            .join("\t")
-    };
     for execution in &report.executions {
         let mut fields = vec![
             execution.arn.as_str(),
@@ -57,13 +60,16 @@ fn report_lines(report: &Report) -> Vec<String> {
         if let stopper_core::report::Outcome::Failed(e) = &execution.outcome {
             fields.push(e.kind.error_type());
         }
-        lines.push(line(&fields));
+        lines.push(tsv(&fields));
+        if let Some(run) = &execution.guard {
+            lines.push(tsv(&run_fields("OVERLIMIT", "", run)));
+        }
         for step in &execution.blocking_steps {
             let location = match &step.kind {
                 StepKind::Callback { queue_url } => queue_url.as_deref(),
                 StepKind::Lambda { function_arn } => function_arn.as_deref(),
             };
-            lines.push(line(&[
+            lines.push(tsv(&[
                 "BLOCKINGSTEP",
                 &step.name,
                 step.kind.name(),
@@ -73,16 +79,57 @@ fn report_lines(report: &Report) -> Vec<String> {
         }
     }
     for failure in &report.pipeline_failures {
-        lines.push(line(&[
+        lines.push(tsv(&[
             "PIPELINE",
             &failure.pipeline,
             failure.error.kind.error_type(),
         ]));
     }
+    if let Some(guard) = &report.guard {
+        let counts = [
+            guard.pipelines_examined,
+            guard.pipelines_guarded,
+            guard.pipelines_exempt,
+            guard.skipped.len(),
+            guard.invalid_tags.len(),
+            guard.executions_examined,
+            guard.over_limit,
+        ]
+        .map(|n| n.to_string());
+        let mut fields = vec!["GUARD", guard.tag_key.as_str()];
+        fields.extend(counts.iter().map(String::as_str));
+        lines.push(tsv(&fields));
+        for skipped in &guard.skipped {
+            lines.push(tsv(&["SKIPPED", &skipped.pipeline, &skipped.reason]));
+        }
+        for tag in &guard.invalid_tags {
+            lines.push(tsv(&["INVALIDTAG", &tag.pipeline, &tag.value]));
+        }
+        for (arn, run) in &guard.within_limit {
+            lines.push(tsv(&run_fields("WITHINLIMIT", arn, run)));
+        }
+        if let Some(error) = &guard.error {
+            lines.push(tsv(&["GUARD", "Failed", error.kind.error_type()]));
+        }
+    }
     if let Some(message) = report.nothing_found() {
         lines.push(terminal_safe(&message));
     }
     lines
+}
+
+/// `LABEL [arn] max-runtime source runtime-minutes` of a guarded execution.
+fn run_fields(label: &str, arn: &str, run: &GuardedRun) -> Vec<String> {
+    let mut fields = vec![label.to_owned()];
+    if !arn.is_empty() {
+        fields.push(arn.to_owned());
+    }
+    fields.extend([
+        run.limit.max_runtime.to_string(),
+        run.limit.source.name().to_owned(),
+        (run.runtime.as_secs() / 60).to_string(),
+    ]);
+    fields
 }
 
 /// `An error occurred (Code): message`, as the AWS CLI says it: the one

@@ -13,7 +13,13 @@ injection; the part we need is small enough to model exactly.
 Operations: StopPipelineExecution, DescribePipelineExecution,
 ListPipelineExecutions (paginated; CreatedBefore/CreatedAfter),
 ListPipelineExecutionSteps,
-SendPipelineExecutionStepSuccess, SendPipelineExecutionStepFailure.
+SendPipelineExecutionStepSuccess, SendPipelineExecutionStepFailure,
+and, for the runtime guard: Search (Resource Pipeline or PipelineExecution;
+filters on Tags.<key>, PipelineName, PipelineArn, PipelineExecutionStatus and
+CreationTime; SortBy, SortOrder; paginated), ListPipelines and ListTags
+(paginated). Shapes, bounds and defaults follow the current service model
+(botocore's sagemaker/2017-07-24/service-2.json; tests/e2e/test_guard.py
+checks the emulator's requests and replies against it).
 
 Behaviour modelled from the API reference:
 - Executing -> Stopping -> Stopped. With no step holding it, an execution
@@ -122,7 +128,8 @@ class State:
         {"id", "status", "startedMinutesAgo", "steps": [{"name", "type":
         "Training"|"Callback"|"Lambda"|..., "status", "callbackToken",
         "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds"}]}],
-        "generate": {"Executing": 1000, "Succeeded": 3}}], "maxArnLength": 2048}"""
+        "generate": {"Executing": 1000, "Succeeded": 3}, "generateStartedMinutesAgo": 1,
+        "tags": {"key": "value"}}], "maxArnLength": 2048}"""
         self.reset()
         self.generation += 1
         self.account = spec.get("account", self.account)
@@ -132,14 +139,18 @@ class State:
         for p in spec.get("pipelines", []):
             name = p["name"]
             arn = f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/{name.lower()}"
-            self.pipelines[name.lower()] = {"name": name, "arn": arn}
+            self.pipelines[name.lower()] = {
+                "name": name, "arn": arn, "created": now - 86400,
+                "tags": [{"Key": k, "Value": v} for k, v in p.get("tags", {}).items()],
+            }
             for i, e in enumerate(p.get("executions", [])):
                 self._add(arn, e, now - 60 * e.get("startedMinutesAgo", 10 + i))
             n = 0
+            base = now - 60 * p.get("generateStartedMinutesAgo", 1)
             for status, count in p.get("generate", {}).items():
                 for _ in range(count):
                     n += 1
-                    self._add(arn, {"id": f"gen{n:08d}", "status": status}, now - 60 - n)
+                    self._add(arn, {"id": f"gen{n:08d}", "status": status}, base - n)
 
     def _add(self, pipeline_arn, e, started):
         arn = f"{pipeline_arn}/execution/{e.get('id') or uuid.uuid4().hex[:12]}"
@@ -368,7 +379,121 @@ class State:
     def SendPipelineExecutionStepFailure(self, body):
         return self._callback(body, "Failure", "Failed")
 
+    # -- discovery: Search, ListPipelines, ListTags ------------------------------
+    SEARCH_OPERATORS = {"Equals", "NotEquals", "GreaterThan", "GreaterThanOrEqualTo", "LessThan",
+                        "LessThanOrEqualTo", "Contains", "Exists", "NotExists", "In"}
+    SEARCH_RESOURCES = {"Pipeline", "PipelineExecution"}  # of the model's 20, the two modelled here
+
+    def _pipeline_record(self, p):
+        return {"PipelineArn": p["arn"], "PipelineName": p["name"], "PipelineStatus": "Active",
+                "CreationTime": p["created"], "Tags": list(p["tags"])}
+
+    @staticmethod
+    def _execution_record(e):
+        return {"PipelineArn": e["pipelineArn"], "PipelineExecutionArn": e["arn"],
+                "PipelineExecutionDisplayName": e["displayName"], "PipelineExecutionStatus": e["status"],
+                "CreationTime": e["started"], "LastModifiedTime": e["modified"]}
+
+    @staticmethod
+    def _matches(record, f):
+        name, op, value = f.get("Name"), f.get("Operator"), f.get("Value")
+        if not isinstance(name, str) or not 1 <= len(name) <= 255:
+            raise validation("Filter.Name is required (1 to 255 characters)")
+        if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= 1024):
+            raise validation("Filter.Value must be 1 to 1024 characters")
+        if op is None:
+            op = "Equals" if value is not None else "Exists"
+        if op not in State.SEARCH_OPERATORS:
+            raise validation(f"Value '{op}' at 'searchExpression.filters.1.member.operator' failed to satisfy constraint")
+        if name.startswith("Tags."):
+            tags = {t["Key"]: t["Value"] for t in record.get("Tags", [])}
+            have = tags.get(name[5:])
+        elif name in record and name not in ("Tags",):
+            have = record[name]
+        else:
+            raise validation(f"Unsupported search property {name} for this resource")
+        if op == "Exists":
+            return have is not None
+        if op == "NotExists":
+            return have is None
+        if value is None:
+            raise validation(f"Operator {op} needs a Value")
+        if op in ("Equals", "NotEquals"):
+            return (have is not None and str(have) == value) == (op == "Equals")
+        if op == "Contains":
+            return have is not None and value in str(have)
+        if op == "In":
+            return have is not None and str(have) in value.split(",")
+        if name != "CreationTime":
+            raise validation(f"Operator {op} is not modelled for {name}")
+        try:
+            bound = float(value)
+        except ValueError:
+            raise validation("CreationTime values are epoch seconds here")
+        return {"GreaterThan": have > bound, "GreaterThanOrEqualTo": have >= bound,
+                "LessThan": have < bound, "LessThanOrEqualTo": have <= bound}[op]
+
+    def Search(self, body):
+        resource = body.get("Resource")
+        if resource not in self.SEARCH_RESOURCES:
+            raise validation(f"Resource {resource!r} is not one the emulator models (Pipeline, PipelineExecution)")
+        expression = body.get("SearchExpression") or {}
+        if set(expression) - {"Filters"} or expression.get("Operator") not in (None, "And"):
+            raise validation("only SearchExpression.Filters (And) is modelled")
+        filters = expression.get("Filters") or []
+        if not isinstance(filters, list) or len(filters) > 20:
+            raise validation("Filters must be a list of at most 20")
+        if resource == "Pipeline":
+            records = [self._pipeline_record(p) for p in self.pipelines.values()]
+        else:
+            for e in self.executions.values():
+                self.advance(e)
+            records = [self._execution_record(e) for e in self.executions.values()]
+        records = [r for r in records if all(self._matches(r, f) for f in filters)]
+        sort_by = body.get("SortBy")
+        if sort_by is not None:
+            if sort_by not in ("CreationTime", "PipelineName", "PipelineExecutionStatus"):
+                raise validation(f"SortBy {sort_by} is not modelled")
+            order = body.get("SortOrder", "Descending")
+            if order not in ("Ascending", "Descending"):
+                raise validation("SortOrder must be Ascending or Descending")
+            records.sort(key=lambda r: r.get(sort_by, ""), reverse=order == "Descending")
+        chunk, nxt = self._page(records, body, 10)
+        out = {"Results": [{resource: r} for r in chunk], "TotalHits": {"Value": len(records), "Relation": "EqualTo"}}
+        if nxt:
+            out["NextToken"] = nxt
+        return out
+
+    def ListPipelines(self, body):
+        pipelines = sorted(self.pipelines.values(), key=lambda p: p["name"])
+        chunk, nxt = self._page(pipelines, body, 50)
+        out = {"PipelineSummaries": [{"PipelineArn": p["arn"], "PipelineName": p["name"],
+                                      "CreationTime": p["created"]} for p in chunk]}
+        if nxt:
+            out["NextToken"] = nxt
+        return out
+
+    def ListTags(self, body):
+        arn = body.get("ResourceArn")
+        if not isinstance(arn, str) or not arn:
+            raise validation("ResourceArn is required")
+        size = body.get("MaxResults", 50)
+        if not isinstance(size, int) or size < 50:
+            raise validation("MaxResults must be at least 50")
+        p = next((p for p in self.pipelines.values() if p["arn"] == arn), None)
+        if p is None:
+            raise ApiError("ResourceNotFound", f"Resource '{arn}' does not exist.")
+        start = int(body["NextToken"].removeprefix("page-")) if body.get("NextToken") else 0
+        chunk = p["tags"][start:start + size]
+        out = {"Tags": chunk}
+        if start + size < len(p["tags"]):
+            out["NextToken"] = f"page-{start + size}"
+        return out
+
     OPERATIONS = (
+        "Search",
+        "ListPipelines",
+        "ListTags",
         "StopPipelineExecution",
         "DescribePipelineExecution",
         "ListPipelineExecutions",

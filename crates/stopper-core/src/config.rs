@@ -4,6 +4,9 @@ use wildmatch::WildMatch;
 
 use crate::arn::{is_pipeline_name, quote};
 use crate::error::StopError;
+use crate::guard::{
+    parse_max_runtime, MaxRuntime, TagValue, DEFAULT_MAX_RUNTIME_TAG, DURATION_FORMS,
+};
 
 /// Targets stopped at the same time, unless `MAX_CONCURRENCY` says otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
@@ -18,6 +21,10 @@ pub struct Config {
     /// `MAX_CONCURRENCY`: targets acted on at once for one event (each
     /// target's own calls run in sequence; a sweep's listing runs beside them).
     pub max_concurrency: usize,
+    /// `MAX_RUNTIME_TAG`: the tag whose value is a pipeline's longest allowed run.
+    pub max_runtime_tag: String,
+    /// `DEFAULT_MAX_RUNTIME`: the limit of untagged pipelines; `None`: they are never touched.
+    pub default_max_runtime: Option<MaxRuntime>,
 }
 
 /// The configuration with nothing set. Written out rather than derived: a
@@ -28,6 +35,8 @@ impl Default for Config {
             default_pipeline: None,
             allowed: AllowList::default(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_runtime_tag: DEFAULT_MAX_RUNTIME_TAG.to_owned(),
+            default_max_runtime: None,
         }
     }
 }
@@ -140,12 +149,54 @@ impl Config {
                     ))
                 })?,
         };
+        let max_runtime_tag = match set("MAX_RUNTIME_TAG") {
+            None => DEFAULT_MAX_RUNTIME_TAG.to_owned(),
+            Some(key) if is_tag_key(&key) => key,
+            Some(key) => {
+                return Err(StopError::validation(format!(
+                    "MAX_RUNTIME_TAG {} is not a tag key: 1 to 128 letters, digits, spaces and _.:/=+-@, \
+                     not starting with aws:",
+                    quote(&key)
+                )))
+            }
+        };
+        let default_max_runtime = match set("DEFAULT_MAX_RUNTIME") {
+            None => None,
+            Some(text) => match parse_max_runtime(&text) {
+                Ok(TagValue::Limit(limit)) => Some(limit),
+                Ok(TagValue::Exempt) => {
+                    return Err(StopError::validation(format!(
+                        "DEFAULT_MAX_RUNTIME {} exempts nothing: unset it to leave untagged pipelines alone",
+                        quote(&text)
+                    )))
+                }
+                Err(_) => {
+                    return Err(StopError::validation(format!(
+                        "DEFAULT_MAX_RUNTIME {} is not a duration: expected {DURATION_FORMS}",
+                        quote(&text)
+                    )))
+                }
+            },
+        };
         Ok(Config {
             default_pipeline,
             allowed,
             max_concurrency,
+            max_runtime_tag,
+            default_max_runtime,
         })
     }
+}
+
+/// A tag key SageMaker accepts (`^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`, 1 to 128
+/// characters), and not one of AWS's reserved `aws:` keys.
+fn is_tag_key(key: &str) -> bool {
+    let chars = key.chars().count();
+    (1..=128).contains(&chars)
+        && !key.to_ascii_lowercase().starts_with("aws:")
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
 }
 
 #[cfg(test)]
@@ -167,6 +218,19 @@ mod tests {
         assert!(c.allowed.allows("anything") && c.allowed.check("anything").is_ok());
         assert_eq!(c.default_pipeline, None);
         assert_eq!(c.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(c.max_runtime_tag, DEFAULT_MAX_RUNTIME_TAG);
+        assert_eq!(c.default_max_runtime, None);
+    }
+
+    #[test]
+    fn the_guard_settings_are_read() {
+        let c = config(&[
+            ("MAX_RUNTIME_TAG", " team:max-runtime "),
+            ("DEFAULT_MAX_RUNTIME", "6h"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_runtime_tag, "team:max-runtime");
+        assert_eq!(c.default_max_runtime, MaxRuntime::from_minutes(360));
     }
 
     #[test]
@@ -197,6 +261,21 @@ mod tests {
             ),
             (vec![("MAX_CONCURRENCY", "0")], "MAX_CONCURRENCY"),
             (vec![("MAX_CONCURRENCY", "lots")], "MAX_CONCURRENCY"),
+            (
+                vec![("MAX_RUNTIME_TAG", "aws:max-runtime")],
+                "MAX_RUNTIME_TAG",
+            ),
+            (vec![("MAX_RUNTIME_TAG", "max\"runtime")], "MAX_RUNTIME_TAG"),
+            (
+                vec![("MAX_RUNTIME_TAG", &"k".repeat(129))],
+                "MAX_RUNTIME_TAG",
+            ),
+            (
+                vec![("DEFAULT_MAX_RUNTIME", "4 hours")],
+                "DEFAULT_MAX_RUNTIME",
+            ),
+            (vec![("DEFAULT_MAX_RUNTIME", "0")], "DEFAULT_MAX_RUNTIME"),
+            (vec![("DEFAULT_MAX_RUNTIME", "none")], "DEFAULT_MAX_RUNTIME"),
         ] {
             let err = config(&vars).unwrap_err();
             assert!(err.message.contains(needle), "{vars:?}: {}", err.message);

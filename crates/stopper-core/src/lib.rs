@@ -11,6 +11,7 @@ pub mod arn;
 pub mod config;
 pub mod decide;
 pub mod error;
+pub mod guard;
 pub mod options;
 pub mod plan;
 pub mod reply;

@@ -4,6 +4,7 @@
 use crate::arn::{check_execution_arn, parse_pipeline, Scope};
 use crate::config::Config;
 use crate::error::StopError;
+use crate::guard::GuardPolicy;
 use crate::options::Options;
 use crate::report::Answer;
 use crate::token;
@@ -23,6 +24,8 @@ pub struct Plan {
     pub executions: Vec<Target>,
     /// Pipelines (names) whose `Executing` executions are to be listed and stopped.
     pub pipelines: Vec<String>,
+    /// A guard run: the executions over their pipeline's limit are the targets.
+    pub guard: Option<Box<GuardPolicy>>,
     /// The seed of derived tokens, for the executions a pipeline sweep finds.
     pub identity: String,
     /// Dry run, wait, force, age filter.
@@ -124,6 +127,9 @@ pub fn plan(
     scope: &Scope,
     identity: &str,
 ) -> Result<Plan, StopError> {
+    if selection.guard {
+        return plan_guard(selection, config, scope, identity);
+    }
     let mut pipelines_named = selection.pipelines.clone();
     if selection.is_empty() {
         match (&config.default_pipeline, selection.default_allowed) {
@@ -195,6 +201,48 @@ pub fn plan(
     Ok(Plan {
         executions,
         pipelines,
+        guard: None,
+        identity: identity.to_owned(),
+        options: selection.options.clone(),
+        caller: None,
+    })
+}
+
+/// A guard run finds its own targets: it names none, and takes no token
+/// (each execution's token derives from the execution, `guard::GUARD_IDENTITY`).
+fn plan_guard(
+    selection: &Selection,
+    config: &Config,
+    scope: &Scope,
+    identity: &str,
+) -> Result<Plan, StopError> {
+    let named = [
+        (
+            !selection.execution_arns.is_empty(),
+            "PipelineExecutionArn(s)",
+        ),
+        (!selection.pipelines.is_empty(), "PipelineName"),
+        (selection.token.is_some(), "ClientRequestToken"),
+        (
+            selection.options.older_than_minutes.is_some(),
+            "OlderThanMinutes",
+        ),
+    ];
+    if let Some((_, field)) = named.iter().find(|(given, _)| *given) {
+        return Err(StopError::validation(format!(
+            "Guard finds its own targets (the executions over their pipeline's limit): it does not \
+             combine with {field}"
+        )));
+    }
+    Ok(Plan {
+        executions: Vec::new(),
+        pipelines: Vec::new(),
+        guard: Some(Box::new(GuardPolicy {
+            tag_key: config.max_runtime_tag.clone(),
+            default: config.default_max_runtime,
+            allowed: config.allowed.clone(),
+            scope: scope.clone(),
+        })),
         identity: identity.to_owned(),
         options: selection.options.clone(),
         caller: None,

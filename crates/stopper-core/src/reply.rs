@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, StopError};
+use crate::guard::{GuardSummary, GuardedRun};
 use crate::report::{Answer, ExecutionReport, Force, Outcome, PipelineFailure, Report, StepReport};
 use crate::steps::StepKind;
 use crate::trigger::{HttpFlavor, Trigger};
@@ -64,10 +65,117 @@ impl Serialize for Report {
         if !self.pipeline_failures.is_empty() {
             body.serialize_entry("Pipelines", &self.pipeline_failures)?;
         }
+        if let Some(guard) = &self.guard {
+            body.serialize_entry("Guard", &GuardEntry(guard, self))?;
+        }
         if let Some(message) = self.nothing_found() {
             body.serialize_entry("Message", &message)?;
         }
         body.end()
+    }
+}
+
+/// A guard run's summary: what it examined, what it skipped and why, and
+/// the tallies of the executions the report lists.
+struct GuardEntry<'a>(&'a GuardSummary, &'a Report);
+
+impl Serialize for GuardEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (guard, report) = (self.0, self.1);
+        let count =
+            |f: fn(&ExecutionReport) -> bool| report.executions.iter().filter(|e| f(e)).count();
+        let mut entry = serializer.serialize_map(None)?;
+        entry.serialize_entry("TagKey", &guard.tag_key)?;
+        entry.serialize_entry("DefaultMaxRuntime", &guard.default.map(|d| d.to_string()))?;
+        entry.serialize_entry("PipelinesExamined", &guard.pipelines_examined)?;
+        entry.serialize_entry("PipelinesGuarded", &guard.pipelines_guarded)?;
+        entry.serialize_entry("PipelinesExempt", &guard.pipelines_exempt)?;
+        entry.serialize_entry("PipelinesSkipped", &SkippedEntries(guard))?;
+        entry.serialize_entry("InvalidTags", &InvalidTagEntries(guard))?;
+        entry.serialize_entry("ExecutionsExamined", &guard.executions_examined)?;
+        entry.serialize_entry("ExecutionsOverLimit", &guard.over_limit)?;
+        if report.dry_run {
+            entry.serialize_entry(
+                "ExecutionsWouldStop",
+                &count(|e| e.outcome == Outcome::WouldStop),
+            )?;
+        } else {
+            entry.serialize_entry(
+                "ExecutionsStopped",
+                &count(|e| e.outcome == Outcome::StopRequested),
+            )?;
+        }
+        entry.serialize_entry("ExecutionsFailed", &count(|e| e.error().is_some()))?;
+        if report.dry_run {
+            let within: Vec<WithinEntry> = guard
+                .within_limit
+                .iter()
+                .map(|(arn, run)| WithinEntry(arn, run))
+                .collect();
+            entry.serialize_entry("WithinLimit", &within)?;
+        }
+        if let Some(error) = &guard.error {
+            entry.serialize_entry("Error", &ErrorEntry(error))?;
+        }
+        entry.end()
+    }
+}
+
+struct SkippedEntries<'a>(&'a GuardSummary);
+
+impl Serialize for SkippedEntries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .skipped
+                .iter()
+                .map(|s| json!({"PipelineName": s.pipeline, "Reason": s.reason})),
+        )
+    }
+}
+
+struct InvalidTagEntries<'a>(&'a GuardSummary);
+
+impl Serialize for InvalidTagEntries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .invalid_tags
+                .iter()
+                .map(|t| json!({"PipelineName": t.pipeline, "Value": t.value, "Reason": t.reason})),
+        )
+    }
+}
+
+/// A running execution within its limit (dry runs).
+struct WithinEntry<'a>(&'a str, &'a GuardedRun);
+
+impl Serialize for WithinEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut entry = serializer.serialize_map(None)?;
+        entry.serialize_entry("PipelineExecutionArn", self.0)?;
+        run_entries(&mut entry, self.1)?;
+        entry.end()
+    }
+}
+
+/// An execution's limit, where it came from, and how long it had run.
+fn run_entries<M: SerializeMap>(map: &mut M, run: &GuardedRun) -> Result<(), M::Error> {
+    map.serialize_entry("MaxRuntime", &run.limit.max_runtime.to_string())?;
+    map.serialize_entry("MaxRuntimeMinutes", &run.limit.max_runtime.minutes())?;
+    map.serialize_entry("LimitSource", run.limit.source.name())?;
+    map.serialize_entry("RuntimeMinutes", &(run.runtime.as_secs() / 60))?;
+    Ok(())
+}
+
+/// The `Guard` object of an execution the guard acted on.
+struct RunEntry<'a>(&'a GuardedRun);
+
+impl Serialize for RunEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut entry = serializer.serialize_map(None)?;
+        run_entries(&mut entry, self.0)?;
+        entry.end()
     }
 }
 
@@ -94,6 +202,9 @@ fn execution_entries<M: SerializeMap>(
     }
     if !result.blocking_steps.is_empty() {
         map.serialize_entry("BlockingSteps", &result.blocking_steps)?;
+    }
+    if let Some(run) = &result.guard {
+        map.serialize_entry("Guard", &RunEntry(run))?;
     }
     Ok(())
 }

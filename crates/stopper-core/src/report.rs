@@ -4,6 +4,7 @@
 //! them as text. Nothing here is serialised or sent.
 
 use crate::error::{ErrorKind, StopError};
+use crate::guard::{GuardSummary, GuardedRun};
 use crate::status::ExecutionStatus;
 use crate::steps::{BlockingStep, StepKind};
 
@@ -43,6 +44,9 @@ pub struct ExecutionReport {
     pub status: Option<ExecutionStatus>,
     /// Running steps that hold the stop (Callback and Lambda steps).
     pub blocking_steps: Vec<StepReport>,
+    /// For an execution the guard found over its limit: the limit, its
+    /// source and how long the execution had run.
+    pub guard: Option<GuardedRun>,
 }
 
 impl ExecutionReport {
@@ -52,6 +56,7 @@ impl ExecutionReport {
             outcome,
             status: None,
             blocking_steps: Vec::new(),
+            guard: None,
         }
     }
 
@@ -156,21 +161,32 @@ pub struct Report {
     pub single: bool,
     /// Nothing was changed: the outcomes say what would have been.
     pub dry_run: bool,
+    /// A guard run: what it examined (boxed: most reports have none).
+    pub guard: Option<Box<GuardSummary>>,
 }
 
 impl Report {
     /// The message of a sweep that found nothing running (and failed on
     /// nothing): there is no entry to say so.
     pub fn nothing_found(&self) -> Option<String> {
-        (self.executions.is_empty() && self.pipeline_failures.is_empty()).then(|| {
-            format!(
+        let found_nothing = self.executions.is_empty() && self.pipeline_failures.is_empty();
+        match &self.guard {
+            _ if !found_nothing => None,
+            Some(guard) if guard.error.is_some() => None,
+            Some(_) => Some("no running execution is over its limit; nothing to stop".to_owned()),
+            None => Some(format!(
                 "no running executions of {}; nothing to stop",
                 self.pipelines_swept.join(", ")
-            )
-        })
+            )),
+        }
     }
 
     fn failures(&self) -> Vec<(&str, &StopError)> {
+        let discovery = self
+            .guard
+            .as_ref()
+            .and_then(|g| g.error.as_ref())
+            .map(|e| ("guard discovery", e));
         let executions = self
             .executions
             .iter()
@@ -179,7 +195,11 @@ impl Report {
             .pipeline_failures
             .iter()
             .map(|f| (f.pipeline.as_str(), &f.error));
-        pipelines.chain(executions).collect()
+        discovery
+            .into_iter()
+            .chain(pipelines)
+            .chain(executions)
+            .collect()
     }
 
     /// The error that fails the invocation, if any. With several targets and
@@ -187,7 +207,9 @@ impl Report {
     /// since the tokens are derived again the same.
     pub fn error(&self) -> Option<StopError> {
         let failures = self.failures();
-        let entries = self.executions.len() + self.pipeline_failures.len();
+        let discovery_failed = self.guard.as_ref().is_some_and(|g| g.error.is_some());
+        let entries =
+            self.executions.len() + self.pipeline_failures.len() + usize::from(discovery_failed);
         match failures.as_slice() {
             [] => None,
             [(_, only)] if entries == 1 => Some((*only).clone()),

@@ -107,6 +107,15 @@ pub struct StopRequest {
         deserialize_with = "not_null"
     )]
     pub older_than_minutes: Option<u64>,
+    /// The runtime guard: stop every execution that has run longer than its
+    /// pipeline's limit (`MAX_RUNTIME_TAG`, `DEFAULT_MAX_RUNTIME`).
+    #[serde(
+        rename = "Guard",
+        alias = "guard",
+        default,
+        deserialize_with = "not_null"
+    )]
+    pub guard: Option<bool>,
 }
 
 /// A field that is present: `Some(None)` for `null`, `Some(Some(v))` otherwise.
@@ -232,14 +241,22 @@ impl StopRequest {
             }
             None => {}
         }
+        if self.guard == Some(false) {
+            return Err(StopError::validation(
+                "Guard is false: ask for a guard run with \"Guard\": true, or leave the field out \
+                 (a false Guard never falls back to DEFAULT_PIPELINE_NAME)",
+            ));
+        }
         Ok(())
     }
 
-    /// Whether the request has any target field at all.
+    /// Whether the request has any target field at all (`Guard` is one: the
+    /// guard finds its own targets).
     pub fn names_target(&self) -> bool {
         self.execution_arn.is_some()
             || self.execution_arns.is_some()
             || self.pipeline_name.is_some()
+            || self.guard.is_some()
     }
 }
 
@@ -296,7 +313,7 @@ mod tests {
     /// so a new field cannot be added without being tested here.
     #[test]
     fn reads_every_field_in_both_spellings() {
-        let fields: [(&str, &str, StopRequest); 10] = [
+        let fields: [(&str, &str, StopRequest); 11] = [
             (
                 "PipelineExecutionArn",
                 r#""a""#,
@@ -377,6 +394,14 @@ mod tests {
                     ..StopRequest::default()
                 },
             ),
+            (
+                "Guard",
+                "true",
+                StopRequest {
+                    guard: Some(true),
+                    ..StopRequest::default()
+                },
+            ),
         ];
         let folded = |name: &str| name.to_ascii_lowercase();
         let mut covered: Vec<String> = fields.iter().map(|(name, ..)| folded(name)).collect();
@@ -417,7 +442,8 @@ mod tests {
                     wait_seconds,
                     force,
                     reason,
-                    older_than_minutes
+                    older_than_minutes,
+                    guard
                 );
             };
             merge(&mut all, expected);

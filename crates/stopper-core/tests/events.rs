@@ -33,6 +33,7 @@ fn selection(arns: &[&str], pipelines: &[&str], trigger_allows_default: bool) ->
         pipelines: pipelines.iter().map(|s| s.to_string()).collect(),
         token: None,
         default_allowed,
+        guard: false,
         options: Options::default(),
     }
 }
@@ -43,6 +44,12 @@ fn expectations() -> Vec<(&'static str, Trigger, Option<&'static str>, Action)> 
     vec![
         ("direct.json", Trigger::Direct, None, stop(selection(&[A], &[], true))),
         ("scheduler-input.json", Trigger::Direct, None, stop(selection(&[], &["nightly-training"], true))),
+        (
+            "guard-schedule.json",
+            Trigger::Direct,
+            None,
+            stop(Selection { guard: true, ..selection(&[], &[], false) }),
+        ),
         (
             "eventbridge-custom.json",
             Trigger::EventBridge,
@@ -148,9 +155,10 @@ fn every_sample_event_plans_within_its_account_and_region() {
             let p = plan(&selection, &config, scope.as_ref().unwrap(), "id")
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert!(
-                !p.executions.is_empty() || !p.pipelines.is_empty(),
+                !p.executions.is_empty() || !p.pipelines.is_empty() || p.guard.is_some(),
                 "{file}"
             );
+            assert_eq!(p.guard.is_some(), file == "guard-schedule.json", "{file}");
         }
     }
 }

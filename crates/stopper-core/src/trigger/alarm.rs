@@ -155,6 +155,7 @@ pub(super) fn alarm_action(
         execution_arns,
         pipelines,
         token: None,
+        guard: false,
         options: Options::default(),
     }))
 }

@@ -11,7 +11,7 @@ use crate::error::StopError;
 /// request in the wrong place, or an alarm in disguise, and is refused rather
 /// than read as its service's event (which would drop the field, and could
 /// then fall back to the default pipeline).
-pub(crate) const REQUEST_FIELDS: [&str; 10] = [
+pub(crate) const REQUEST_FIELDS: [&str; 11] = [
     "pipelineexecutionarn",
     "pipelineexecutionarns",
     "pipelinename",
@@ -22,6 +22,7 @@ pub(crate) const REQUEST_FIELDS: [&str; 10] = [
     "force",
     "reason",
     "olderthanminutes",
+    "guard",
 ];
 
 fn folded(name: &str) -> String {

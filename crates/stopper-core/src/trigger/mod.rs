@@ -163,6 +163,8 @@ pub struct Selection {
     /// Whether `DEFAULT_PIPELINE_NAME` stands in: only for a trigger that
     /// allows it (never HTTP) and an event with no target field at all.
     pub default_allowed: bool,
+    /// A guard run: the executions over their pipeline's limit.
+    pub guard: bool,
     /// Dry run, wait, force, age filter.
     pub options: Options,
 }
@@ -181,6 +183,7 @@ impl Selection {
             pipelines: request.pipeline_name.flatten().into_iter().collect(),
             token: request.client_request_token,
             default_allowed,
+            guard: request.guard == Some(true),
             options,
         })
     }
@@ -193,7 +196,7 @@ impl Selection {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.execution_arns.is_empty() && self.pipelines.is_empty()
+        self.execution_arns.is_empty() && self.pipelines.is_empty() && !self.guard
     }
 }
 

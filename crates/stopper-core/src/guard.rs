@@ -1,0 +1,833 @@
+//! The runtime guard: a pipeline's longest allowed run, read from a tag on the
+//! pipeline (or `DEFAULT_MAX_RUNTIME`), and which running executions are over
+//! it. One guard run sees the tagged pipelines first, then the running
+//! executions oldest first; [`GuardRun`] decides about each as it arrives and
+//! keeps the summary the reply gives.
+//!
+//! Nothing here is guessed: a tag value that cannot be read leaves its
+//! pipeline alone and is reported; an execution whose start time is unknown
+//! is not stopped; `ALLOWED_PIPELINES` and the function's scope bound
+//! everything the tags say.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::arn::{check_execution_arn, quote, Scope};
+use crate::config::AllowList;
+use crate::error::StopError;
+use crate::status::ExecutionStatus;
+use crate::token;
+
+/// The tag key read when `MAX_RUNTIME_TAG` is unset. Namespaced, so it cannot
+/// collide with a team's own `max-runtime` tag meaning something else.
+pub const DEFAULT_MAX_RUNTIME_TAG: &str = "pipeline-stopper:max-runtime";
+
+/// The longest limit accepted: a year (SageMaker ends every execution after
+/// 28 days anyway; anything longer than a year is a typo).
+pub const MAX_LIMIT_MINUTES: u64 = 525_600;
+
+/// The seed of the guard's stop tokens. The token of an execution derives from
+/// the execution and the guard alone (not the event), so overlapping guard
+/// runs, a redelivered schedule and the CLI's `--guard` all send the same
+/// token for it, and SageMaker stops it at most once.
+pub const GUARD_IDENTITY: &str = "guard";
+
+/// How long a pipeline's executions may run, in whole minutes (at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MaxRuntime {
+    minutes: u64,
+}
+
+impl MaxRuntime {
+    pub fn from_minutes(minutes: u64) -> Option<MaxRuntime> {
+        (1..=MAX_LIMIT_MINUTES)
+            .contains(&minutes)
+            .then_some(MaxRuntime { minutes })
+    }
+
+    pub fn minutes(self) -> u64 {
+        self.minutes
+    }
+
+    pub fn as_duration(self) -> Duration {
+        Duration::from_secs(self.minutes * 60)
+    }
+}
+
+/// The shortest exact spelling: `2d`, `4h`, `90m`.
+impl fmt::Display for MaxRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.minutes;
+        if m.is_multiple_of(1440) {
+            write!(f, "{}d", m / 1440)
+        } else if m.is_multiple_of(60) {
+            write!(f, "{}h", m / 60)
+        } else {
+            write!(f, "{m}m")
+        }
+    }
+}
+
+/// What a tag value says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagValue {
+    Limit(MaxRuntime),
+    /// `none` or `off`: the pipeline is exempt from `DEFAULT_MAX_RUNTIME`.
+    Exempt,
+}
+
+/// How a duration is written, for error messages.
+pub const DURATION_FORMS: &str =
+    "a number of minutes (90), or a number with m, h or d (90m, 4h, 2d), from 1 minute to 365 days";
+
+/// Reads a limit: a bare number is minutes; `90m`, `4h`, `2d`; `none` or `off`
+/// (any case) exempts. Surrounding spaces are ignored. Anything else is an
+/// error saying why, never a guess: `4H` (minutes or hours?), `1.5h`,
+/// `1h30m`, `0`, `-5` and `4 hours` are refused.
+pub fn parse_max_runtime(text: &str) -> Result<TagValue, String> {
+    let value = text.trim();
+    if value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("off") {
+        return Ok(TagValue::Exempt);
+    }
+    let (digits, per_unit) = match value.as_bytes().last() {
+        Some(b'm') => (&value[..value.len() - 1], 1),
+        Some(b'h') => (&value[..value.len() - 1], 60),
+        Some(b'd') => (&value[..value.len() - 1], 1440),
+        _ => (value, 1),
+    };
+    let refused = || {
+        format!(
+            "{} is not a duration: expected {DURATION_FORMS}, or none/off",
+            quote(text)
+        )
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refused());
+    }
+    // At most 7 digits reach the bound; more would only overflow.
+    let minutes = (digits.len() <= 7)
+        .then(|| digits.parse::<u64>().ok())
+        .flatten()
+        .map(|n| n * per_unit);
+    minutes
+        .and_then(MaxRuntime::from_minutes)
+        .map(TagValue::Limit)
+        .ok_or_else(refused)
+}
+
+/// Where an execution's limit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSource {
+    Tag,
+    Default,
+}
+
+impl LimitSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitSource::Tag => "Tag",
+            LimitSource::Default => "Default",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max_runtime: MaxRuntime,
+    pub source: LimitSource,
+}
+
+/// What the guard makes of one pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineGuard {
+    /// Its executions are stopped once they run longer than this.
+    Guarded(Limit),
+    /// Tagged `none`/`off`.
+    Exempt,
+    /// No tag and no default: never touched.
+    Unguarded,
+    /// The tag cannot be read: the pipeline is left alone and reported.
+    InvalidTag { value: String, why: String },
+    /// It has a limit, but `ALLOWED_PIPELINES` does not list it.
+    NotAllowed { limit: Limit, why: String },
+}
+
+/// The limit of `pipeline` given its tag (if tagged) and the default.
+pub fn pipeline_guard(
+    pipeline: &str,
+    tag: Option<&str>,
+    default: Option<MaxRuntime>,
+    allowed: &AllowList,
+) -> PipelineGuard {
+    let limit = match tag.map(parse_max_runtime) {
+        Some(Ok(TagValue::Limit(max_runtime))) => Limit {
+            max_runtime,
+            source: LimitSource::Tag,
+        },
+        Some(Ok(TagValue::Exempt)) => return PipelineGuard::Exempt,
+        Some(Err(why)) => {
+            return PipelineGuard::InvalidTag {
+                value: bounded(tag.unwrap_or_default()),
+                why,
+            }
+        }
+        None => match default {
+            Some(max_runtime) => Limit {
+                max_runtime,
+                source: LimitSource::Default,
+            },
+            None => return PipelineGuard::Unguarded,
+        },
+    };
+    match allowed.check(pipeline) {
+        Ok(()) => PipelineGuard::Guarded(limit),
+        Err(e) => PipelineGuard::NotAllowed {
+            limit,
+            why: e.message,
+        },
+    }
+}
+
+/// A tag value as echoed back: tag values have at most 256 characters, but a
+/// reply must not carry whatever a stand-in sends.
+fn bounded(value: &str) -> String {
+    const MAX: usize = 256;
+    if value.chars().count() <= MAX {
+        value.to_owned()
+    } else {
+        value.chars().take(MAX).collect::<String>() + "…"
+    }
+}
+
+/// A pipeline that carries the tag, as the guard's discovery finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedPipeline {
+    pub name: String,
+    /// The tag's value; `None` if the search matched the pipeline but its
+    /// tags, as returned, lack the key (reported as an unreadable tag).
+    pub value: Option<String>,
+}
+
+/// A running execution, as the guard's discovery finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningExecution {
+    pub arn: String,
+    pub status: ExecutionStatus,
+    /// When it was created; `None` when SageMaker did not say.
+    pub created: Option<SystemTime>,
+}
+
+/// An execution measured against its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardedRun {
+    pub limit: Limit,
+    /// How long it had run when the guard looked.
+    pub runtime: Duration,
+}
+
+impl GuardedRun {
+    /// Whether it has run longer than its limit (a run of exactly the limit has not).
+    pub fn is_over(&self) -> bool {
+        self.runtime > self.limit.max_runtime.as_duration()
+    }
+}
+
+/// What the guard does with one execution it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// Over its limit: stop it with this token.
+    Stop { token: String, run: GuardedRun },
+    /// Nothing: within its limit, unguarded, exempt, skipped or not running.
+    Leave,
+    /// Executions are listed oldest first, and this one is younger than the
+    /// smallest limit: so are all that follow; stop listing.
+    RestAreYounger,
+}
+
+/// A pipeline the guard did not act on although a limit applies, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPipeline {
+    pub pipeline: String,
+    pub reason: String,
+}
+
+/// A pipeline whose tag could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidTag {
+    pub pipeline: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// What one guard run examined; the stops themselves are the report's
+/// executions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardSummary {
+    pub tag_key: String,
+    pub default: Option<MaxRuntime>,
+    /// Pipelines seen: the tagged ones, and those of the running executions.
+    pub pipelines_examined: usize,
+    /// Of those, pipelines with a limit (tag or default) the guard may act on.
+    pub pipelines_guarded: usize,
+    pub pipelines_exempt: usize,
+    pub skipped: Vec<SkippedPipeline>,
+    pub invalid_tags: Vec<InvalidTag>,
+    /// Running executions looked at.
+    pub executions_examined: usize,
+    /// Executions over their limit (of pipelines the guard may act on).
+    pub over_limit: usize,
+    /// Running executions of guarded pipelines within their limit (dry runs
+    /// only: a real run reports what it stopped).
+    pub within_limit: Vec<(String, GuardedRun)>,
+    /// The discovery itself failed (the search for tagged pipelines or running
+    /// executions): what was found before it is still acted on.
+    pub error: Option<StopError>,
+}
+
+/// What a guard run needs to know, fixed when the event is planned.
+#[derive(Debug, Clone)]
+pub struct GuardPolicy {
+    pub tag_key: String,
+    pub default: Option<MaxRuntime>,
+    pub allowed: AllowList,
+    pub scope: Scope,
+}
+
+impl PartialEq for GuardPolicy {
+    fn eq(&self, other: &GuardPolicy) -> bool {
+        self.tag_key == other.tag_key && self.default == other.default && self.scope == other.scope
+    }
+}
+
+impl Eq for GuardPolicy {}
+
+/// One guard run: the decisions and the tally, fed by the discovery.
+#[derive(Debug)]
+pub struct GuardRun<'a> {
+    policy: &'a GuardPolicy,
+    now: SystemTime,
+    dry_run: bool,
+    /// Each pipeline seen, by its name in lower case (as execution ARNs write it).
+    pipelines: HashMap<String, PipelineGuard>,
+    /// The creation time of the last execution judged, while they arrive oldest first.
+    last_created: Option<SystemTime>,
+    in_order: bool,
+    summary: GuardSummary,
+}
+
+impl<'a> GuardRun<'a> {
+    pub fn new(policy: &'a GuardPolicy, now: SystemTime, dry_run: bool) -> GuardRun<'a> {
+        GuardRun {
+            policy,
+            now,
+            dry_run,
+            pipelines: HashMap::new(),
+            last_created: None,
+            in_order: true,
+            summary: GuardSummary {
+                tag_key: policy.tag_key.clone(),
+                default: policy.default,
+                ..GuardSummary::default()
+            },
+        }
+    }
+
+    /// A pipeline that carries the tag.
+    pub fn add_tagged(&mut self, pipeline: &TaggedPipeline) {
+        self.see(
+            &pipeline.name,
+            Some(pipeline.value.as_deref().unwrap_or_default()),
+        );
+    }
+
+    fn see(&mut self, pipeline: &str, tag: Option<&str>) -> &PipelineGuard {
+        let key = pipeline.to_ascii_lowercase();
+        if !self.pipelines.contains_key(&key) {
+            let guard = pipeline_guard(pipeline, tag, self.policy.default, &self.policy.allowed);
+            let summary = &mut self.summary;
+            summary.pipelines_examined += 1;
+            match &guard {
+                PipelineGuard::Guarded(_) => summary.pipelines_guarded += 1,
+                PipelineGuard::Exempt => summary.pipelines_exempt += 1,
+                PipelineGuard::Unguarded => {}
+                PipelineGuard::InvalidTag { value, why } => summary.invalid_tags.push(InvalidTag {
+                    pipeline: pipeline.to_owned(),
+                    value: value.clone(),
+                    reason: why.clone(),
+                }),
+                PipelineGuard::NotAllowed { why, .. } => summary.skipped.push(SkippedPipeline {
+                    pipeline: pipeline.to_owned(),
+                    reason: why.clone(),
+                }),
+            }
+            self.pipelines.insert(key.clone(), guard);
+        }
+        &self.pipelines[&key]
+    }
+
+    /// Executions created after this cannot be over any limit, so the
+    /// listing can end there. `None`: no pipeline seen so far is guarded and
+    /// there is no default, so no execution can be over a limit and there is
+    /// nothing to list.
+    pub fn listing_cutoff(&self) -> Option<SystemTime> {
+        let tagged = self.pipelines.values().filter_map(|g| match g {
+            PipelineGuard::Guarded(limit) => Some(limit.max_runtime),
+            _ => None,
+        });
+        let smallest = tagged.chain(self.policy.default).min()?;
+        Some(
+            self.now
+                .checked_sub(smallest.as_duration())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
+    }
+
+    /// Decides about one running execution.
+    pub fn judge(&mut self, execution: &RunningExecution) -> Judged {
+        if let Some(created) = execution.created {
+            if self.last_created.is_some_and(|last| created < last) {
+                // Not oldest first after all: never end the listing early.
+                self.in_order = false;
+            }
+            self.last_created = Some(created);
+            let younger = self.listing_cutoff().is_none_or(|cutoff| created > cutoff);
+            if younger && self.in_order {
+                return Judged::RestAreYounger;
+            }
+        }
+        self.summary.executions_examined += 1;
+        if execution.status != ExecutionStatus::Executing {
+            return Judged::Leave;
+        }
+        // The search is the account's; the function acts only in its scope.
+        let pipeline = match check_execution_arn(&execution.arn, &self.policy.scope) {
+            Ok(parsed) => parsed.pipeline.to_owned(),
+            Err(_) => return Judged::Leave,
+        };
+        let limit = match self.see(&pipeline, None) {
+            PipelineGuard::Guarded(limit) => *limit,
+            _ => return Judged::Leave,
+        };
+        let Some(created) = execution.created else {
+            return Judged::Leave;
+        };
+        let run = GuardedRun {
+            limit,
+            runtime: self.now.duration_since(created).unwrap_or_default(),
+        };
+        if !run.is_over() {
+            if self.dry_run {
+                self.summary.within_limit.push((execution.arn.clone(), run));
+            }
+            return Judged::Leave;
+        }
+        self.summary.over_limit += 1;
+        Judged::Stop {
+            token: token::derive(GUARD_IDENTITY, &execution.arn),
+            run,
+        }
+    }
+
+    /// The discovery failed part-way.
+    pub fn failed(&mut self, error: StopError) {
+        self.summary.error = Some(error);
+    }
+
+    pub fn finish(self) -> GuardSummary {
+        self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const P: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline";
+
+    fn minutes(n: u64) -> MaxRuntime {
+        MaxRuntime::from_minutes(n).unwrap()
+    }
+
+    fn limit(n: u64) -> Result<TagValue, String> {
+        Ok(TagValue::Limit(minutes(n)))
+    }
+
+    #[test]
+    fn durations_read_as_documented() {
+        for (text, expected) in [
+            ("90", limit(90)),
+            ("90m", limit(90)),
+            ("4h", limit(240)),
+            ("2d", limit(2880)),
+            (" 4h ", limit(240)),
+            ("007", limit(7)),
+            ("1", limit(1)),
+            ("365d", limit(MAX_LIMIT_MINUTES)),
+            ("none", Ok(TagValue::Exempt)),
+            ("OFF", Ok(TagValue::Exempt)),
+            (" None ", Ok(TagValue::Exempt)),
+        ] {
+            assert_eq!(parse_max_runtime(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_value_and_the_forms() {
+        for text in [
+            "",
+            " ",
+            "0",
+            "0h",
+            "-5",
+            "+5",
+            "4H",
+            "4M",
+            "1.5h",
+            "1h30m",
+            "4 hours",
+            "4 h",
+            "h",
+            "m",
+            "4hh",
+            "366d",
+            "525601",
+            "99999999999999999999",
+            "٣h",
+            "４h",
+            "4h\n5",
+            "never",
+            "nonee",
+            "\u{1b}[31m4h",
+        ] {
+            let why = parse_max_runtime(text).unwrap_err();
+            assert!(why.contains("90m, 4h, 2d"), "{text:?}: {why}");
+            assert!(
+                !why.contains('\u{1b}'),
+                "the value is quoted, escaped: {why}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_limit_is_shown_in_its_shortest_exact_form() {
+        for (n, shown) in [
+            (90, "90m"),
+            (60, "1h"),
+            (240, "4h"),
+            (1440, "1d"),
+            (1500, "25h"),
+        ] {
+            assert_eq!(minutes(n).to_string(), shown);
+            assert_eq!(parse_max_runtime(shown), limit(n));
+        }
+    }
+
+    proptest! {
+        /// Every limit in range reads back from each of its spellings, and
+        /// its display reads back as itself.
+        #[test]
+        fn every_limit_round_trips(n in 1..=MAX_LIMIT_MINUTES) {
+            prop_assert_eq!(parse_max_runtime(&n.to_string()), limit(n));
+            prop_assert_eq!(parse_max_runtime(&format!("{n}m")), limit(n));
+            prop_assert_eq!(parse_max_runtime(&minutes(n).to_string()), limit(n));
+            if n * 60 <= MAX_LIMIT_MINUTES {
+                prop_assert_eq!(parse_max_runtime(&format!("{n}h")), limit(n * 60));
+            }
+        }
+
+        /// Never a panic, and a value is read only when it is a plain number
+        /// with at most one unit letter, or none/off.
+        #[test]
+        fn only_the_grammar_is_read(text in "\\PC{0,12}") {
+            if let Ok(read) = parse_max_runtime(&text) {
+                let t = text.trim();
+                let plain = t.trim_end_matches(['m', 'h', 'd']);
+                prop_assert!(
+                    t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("off")
+                        || (!plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit())
+                            && t.len() - plain.len() <= 1),
+                    "{:?} read as {:?}", text, read
+                );
+            }
+        }
+    }
+
+    fn policy(default: Option<u64>, allowed: Option<&str>) -> GuardPolicy {
+        GuardPolicy {
+            tag_key: DEFAULT_MAX_RUNTIME_TAG.into(),
+            default: default.map(minutes),
+            allowed: allowed.map_or_else(AllowList::default, |a| AllowList::parse(a).unwrap()),
+            scope: Scope::for_region("us-east-1", Some("123456789012")).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_pipelines_limit_comes_from_its_tag_else_the_default() {
+        let any = AllowList::default();
+        let tag = |n| {
+            PipelineGuard::Guarded(Limit {
+                max_runtime: minutes(n),
+                source: LimitSource::Tag,
+            })
+        };
+        let default = |n| {
+            PipelineGuard::Guarded(Limit {
+                max_runtime: minutes(n),
+                source: LimitSource::Default,
+            })
+        };
+        assert_eq!(pipeline_guard("p", Some("4h"), None, &any), tag(240));
+        assert_eq!(
+            pipeline_guard("p", Some("4h"), Some(minutes(60)), &any),
+            tag(240)
+        );
+        assert_eq!(
+            pipeline_guard("p", None, Some(minutes(60)), &any),
+            default(60)
+        );
+        assert_eq!(
+            pipeline_guard("p", None, None, &any),
+            PipelineGuard::Unguarded
+        );
+        assert_eq!(
+            pipeline_guard("p", Some("off"), Some(minutes(60)), &any),
+            PipelineGuard::Exempt
+        );
+        let PipelineGuard::InvalidTag { value, why } =
+            pipeline_guard("p", Some("4 hours"), Some(minutes(60)), &any)
+        else {
+            panic!("an unreadable tag is not the default");
+        };
+        assert_eq!(value, "4 hours");
+        assert!(why.contains("4 hours"));
+        let long = "9".repeat(300);
+        let PipelineGuard::InvalidTag { value, .. } = pipeline_guard("p", Some(&long), None, &any)
+        else {
+            panic!()
+        };
+        assert_eq!(value.chars().count(), 257, "echoed back bounded");
+        let only_q = AllowList::parse("q").unwrap();
+        assert!(matches!(
+            pipeline_guard("p", Some("4h"), None, &only_q),
+            PipelineGuard::NotAllowed { .. }
+        ));
+        assert!(matches!(
+            pipeline_guard("p", None, Some(minutes(5)), &only_q),
+            PipelineGuard::NotAllowed { .. }
+        ));
+        assert_eq!(
+            pipeline_guard("p", None, None, &only_q),
+            PipelineGuard::Unguarded
+        );
+        assert_eq!(pipeline_guard("Q", Some("4h"), None, &only_q), tag(240));
+    }
+
+    fn running(pipeline: &str, id: &str, age_minutes: u64, now: SystemTime) -> RunningExecution {
+        RunningExecution {
+            arn: format!("{P}/{pipeline}/execution/{id}"),
+            status: ExecutionStatus::Executing,
+            created: Some(now - Duration::from_secs(age_minutes * 60)),
+        }
+    }
+
+    fn tagged(name: &str, value: &str) -> TaggedPipeline {
+        TaggedPipeline {
+            name: name.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    #[test]
+    fn executions_over_their_limit_are_stopped_with_a_token_of_their_own() {
+        let now = SystemTime::now();
+        let policy = policy(None, None);
+        let mut run = GuardRun::new(&policy, now, false);
+        run.add_tagged(&tagged("Nightly-Training", "60"));
+        let over = running("nightly-training", "a", 61, now);
+        let Judged::Stop {
+            token,
+            run: guarded,
+        } = run.judge(&over)
+        else {
+            panic!()
+        };
+        assert_eq!(token, token::derive(GUARD_IDENTITY, &over.arn));
+        assert_eq!(
+            guarded.limit,
+            Limit {
+                max_runtime: minutes(60),
+                source: LimitSource::Tag
+            }
+        );
+        assert_eq!(guarded.runtime.as_secs() / 60, 61);
+        // Exactly the limit is not over it.
+        let at = running("nightly-training", "b", 60, now);
+        assert_eq!(run.judge(&at), Judged::Leave);
+        assert_eq!(
+            run.judge(&running("nightly-training", "c", 59, now)),
+            Judged::RestAreYounger
+        );
+        let summary = run.finish();
+        assert_eq!(
+            (
+                summary.pipelines_examined,
+                summary.pipelines_guarded,
+                summary.over_limit
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn nothing_unguarded_exempt_skipped_unreadable_or_out_of_scope_is_stopped() {
+        let now = SystemTime::now();
+        let policy = policy(Some(30), Some("guarded,exempt,broken,untagged"));
+        let mut run = GuardRun::new(&policy, now, true);
+        run.add_tagged(&tagged("guarded", "2h"));
+        run.add_tagged(&tagged("exempt", "none"));
+        run.add_tagged(&tagged("broken", "2 hours"));
+        run.add_tagged(&tagged("elsewhere", "1h"));
+        run.add_tagged(&TaggedPipeline {
+            name: "keyless".into(),
+            value: None,
+        });
+        assert_eq!(
+            run.listing_cutoff(),
+            Some(now - Duration::from_secs(30 * 60))
+        );
+        let mut stopped = Vec::new();
+        let executions = [
+            running("exempt", "e", 1000, now),
+            running("broken", "b", 1000, now),
+            running("elsewhere", "x", 1000, now),
+            running("keyless", "k", 1000, now),
+            running("guarded", "g1", 121, now),
+            running("untagged", "u1", 31, now),
+            running("guarded", "g2", 100, now),
+            running("untagged", "u2", 29, now),
+        ];
+        let mut other_account = running("guarded", "o", 999, now);
+        other_account.arn = other_account.arn.replace("123456789012", "999999999999");
+        let mut stopping = running("guarded", "s", 999, now);
+        stopping.status = ExecutionStatus::Stopping;
+        let mut unknown_start = running("guarded", "n", 999, now);
+        unknown_start.created = None;
+        for e in [other_account, stopping, unknown_start]
+            .iter()
+            .chain(&executions)
+        {
+            if let Judged::Stop { run, .. } = run.judge(e) {
+                stopped.push((
+                    e.arn.rsplit('/').next().unwrap().to_owned(),
+                    run.limit.source,
+                ));
+            }
+        }
+        assert_eq!(
+            stopped,
+            vec![
+                ("g1".to_owned(), LimitSource::Tag),
+                ("u1".to_owned(), LimitSource::Default)
+            ]
+        );
+        let summary = run.finish();
+        assert_eq!(summary.pipelines_examined, 6);
+        assert_eq!(
+            summary.pipelines_guarded, 2,
+            "guarded and untagged (default)"
+        );
+        assert_eq!(summary.pipelines_exempt, 1);
+        assert_eq!(summary.skipped.len(), 1);
+        assert_eq!(summary.skipped[0].pipeline, "elsewhere");
+        assert!(summary.skipped[0].reason.contains("ALLOWED_PIPELINES"));
+        let invalid: Vec<&str> = summary
+            .invalid_tags
+            .iter()
+            .map(|t| t.pipeline.as_str())
+            .collect();
+        assert_eq!(invalid, ["broken", "keyless"]);
+        assert_eq!(summary.over_limit, 2);
+        let within: Vec<&str> = summary
+            .within_limit
+            .iter()
+            .map(|(a, _)| a.rsplit('/').next().unwrap())
+            .collect();
+        // (Listed out of order, so the listing went on past the cutoff.)
+        assert_eq!(
+            within,
+            ["g2", "u2"],
+            "dry runs list the guarded executions within their limit"
+        );
+    }
+
+    #[test]
+    fn the_listing_ends_at_the_first_execution_younger_than_every_limit_only_while_in_order() {
+        let now = SystemTime::now();
+        let policy = policy(None, None);
+        let mut run = GuardRun::new(&policy, now, false);
+        assert_eq!(
+            run.listing_cutoff(),
+            None,
+            "nothing guarded: nothing to list"
+        );
+        run.add_tagged(&tagged("a", "1h"));
+        run.add_tagged(&tagged("b", "3h"));
+        assert_eq!(run.listing_cutoff(), Some(now - Duration::from_secs(3600)));
+        assert!(matches!(
+            run.judge(&running("b", "1", 200, now)),
+            Judged::Stop { .. }
+        ));
+        assert_eq!(
+            run.judge(&running("a", "2", 59, now)),
+            Judged::RestAreYounger
+        );
+        // Out of order: a younger one, then an older one: listing goes on.
+        let mut shuffled = GuardRun::new(&policy, now, false);
+        shuffled.add_tagged(&tagged("a", "1h"));
+        assert_eq!(
+            shuffled.judge(&running("a", "1", 200, now)).clone(),
+            shuffled_stop(&running("a", "1", 200, now))
+        );
+        let _ = shuffled.judge(&running("a", "2", 300, now));
+        assert_eq!(shuffled.judge(&running("a", "3", 10, now)), Judged::Leave);
+        assert!(matches!(
+            shuffled.judge(&running("a", "4", 90, now)),
+            Judged::Stop { .. }
+        ));
+    }
+
+    fn shuffled_stop(e: &RunningExecution) -> Judged {
+        Judged::Stop {
+            token: token::derive(GUARD_IDENTITY, &e.arn),
+            run: GuardedRun {
+                limit: Limit {
+                    max_runtime: minutes(60),
+                    source: LimitSource::Tag,
+                },
+                runtime: Duration::from_secs(200 * 60),
+            },
+        }
+    }
+
+    /// Overlapping runs, a redelivery and the CLI derive the same token for an
+    /// execution; two executions never share one.
+    #[test]
+    fn the_token_depends_on_the_execution_alone() {
+        let now = SystemTime::now();
+        let policy = policy(Some(10), None);
+        let token_of = |e: &RunningExecution, dry: bool| {
+            let mut run = GuardRun::new(&policy, now + Duration::from_secs(7), dry);
+            match run.judge(e) {
+                Judged::Stop { token, .. } => token,
+                other => panic!("{other:?}"),
+            }
+        };
+        let a = running("p", "a", 60, now);
+        let b = running("p", "b", 60, now);
+        assert_eq!(token_of(&a, false), token_of(&a, true));
+        assert_ne!(token_of(&a, false), token_of(&b, false));
+        assert!(token::is_valid(&token_of(&a, false)));
+    }
+}
