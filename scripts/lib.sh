@@ -7,6 +7,7 @@ CARGO_FUZZ_VERSION=0.13.1
 BOTO3_VERSION=1.41.5
 AWSLAMBDARIC_VERSION=3.1.1
 CRYPTOGRAPHY_VERSION=46.0.3
+BOTOCORE_VERSION=1.43.127   # its wheel holds the SageMaker service model the emulator is checked against
 CHECKOV_VERSION=3.3.30     # in its own .venv-checkov: its pins conflict with aws-sam-cli's
 
 step() { echo; echo "==> $*"; }
@@ -25,6 +26,20 @@ PY
     step "installing pytest $PYTEST_VERSION and PyYAML $PYYAML_VERSION into .venv"
     .venv/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION"
   fi
+}
+
+# botocore's wheel (not installed: only read), for the SageMaker service model
+# in it (botocore/data/sagemaker/2017-07-24/service-2.json.gz). The end-to-end
+# tests find it through SAGEMAKER_SERVICE_MODEL_WHEEL.
+ensure_service_model() {
+  SAGEMAKER_SERVICE_MODEL_WHEEL="$PWD/.tools/botocore-$BOTOCORE_VERSION-py3-none-any.whl"
+  if [ ! -f "$SAGEMAKER_SERVICE_MODEL_WHEEL" ]; then
+    step "downloading botocore $BOTOCORE_VERSION's wheel (the SageMaker service model) into .tools"
+    mkdir -p .tools
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      -d .tools "botocore==$BOTOCORE_VERSION"
+  fi
+  export SAGEMAKER_SERVICE_MODEL_WHEEL
 }
 
 # The deployment tools: the SAM CLI (with cfn-lint) and cargo-lambda, into .venv.

@@ -194,8 +194,8 @@ impl Engine<'_> {
 
     /// The guard's discovery: the tagged pipelines (every page, before any
     /// execution is judged: an exempt pipeline must be known as exempt), then
-    /// the running executions oldest first, sending on those over their
-    /// limit, until the rest are younger than the smallest limit.
+    /// the running executions oldest first, until the rest are younger than
+    /// the smallest limit; then it sends on those over their limit.
     async fn guard(
         &self,
         plan: &Plan,
@@ -224,20 +224,33 @@ impl Engine<'_> {
                 return run.finish();
             }
         }
+        // Every page is read before the first stop: a stopped execution
+        // leaves the `Executing` filter, and if SageMaker's next-page token
+        // is an offset into the results, stopping while paging would skip
+        // executions (the emulator's tokens are offsets, and showed it).
+        let mut over_limit = Vec::new();
         if run.listing_cutoff().is_some() {
             let mut listing = pin!(sagemaker::search_running_executions(self.client));
             loop {
                 let next = self.bounded(async { Ok(listing.next().await) }).await;
-                let (target, over) = match next {
+                match next {
                     Ok(Some(Ok(execution))) => match run.judge(&execution) {
-                        Judged::Stop { token, run } => (
-                            Target {
+                        Judged::Stop { token, run } => {
+                            info!(
+                                trigger = self.trigger.name(),
+                                arn = execution.arn.as_str(),
+                                max_runtime = %run.limit.max_runtime,
+                                limit_source = run.limit.source.name(),
+                                runtime_minutes = run.runtime.as_secs() / 60,
+                                "over its limit"
+                            );
+                            let target = Target {
                                 arn: execution.arn,
                                 token,
-                            },
-                            run,
-                        ),
-                        Judged::Leave => continue,
+                            };
+                            over_limit.push(Work::Act(target, Found::Executing, Some(run)));
+                        }
+                        Judged::Leave => {}
                         Judged::RestAreYounger => break,
                     },
                     Ok(None) => break,
@@ -251,22 +264,12 @@ impl Engine<'_> {
                         run.failed(error);
                         break;
                     }
-                };
-                info!(
-                    trigger = self.trigger.name(),
-                    arn = target.arn.as_str(),
-                    max_runtime = %over.limit.max_runtime,
-                    limit_source = over.limit.source.name(),
-                    runtime_minutes = over.runtime.as_secs() / 60,
-                    "over its limit"
-                );
-                if found
-                    .send(Work::Act(target, Found::Executing, Some(over)))
-                    .await
-                    .is_err()
-                {
-                    break;
                 }
+            }
+        }
+        for work in over_limit {
+            if found.send(work).await.is_err() {
+                break;
             }
         }
         run.finish()

@@ -285,13 +285,14 @@ pub fn parse(
                     "PipelineExecutionArn",
                     "PipelineExecutionArns",
                     "PipelineName",
+                    "Guard",
                 ]
                 .iter()
                 .any(|f| f.eq_ignore_ascii_case(key))
             });
             if !names_target {
                 return Err(StopError::validation(
-                    "nothing to stop: give --pipeline-execution-arn, --pipeline-name, a --cli-input-json that \
+                    "nothing to stop: give --pipeline-execution-arn, --pipeline-name, --guard, a --cli-input-json that \
                      names a target, or --event (--help for more)",
                 ));
             }

@@ -49,11 +49,13 @@ Admin calls (not SageMaker's; never faulted or counted), JSON in and out:
                        "latencyMs": ms, "hangMs": ms, "truncate": n,
                        "rateLimitPerSecond": r, "message": "text of injected errors",
                        "operations": ["StopPipelineExecution", ...],
-                       "gate": {"operation": "ListPipelineExecutions", "parties": n}}
-                       gate: the first n requests of that operation are answered
-                       as of their arrival, but their replies are held until all
-                       n have arrived (at most 10 s): n concurrent sweeps all
-                       see the executions still Executing, whatever the timing.
+                       "gate": {"operation": "ListPipelineExecutions", "parties": n,
+                                "match": {"Resource": "PipelineExecution"}}}
+                       gate: the first n requests of that operation (whose body
+                       has the fields in "match", if given) are answered as of
+                       their arrival, but their replies are held until all n
+                       have arrived (at most 10 s): n concurrent sweeps all see
+                       the executions still Executing, whatever the timing.
   GET  /_admin/state   executions, stop counts, SQS messages, call log:
                        "stopCalls"    {arn: stop requests answered for it (see above)}
                        "stopTokens"   {arn: {ClientRequestToken: requests}}
@@ -552,14 +554,14 @@ class Gate:
 
     GATE_SECONDS = 10
 
-    def __init__(self, operation, parties):
-        self.operation, self.parties = operation, parties
+    def __init__(self, operation, parties, match=None):
+        self.operation, self.parties, self.match = operation, parties, match or {}
         self.arrived = 0
         self.lock = threading.Lock()
         self.open = threading.Event()
 
-    def hold(self, operation):
-        if operation != self.operation:
+    def hold(self, operation, body):
+        if operation != self.operation or any(body.get(k) != v for k, v in self.match.items()):
             return
         with self.lock:
             self.arrived += 1
@@ -674,7 +676,7 @@ class Handler(BaseHTTPRequestHandler):
                 result = getattr(self.state, operation)(body)
                 gate = self.state.gate
             if gate is not None:
-                gate.hold(operation)
+                gate.hold(operation, body)
             if fault == "truncate":
                 return self._truncated(result)
             self._send(200, result)
@@ -704,7 +706,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.faults = payload
                 self.state.bucket = None
                 gate = payload.get("gate")
-                self.state.gate = Gate(gate["operation"], int(gate["parties"])) if gate else None
+                self.state.gate = Gate(gate["operation"], int(gate["parties"]), gate.get("match")) if gate else None
             else:
                 return self._send(404, {"error": "unknown admin call"})
             return self._send(200, {"ok": True})

@@ -391,8 +391,9 @@ impl<'a> GuardRun<'a> {
                 self.in_order = false;
             }
             self.last_created = Some(created);
+            // A dry run lists every guarded execution, within its limit or not.
             let younger = self.listing_cutoff().is_none_or(|cutoff| created > cutoff);
-            if younger && self.in_order {
+            if younger && self.in_order && !self.dry_run {
                 return Judged::RestAreYounger;
             }
         }
