@@ -64,7 +64,12 @@ def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
     assert props["Architectures"] == [{"Ref": "Architecture"}]
     assert template["Parameters"]["Architecture"]["Default"] == "arm64"
     assert props["LoggingConfig"]["LogGroup"] == {"Ref": "FunctionLogGroup"}
-    assert props["Environment"]["Variables"].keys() == {"DEFAULT_PIPELINE_NAME", "ALLOWED_PIPELINES"}
+    assert props["Environment"]["Variables"] == {
+        "DEFAULT_PIPELINE_NAME": {"Ref": "DefaultPipelineName"},
+        "ALLOWED_PIPELINES": {"Ref": "AllowedPipelines"},
+        "MAX_RUNTIME_TAG": {"Ref": "MaxRuntimeTag"},
+        "DEFAULT_MAX_RUNTIME": {"Ref": "DefaultMaxRuntime"},
+    }
 
 
 def test_failed_async_invocations_are_bounded_and_kept(template):
@@ -73,15 +78,22 @@ def test_failed_async_invocations_are_bounded_and_kept(template):
     assert template["Parameters"]["MaximumRetryAttempts"]["MaxValue"] <= 2
     assert invoke["MaximumEventAgeInSeconds"] == {"Ref": "MaximumEventAgeSeconds"}
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
-    for name in ("Schedule", "AlarmRule"):
+    for name in ("Schedule", "GuardSchedule", "AlarmRule"):
         res = template["Resources"][name]
         targets = as_list(res["Properties"].get("Target") or res["Properties"]["Targets"])
         for target in targets:
             assert "RetryPolicy" in target and target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 
 
+def is_guard_search(name, st):
+    """The one grant on "*": Search, which has no resource types, alone in
+    the guard's own policy, granted only with the guard."""
+    return name == "FunctionRole/guard-discovery" and as_list(st["Action"]) == ["sagemaker:Search"]
+
+
 def test_no_sagemaker_permission_on_a_wildcard_resource(template):
-    sagemaker = [(n, st) for n, st in statements(template) if any(a.startswith("sagemaker:") for a in as_list(st["Action"]))]
+    sagemaker = [(n, st) for n, st in statements(template)
+                 if any(a.startswith("sagemaker:") for a in as_list(st["Action"])) and not is_guard_search(n, st)]
     assert sagemaker, "the function needs SageMaker permissions"
     for name, st in sagemaker:
         assert st["Effect"] == "Allow"
@@ -117,6 +129,8 @@ def test_no_sagemaker_action_anywhere_is_granted_on_every_resource(template):
         actions = as_list(st["Action"])
         if not any(a == "*" or a.startswith("sagemaker:") for a in actions):
             continue
+        if actions == ["sagemaker:Search"] and path.startswith("template/FunctionRole/Properties/Policies["):
+            continue  # test_the_guard_can_search_and_nothing_more
         found += 1
         assert "Resource" in st and "NotResource" not in st, path
         for resource in as_list(st["Resource"]):
@@ -129,7 +143,7 @@ def test_no_sagemaker_action_anywhere_is_granted_on_every_resource(template):
 
 def test_force_is_scoped_to_the_allowed_pipelines_executions(template):
     policies = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
-    [force] = [p["Fn::If"][1] for p in policies if isinstance(p, dict) and "Fn::If" in p]
+    [force] = [p["Fn::If"][1] for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == "ForceOn"]
     [st] = force["PolicyDocument"]["Statement"]
     assert st["Effect"] == "Allow" and as_list(st["Action"]) == ["sagemaker:SendPipelineExecutionStepFailure"]
     resources = as_list(st["Resource"])
@@ -150,12 +164,33 @@ def test_force_is_scoped_to_the_allowed_pipelines_executions(template):
 def test_no_statement_allows_everything(template):
     for name, st in statements(template):
         assert "*" not in as_list(st["Action"]), name
-        assert "*" not in as_list(st["Resource"]), (name, st["Action"])
+        if not is_guard_search(name, st):
+            assert "*" not in as_list(st["Resource"]), (name, st["Action"])
+
+
+def test_the_guard_can_search_and_nothing_more(template):
+    """sagemaker:Search is the only action on "*", in a policy of its own that
+    exists only with EnableGuard, and the guard's schedule sends exactly the
+    guard request."""
+    policies = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
+    [guard] = [p for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == "GuardOn"]
+    condition, granted, otherwise = guard["Fn::If"]
+    assert granted["PolicyName"] == "guard-discovery" and otherwise == {"Ref": "AWS::NoValue"}
+    assert granted["PolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Action": "sagemaker:Search", "Resource": "*"}]
+    wildcard = [(n, st) for n, st in statements(template) if "*" in as_list(st["Resource"])]
+    assert [n for n, _ in wildcard] == ["FunctionRole/guard-discovery"]
+    schedule = template["Resources"]["GuardSchedule"]
+    assert schedule["Condition"] == "GuardOn"
+    assert json.loads(schedule["Properties"]["Target"]["Input"]) == {"Guard": True}
+    assert template["Parameters"]["EnableGuard"]["Default"] == "true"
+    assert template["Parameters"]["DefaultMaxRuntime"]["Default"] == "", "untagged pipelines are opt-in"
+    assert template["Resources"]["SchedulerRole"]["Condition"] == "SchedulerOn"
 
 
 def test_force_permission_is_granted_only_when_allowed(template):
     policies = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
-    [force] = [p for p in policies if isinstance(p, dict) and "Fn::If" in p]
+    [force] = [p for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == "ForceOn"]
     condition, granted, otherwise = force["Fn::If"]
     assert condition == "ForceOn" and granted["PolicyName"] == "force-callback-steps"
     assert otherwise == {"Ref": "AWS::NoValue"}
@@ -260,6 +295,7 @@ def test_the_alarm_rule_matches_only_alarm_state_of_the_named_alarms(template):
 def test_every_trigger_can_be_switched_off(template):
     for name, condition in [
         ("Schedule", "ScheduleOn"),
+        ("GuardSchedule", "GuardOn"),
         ("AlarmRule", "AlarmRuleOn"),
         ("AlarmTopicSubscription", "AlarmTopicOn"),
         ("HttpApi", "HttpApiOn"),

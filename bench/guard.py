@@ -1,0 +1,258 @@
+"""The runtime guard's benchmark (issue 14): how to find the executions over
+their pipeline's limit without a call per pipeline per run. One account of
+500 pipelines, 100 of them tagged; 2,000 running executions, 50 of them past
+their limit; every SageMaker call answered after 20 ms, under a request-rate
+limit shared by all operations.
+
+Three ways of discovery, each run by the same client (boto3, standard
+retries, 16 threads where calls are independent), so that only the calls
+differ:
+  search        Search(Pipeline, Tags.<key> Exists) + Search(PipelineExecution,
+                Executing, oldest first, until younger than every limit)
+  search+list   Search(Pipeline, Tags.<key> Exists) + ListPipelineExecutions
+                per tagged pipeline
+  list          ListPipelines + ListTags per pipeline + ListPipelineExecutions
+                per tagged pipeline
+Then the product: the release bootstrap's whole guard run ({"Guard": true})
+under the local Runtime API, stops included, checked against the budgets:
+discovery in at most 30 calls, the run in at most 10 s, the 50 stopped once
+and nothing else.
+
+Run through bench/run (after bench.py), or:
+  .venv-bench/bin/python bench/guard.py --function target/lambda/sagemaker-pipeline-stopper/bootstrap
+Writes bench/guard-results.json. Exit 3: a budget missed. Nothing calls AWS."""
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import pathlib
+import platform
+import random
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "localrun"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import lambda_runtime  # noqa: E402
+import sagemaker_emulator  # noqa: E402
+from bench import BUDGET_MISSED, make_ca  # noqa: E402
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+TAG = "pipeline-stopper:max-runtime"
+PIPELINES, TAGGED, RUNNING, OVER = 500, 100, 2000, 50
+LATENCY_MS = 20
+DISCOVERY_CALLS_BUDGET, RUN_SECONDS_BUDGET = 30, 10.0
+
+
+def account_seed(rng):
+    """500 pipelines, the first 100 tagged 4h; 4 running executions each.
+    Tagged pipelines' executions: 50 past 4h (241-600 minutes), the rest
+    younger. Untagged pipelines' executions: any age up to 10 h, so many are
+    older than every limit and must be left alone."""
+    limit = 240
+    over = set(rng.sample(range(TAGGED * 4), OVER))
+    pipelines = []
+    for p in range(PIPELINES):
+        tagged = p < TAGGED
+        executions = []
+        for e in range(RUNNING // PIPELINES):
+            if tagged:
+                i = p * 4 + e
+                age = rng.uniform(limit + 1, 600) if i in over else rng.uniform(1, limit - 1)
+            else:
+                age = rng.uniform(1, 600)
+            executions.append({"id": f"x{p:03d}e{e}", "startedMinutesAgo": age})
+        executions.append({"id": f"x{p:03d}done", "startedMinutesAgo": 2000, "status": "Succeeded"})
+        pipelines.append({"name": f"pipeline-{p:03d}", "tags": {TAG: "4h"} if tagged else {"team": "ml"},
+                          "executions": executions})
+    expected = {f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/pipeline-{i // 4:03d}/execution/x{i // 4:03d}e{i % 4}"
+                for i in over}
+    return {"account": ACCOUNT, "region": REGION, "pipelines": pipelines}, expected
+
+
+class Emulator:
+    def __init__(self, server):
+        self.state = server.RequestHandlerClass.state
+
+    def reset(self, seed, rate):
+        with self.state.lock:
+            self.state.seed(seed)
+            self.state.faults, self.state.bucket = {"latencyMs": LATENCY_MS, "rateLimitPerSecond": rate}, None
+            self.state.throttled = 0
+
+    def calls(self):
+        with self.state.lock:
+            ops = [op for op, _ in self.state.calls]
+            stops = list(self.state.stop_requests)
+        return {op: ops.count(op) for op in sorted(set(ops))}, stops, self.state.throttled
+
+
+def client(url, ca):
+    import boto3
+    from botocore.config import Config
+    return boto3.client("sagemaker", region_name=REGION, endpoint_url=url, verify=ca,
+                        aws_access_key_id="AKIDLOCALEXAMPLE", aws_secret_access_key="local-secret-not-a-real-key",
+                        config=Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=16))
+
+
+def pages(call, key, **kwargs):
+    token = None
+    while True:
+        page = call(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
+def tagged_by_search(sm):
+    return {r["Pipeline"]["PipelineName"]: next(t["Value"] for t in r["Pipeline"]["Tags"] if t["Key"] == TAG)
+            for r in pages(sm.search, "Results", Resource="Pipeline", MaxResults=100,
+                           SearchExpression={"Filters": [{"Name": f"Tags.{TAG}", "Operator": "Exists"}]})}
+
+
+def over_limit(executions, now, minutes=240):
+    return {e["arn"] for e in executions
+            if e["status"] == "Executing" and (now - e["created"]).total_seconds() > minutes * 60}
+
+
+def discover_search(sm, now):
+    tagged = tagged_by_search(sm)
+    found = []
+    for r in pages(sm.search, "Results", Resource="PipelineExecution", MaxResults=100,
+                   SortBy="CreationTime", SortOrder="Ascending",
+                   SearchExpression={"Filters": [{"Name": "PipelineExecutionStatus", "Operator": "Equals",
+                                                  "Value": "Executing"}]}):
+        e = r["PipelineExecution"]
+        if (now - e["CreationTime"]).total_seconds() <= 240 * 60:
+            break  # oldest first: the rest are younger than every limit
+        if e["PipelineArn"].rsplit("/", 1)[1] in {t.lower() for t in tagged}:
+            found.append({"arn": e["PipelineExecutionArn"], "status": e["PipelineExecutionStatus"],
+                          "created": e["CreationTime"]})
+    return over_limit(found, now)
+
+
+def executions_of(sm, name):
+    return [{"arn": s["PipelineExecutionArn"], "status": s["PipelineExecutionStatus"], "created": s["StartTime"]}
+            for s in pages(sm.list_pipeline_executions, "PipelineExecutionSummaries", PipelineName=name,
+                           MaxResults=100)]
+
+
+def discover_search_list(sm, now):
+    tagged = tagged_by_search(sm)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        lists = list(pool.map(lambda n: executions_of(sm, n), tagged))
+    return over_limit([e for es in lists for e in es], now)
+
+
+def discover_list(sm, now):
+    pipelines = list(pages(sm.list_pipelines, "PipelineSummaries", MaxResults=100))
+
+    def tag_of(p):
+        tags = list(pages(sm.list_tags, "Tags", ResourceArn=p["PipelineArn"], MaxResults=50))
+        return p["PipelineName"], next((t["Value"] for t in tags if t["Key"] == TAG), None)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        tagged = [name for name, value in pool.map(tag_of, pipelines) if value is not None]
+        lists = list(pool.map(lambda n: executions_of(sm, n), tagged))
+    return over_limit([e for es in lists for e in es], now)
+
+
+def measure_discovery(emu, sm, seed, expected, rate, approach):
+    emu.reset(seed, rate)
+    started = time.perf_counter()
+    found = approach(sm, datetime.datetime.now(datetime.timezone.utc))
+    wall = time.perf_counter() - started
+    calls, _, throttled = emu.calls()
+    return {"calls": sum(calls.values()), "by_operation": calls, "throttled": throttled,
+            "wall_s": round(wall, 3), "found_all": found == expected}
+
+
+def measure_function(emu, function, url, ca, seed, expected, rate):
+    emu.reset(seed, rate)
+    api = lambda_runtime.RuntimeApi(timeout_seconds=60)
+    env = lambda_runtime.function_env(api, url, {"SSL_CERT_FILE": ca, "AWS_CA_BUNDLE": ca,
+                                                 "AWS_LAMBDA_LOG_LEVEL": "WARN", "MAX_CONCURRENCY": "16"})
+    proc = lambda_runtime.FunctionProcess([function], api, env)
+    try:
+        proc.wait_ready(60)
+        inv = api.invoke({"Guard": True}, wait_seconds=60)
+    finally:
+        proc.stop()
+        api.close()
+    calls, stops, throttled = emu.calls()
+    reply = inv.payload if inv.ok else {}
+    stopped = {e["PipelineExecutionArn"] for e in reply.get("Executions", []) if e["Outcome"] == "StopRequested"}
+    per_execution = {}
+    for s in stops:
+        per_execution.setdefault(s["arn"], set()).add(s["token"])
+    return {"ok": inv.ok, "error": None if inv.ok else inv.payload, "wall_s": round(inv.duration_ms / 1000, 3),
+            "calls": sum(calls.values()), "by_operation": calls, "discovery_calls": calls.get("Search", 0),
+            "throttled": throttled, "stopped": len(stopped), "stopped_exactly_the_50": stopped == expected,
+            "one_token_each": set(per_execution) == expected and all(len(t) == 1 for t in per_execution.values()),
+            "summary": reply.get("Guard")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--function", required=True, help="the release bootstrap")
+    parser.add_argument("--rate", type=float, default=50, help="requests per second the emulator allows (all operations)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "guard-results.json"))
+    args = parser.parse_args()
+    seed, expected = account_seed(random.Random(14))
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tls = make_ca(tmp)
+        server, url = sagemaker_emulator.serve(stop_settle_seconds=0.2, tls_cert=str(tls["cert"]),
+                                               tls_key=str(tls["key"]))
+        emu, ca = Emulator(server), str(tls["ca"])
+        sm = client(url, ca)
+        for name, approach in (("search", discover_search), ("search+list", discover_search_list),
+                               ("list", discover_list)):
+            results[name] = measure_discovery(emu, sm, seed, expected, args.rate, approach)
+        results["function"] = measure_function(emu, args.function, url, ca, seed, expected, args.rate)
+        server.shutdown()
+
+    f = results["function"]
+    checks = [
+        (f"discovery in at most {DISCOVERY_CALLS_BUDGET} calls", f["discovery_calls"],
+         f["discovery_calls"] <= DISCOVERY_CALLS_BUDGET),
+        (f"the whole guard run in at most {RUN_SECONDS_BUDGET:.0f} s", f"{f['wall_s']:.2f} s",
+         f["ok"] and f["wall_s"] <= RUN_SECONDS_BUDGET),
+        ("the 50 over their limit stopped, once each, and nothing else", f["stopped"],
+         f["ok"] and f["stopped_exactly_the_50"] and f["one_token_each"]),
+    ]
+    report = {"date": datetime.date.today().isoformat(),
+              "commit": os.popen(f"git -C {ROOT} rev-parse --short HEAD 2>/dev/null").read().strip() or None,
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "setup": {"pipelines": PIPELINES, "tagged": TAGGED, "running": RUNNING, "over_limit": OVER,
+                        "latency_ms": LATENCY_MS, "rate_per_second": args.rate},
+              "results": results,
+              "budgets": [{"budget": b, "measured": m, "verdict": "ok" if ok else "MISSED"} for b, m, ok in checks]}
+    pathlib.Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+    print(f"\nGuard discovery: {PIPELINES} pipelines ({TAGGED} tagged), {RUNNING} running executions "
+          f"({OVER} over their limit), {LATENCY_MS} ms per call, {args.rate:.0f} requests/s\n")
+    print("| discovery (boto3, same client) | calls | of which | throttled | wall time | found the 50 |")
+    print("|---|---:|---|---:|---:|---|")
+    for name in ("search", "search+list", "list"):
+        r = results[name]
+        ops = ", ".join(f"{op} {n}" for op, n in r["by_operation"].items())
+        print(f"| {name} | {r['calls']} | {ops} | {r['throttled']} | {r['wall_s']:.2f} s | {r['found_all']} |")
+    ops = ", ".join(f"{op} {n}" for op, n in f["by_operation"].items())
+    print(f"\nThe function ({{\"Guard\": true}}, release build): {f['wall_s']:.2f} s, {f['calls']} calls ({ops}), "
+          f"{f['throttled']} throttled, {f['stopped']} stopped")
+    print("\n| budget | measured | |\n|---|---:|---|")
+    for budget, measured, ok in checks:
+        print(f"| {budget} | {measured} | {'ok' if ok else 'MISSED'} |")
+    print(f"\nJSON: {args.out}")
+    return 0 if all(ok for *_, ok in checks) else BUDGET_MISSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
