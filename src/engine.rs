@@ -38,6 +38,11 @@ const FINAL_CALLS: Duration = Duration::from_secs(1);
 const FIRST_POLL: Duration = Duration::from_millis(250);
 const MAX_POLL: Duration = Duration::from_secs(5);
 
+/// The most running executions one guard run reads (a thousand pages): an
+/// endpoint that never stops paging must not keep the command line, which has
+/// no deadline, running forever.
+const MAX_GUARD_EXECUTIONS: usize = 100_000;
+
 /// One event's calls: where they go, how many at once, and by when.
 pub struct Engine<'a> {
     pub client: &'a Client,
@@ -231,8 +236,19 @@ impl Engine<'_> {
         let mut over_limit = Vec::new();
         if run.listing_cutoff().is_some() {
             let mut listing = pin!(sagemaker::search_running_executions(self.client));
+            let mut listed = 0_usize;
             loop {
                 let next = self.bounded(async { Ok(listing.next().await) }).await;
+                listed += 1;
+                if listed > MAX_GUARD_EXECUTIONS {
+                    run.failed(StopError::new(
+                        ErrorKind::Upstream,
+                        format!(
+                            "the search for running executions went on past {MAX_GUARD_EXECUTIONS}"
+                        ),
+                    ));
+                    break;
+                }
                 match next {
                     Ok(Some(Ok(execution))) => match run.judge(&execution) {
                         Judged::Stop { token, run } => {

@@ -101,6 +101,11 @@ pub fn list_executions<'a>(
 /// Search results per page (SageMaker's maximum).
 pub const SEARCH_PAGE_SIZE: i32 = 100;
 
+/// The most pages of tagged pipelines read (100,000 pipelines, a hundred
+/// times SageMaker's default quota): an endpoint that never stops paging
+/// must not keep the command line running forever.
+const MAX_TAGGED_PAGES: usize = 1000;
+
 /// Every pipeline that carries `tag_key`, with the tag's value: one `Search`
 /// call per 100 tagged pipelines, however many pipelines the account has.
 pub async fn search_tagged_pipelines(
@@ -113,7 +118,7 @@ pub async fn search_tagged_pipelines(
         .build();
     let mut pipelines = Vec::new();
     let mut next_token: Option<String> = None;
-    loop {
+    for _ in 0..MAX_TAGGED_PAGES {
         let page = client
             .search()
             .resource(ResourceType::Pipeline)
@@ -143,6 +148,10 @@ pub async fn search_tagged_pipelines(
             _ => return Ok(pipelines),
         }
     }
+    Err(StopError::new(
+        ErrorKind::Upstream,
+        format!("the search for pipelines tagged {tag_key} went on past {MAX_TAGGED_PAGES} pages"),
+    ))
 }
 
 /// The account's `Executing` executions, oldest first, yielded page by page

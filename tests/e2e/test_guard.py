@@ -352,3 +352,30 @@ def test_the_discovery_calls_and_the_emulators_answers_follow_the_service_model(
                 {"Resource": "Pipeline", "SearchExpression": {"Filters": [{"Name": "Tags.x", "Operator": "Has"}]}}):
         status, answer = emulator.call("Search", bad)
         assert status == 400 and answer["__type"] == "ValidationException", (bad, answer)
+
+
+def test_a_failed_search_for_tagged_pipelines_judges_nothing_and_fails_the_run(emulator, start_function):
+    """Without every tag, an exempt pipeline could be taken for an untagged one
+    and get the default: nothing is judged, nothing stopped, and the run fails
+    (so Lambda retries it, and the dead-letter queue sees it)."""
+    emulator.seed(guard_seed())
+    emulator.faults(accessDenied=1, operations=["Search"])
+    fn = start_function(env={"DEFAULT_MAX_RUNTIME": "1h"})
+    inv = fn.invoke({"Guard": True})
+    assert not inv.ok and inv.error_type == "AccessDenied", inv.payload
+    assert [c["body"]["Resource"] for c in emulator.state()["calls"]] == ["Pipeline"]
+
+
+def test_a_run_whose_search_failed_is_retried_and_then_stops_each_runaway_once(emulator, start_function):
+    """SageMaker fails the search (a 5xx, no SDK retry): the run fails with
+    UpstreamError and stops nothing; Lambda's retry of the run stops each
+    runaway once."""
+    emulator.seed(guard_seed())
+    fn = start_function(env={"AWS_MAX_ATTEMPTS": "1"})
+    emulator.faults(error5xx=1, operations=["Search"])
+    first = fn.invoke({"Guard": True})
+    assert not first.ok and first.error_type == "UpstreamError", first.payload
+    assert emulator.state()["stopRequests"] == []
+    again = fn.invoke({"Guard": True})
+    assert again.ok, again.payload
+    assert_stopped_once(emulator.state(), [RUNAWAY, OUTSIDE])

@@ -159,6 +159,10 @@ fn every_sample_event_plans_within_its_account_and_region() {
                 "{file}"
             );
             assert_eq!(p.guard.is_some(), file == "guard-schedule.json", "{file}");
+            if p.guard.is_some() {
+                // The guard finds its own targets: never the default pipeline.
+                assert!(p.executions.is_empty() && p.pipelines.is_empty(), "{file}");
+            }
         }
     }
 }
