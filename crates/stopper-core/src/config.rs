@@ -44,12 +44,16 @@ impl Default for Config {
 /// Pipeline names or `*`/`?` globs. SageMaker writes pipeline names in lower
 /// case inside ARNs (`pipeline/nightly-training/...` for `Nightly-Training`),
 /// so matching ignores case: one list then works for names and ARNs alike.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AllowList {
     /// `None`: unset, every pipeline is allowed.
     patterns: Option<Vec<WildMatch>>,
     source: String,
 }
+
+/// Patterns compare as their text (`WildMatch` has no `Eq` only because it is
+/// generic over characters).
+impl Eq for AllowList {}
 
 impl AllowList {
     pub fn parse(spec: &str) -> Result<AllowList, StopError> {

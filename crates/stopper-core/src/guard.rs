@@ -286,21 +286,13 @@ pub struct GuardSummary {
 }
 
 /// What a guard run needs to know, fixed when the event is planned.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardPolicy {
     pub tag_key: String,
     pub default: Option<MaxRuntime>,
     pub allowed: AllowList,
     pub scope: Scope,
 }
-
-impl PartialEq for GuardPolicy {
-    fn eq(&self, other: &GuardPolicy) -> bool {
-        self.tag_key == other.tag_key && self.default == other.default && self.scope == other.scope
-    }
-}
-
-impl Eq for GuardPolicy {}
 
 /// One guard run: the decisions and the tally, fed by the discovery.
 #[derive(Debug)]
@@ -521,8 +513,50 @@ mod tests {
             (1500, "25h"),
         ] {
             assert_eq!(minutes(n).to_string(), shown);
+            assert_eq!(minutes(n).minutes(), n);
+            assert_eq!(minutes(n).as_duration(), Duration::from_secs(n * 60));
             assert_eq!(parse_max_runtime(shown), limit(n));
         }
+        assert_eq!(MaxRuntime::from_minutes(0), None);
+        assert_eq!(MaxRuntime::from_minutes(MAX_LIMIT_MINUTES + 1), None);
+        assert_eq!(
+            (LimitSource::Tag.name(), LimitSource::Default.name()),
+            ("Tag", "Default")
+        );
+    }
+
+    #[test]
+    fn executions_created_at_the_same_moment_are_still_in_order() {
+        let now = SystemTime::now();
+        let policy = policy(None, None);
+        let mut run = GuardRun::new(&policy, now, false);
+        run.add_tagged(&tagged("a", "1h"));
+        assert!(matches!(
+            run.judge(&running("a", "1", 90, now)),
+            Judged::Stop { .. }
+        ));
+        assert!(matches!(
+            run.judge(&running("a", "2", 90, now)),
+            Judged::Stop { .. }
+        ));
+        assert_eq!(
+            run.judge(&running("a", "3", 30, now)),
+            Judged::RestAreYounger
+        );
+        let summary = run.finish();
+        assert_eq!(
+            summary.executions_examined, 2,
+            "the younger one ends the listing unexamined"
+        );
+    }
+
+    #[test]
+    fn a_failed_discovery_is_kept_in_the_summary() {
+        let policy = policy(None, None);
+        let mut run = GuardRun::new(&policy, SystemTime::now(), false);
+        let error = StopError::validation("denied");
+        run.failed(error.clone());
+        assert_eq!(run.finish().error, Some(error));
     }
 
     proptest! {

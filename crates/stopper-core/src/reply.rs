@@ -525,6 +525,104 @@ mod tests {
         assert_eq!(http(&not_found).0, 404);
     }
 
+    /// The guard's reply is a public contract: each execution's limit, its
+    /// source and run time; the summary's counts, lists and tallies; the
+    /// dry run's WithinLimit; a failed discovery as the run's error.
+    #[test]
+    fn a_guard_run_reports_each_limit_and_its_summary() {
+        use crate::guard::{
+            GuardSummary, GuardedRun, InvalidTag, Limit, LimitSource, MaxRuntime, SkippedPipeline,
+        };
+        use std::time::Duration;
+        let run = |minutes, source, ran: u64| GuardedRun {
+            limit: Limit {
+                max_runtime: MaxRuntime::from_minutes(minutes).unwrap(),
+                source,
+            },
+            runtime: Duration::from_secs(ran * 60 + 59),
+        };
+        let mut stopped = ExecutionReport::new(A, Outcome::StopRequested);
+        stopped.guard = Some(run(240, LimitSource::Tag, 247));
+        let failed = ExecutionReport {
+            guard: Some(run(90, LimitSource::Default, 91)),
+            ..ExecutionReport::new(
+                B,
+                Outcome::Failed(StopError::new(ErrorKind::Throttled, "t")),
+            )
+        };
+        let summary = GuardSummary {
+            tag_key: "pipeline-stopper:max-runtime".into(),
+            default: MaxRuntime::from_minutes(90),
+            pipelines_examined: 5,
+            pipelines_guarded: 2,
+            pipelines_exempt: 1,
+            skipped: vec![SkippedPipeline {
+                pipeline: "q".into(),
+                reason: "not allowed".into(),
+            }],
+            invalid_tags: vec![InvalidTag {
+                pipeline: "r".into(),
+                value: "4 hours".into(),
+                reason: "bad".into(),
+            }],
+            executions_examined: 7,
+            over_limit: 2,
+            within_limit: vec![(A.into(), run(60, LimitSource::Tag, 10))],
+            error: None,
+        };
+        let mut report = Report {
+            executions: vec![stopped, failed],
+            guard: Some(Box::new(summary)),
+            ..Report::default()
+        };
+        let body = http(&report).1;
+        assert_eq!(
+            body["Executions"][0]["Guard"],
+            json!({"MaxRuntime": "4h", "MaxRuntimeMinutes": 240, "LimitSource": "Tag", "RuntimeMinutes": 247})
+        );
+        assert_eq!(body["Executions"][1]["Guard"]["LimitSource"], "Default");
+        assert_eq!(
+            body["Guard"],
+            json!({"TagKey": "pipeline-stopper:max-runtime", "DefaultMaxRuntime": "90m",
+                   "PipelinesExamined": 5, "PipelinesGuarded": 2, "PipelinesExempt": 1,
+                   "PipelinesSkipped": [{"PipelineName": "q", "Reason": "not allowed"}],
+                   "InvalidTags": [{"PipelineName": "r", "Value": "4 hours", "Reason": "bad"}],
+                   "ExecutionsExamined": 7, "ExecutionsOverLimit": 2, "ExecutionsStopped": 1,
+                   "ExecutionsFailed": 1})
+        );
+        assert_eq!(err(&report).kind, ErrorKind::PartialFailure);
+        // A dry run counts what would be stopped and lists what is within its limit.
+        report.dry_run = true;
+        report.executions[0].outcome = Outcome::WouldStop;
+        report.executions.pop();
+        let dry = ok(&report);
+        assert_eq!(dry["Guard"]["ExecutionsWouldStop"], 1);
+        assert!(dry["Guard"].get("ExecutionsStopped").is_none());
+        assert_eq!(
+            dry["Guard"]["WithinLimit"],
+            json!([{"PipelineExecutionArn": A, "MaxRuntime": "1h", "MaxRuntimeMinutes": 60,
+                    "LimitSource": "Tag", "RuntimeMinutes": 10}])
+        );
+        // Nothing over a limit: said so; a failed discovery: the run's error, not "nothing".
+        report.executions.clear();
+        assert!(ok(&report)["Message"]
+            .as_str()
+            .unwrap()
+            .contains("no running execution is over its limit"));
+        report.guard.as_mut().unwrap().error = Some(StopError::new(ErrorKind::Forbidden, "denied"));
+        assert_eq!(report.nothing_found(), None);
+        assert_eq!(err(&report).kind, ErrorKind::Forbidden);
+        let body = http(&report);
+        assert_eq!(body.0, 403);
+        let summary_error = &ok_even_if_failed(&report)["Guard"]["Error"];
+        assert_eq!(summary_error["Code"], "AccessDenied");
+    }
+
+    /// The report's JSON whatever its error (as the CLI prints it).
+    fn ok_even_if_failed(r: &Report) -> Value {
+        Reply::Report(r.clone()).to_value()
+    }
+
     fn callback(force: Option<Force>) -> StepReport {
         StepReport {
             name: "approve".into(),
