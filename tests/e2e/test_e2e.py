@@ -25,6 +25,9 @@ EXPECTED = {
     "http-rest-api.json": ([A], "http-single"),
     "http-api.json": ([A], "http-single"),
     "function-url.json": ([A, B], "http-executions"),
+    # No pipeline is tagged and no default limit is set: the guard stops
+    # nothing, and never falls back to DEFAULT_PIPELINE_NAME.
+    "guard-schedule.json": ([], "guard"),
 }
 
 
@@ -48,6 +51,9 @@ def test_every_event_stops_exactly_what_it_names(emulator, start_function):
             reply = json.loads(reply["body"])
         if shape.endswith("single"):
             assert reply == {"PipelineExecutionArn": stopped[0], "Outcome": "StopRequested"}, name
+        elif shape == "guard":
+            assert reply["Executions"] == [] and reply["Guard"]["ExecutionsOverLimit"] == 0, name
+            assert "nothing to stop" in reply["Message"], name
         elif shape.endswith("executions"):
             assert sorted(e["PipelineExecutionArn"] for e in reply["Executions"]) == sorted(stopped), name
             assert all(e["Outcome"] == "StopRequested" for e in reply["Executions"]), name

@@ -26,6 +26,8 @@ SEED = json.loads((HERE / "demo-seed.json").read_text())
 SCENES = [
     ("A schedule fires: EventBridge Scheduler's input names the pipeline",
      "scheduler-input.json"),
+    ("The runtime guard runs: nightly-training is tagged pipeline-stopper:max-runtime=4h",
+     "guard-schedule.json"),
     ("An alarm goes off: 'nightly-training has run longer than 4 hours' (EventBridge alarm event)",
      "alarm-eventbridge.json"),
     ("Someone presses 'stop' on a dashboard: POST /stop through an HTTP API",
