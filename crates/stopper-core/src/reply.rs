@@ -570,8 +570,15 @@ mod tests {
             within_limit: vec![(A.into(), run(60, LimitSource::Tag, 10))],
             error: None,
         };
+        // Ended before the stop reached it: neither stopped nor failed.
+        let ended = ExecutionReport::new(
+            A,
+            Outcome::AlreadyFinished {
+                status: ExecutionStatus::Succeeded,
+            },
+        );
         let mut report = Report {
-            executions: vec![stopped, failed],
+            executions: vec![stopped, ended, failed],
             guard: Some(Box::new(summary)),
             ..Report::default()
         };
@@ -580,7 +587,7 @@ mod tests {
             body["Executions"][0]["Guard"],
             json!({"MaxRuntime": "4h", "MaxRuntimeMinutes": 240, "LimitSource": "Tag", "RuntimeMinutes": 247})
         );
-        assert_eq!(body["Executions"][1]["Guard"]["LimitSource"], "Default");
+        assert_eq!(body["Executions"][2]["Guard"]["LimitSource"], "Default");
         assert_eq!(
             body["Guard"],
             json!({"TagKey": "pipeline-stopper:max-runtime", "DefaultMaxRuntime": "90m",
@@ -594,6 +601,7 @@ mod tests {
         // A dry run counts what would be stopped and lists what is within its limit.
         report.dry_run = true;
         report.executions[0].outcome = Outcome::WouldStop;
+        report.executions.pop();
         report.executions.pop();
         let dry = ok(&report);
         assert_eq!(dry["Guard"]["ExecutionsWouldStop"], 1);
