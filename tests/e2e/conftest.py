@@ -23,6 +23,13 @@ DONE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/f1n1
 OTHER = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/prod-inference/execution/zz9yy8xx7ww6"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "timing(reason): a check of wall-clock bounds that emulation distorts (run natively; "
+        "scripts/check-arm64, which runs the suite under qemu, leaves these out with -m 'not timing')")
+
+
 def load_event(name):
     """A sample payload from events/."""
     return json.loads((ROOT / "events" / name).read_text())
