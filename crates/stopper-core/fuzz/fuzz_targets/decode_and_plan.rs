@@ -158,6 +158,14 @@ fn pipeline_of(arn: &str) -> &str {
 
 /// Properties 1 and 2 for one accepted plan.
 fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
+    // A guard run finds its own targets: it names none, and sweeps nothing
+    // (never the default pipeline).
+    if planned.guard.is_some() {
+        assert!(
+            planned.executions.is_empty() && planned.pipelines.is_empty(),
+            "a guard run planned targets of its own"
+        );
+    }
     assert!(
         planned.executions.len() <= 100,
         "planned {} executions",
@@ -301,6 +309,7 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
         pipelines_swept: planned.pipelines.clone(),
         single: planned.is_single(),
         dry_run: planned.options.dry_run,
+        guard: None,
     }
 }
 
