@@ -219,13 +219,7 @@ impl Engine<'_> {
             Err(error) => {
                 // Without every tag, an exempt pipeline could be taken for an
                 // untagged one and get the default: judge nothing.
-                warn!(
-                    trigger = self.trigger.name(),
-                    error_type = error.kind.error_type(),
-                    error = error.message.as_str(),
-                    "could not search for tagged pipelines"
-                );
-                run.failed(error);
+                self.discovery_failed(&mut run, error, "tagged pipelines");
                 return run.finish();
             }
         }
@@ -271,13 +265,7 @@ impl Engine<'_> {
                     },
                     Ok(None) => break,
                     Ok(Some(Err(error))) | Err(error) => {
-                        warn!(
-                            trigger = self.trigger.name(),
-                            error_type = error.kind.error_type(),
-                            error = error.message.as_str(),
-                            "could not search for running executions"
-                        );
-                        run.failed(error);
+                        self.discovery_failed(&mut run, error, "running executions");
                         break;
                     }
                 }
@@ -289,6 +277,18 @@ impl Engine<'_> {
             }
         }
         run.finish()
+    }
+
+    /// A search of the guard's discovery failed: logged, and kept as the run's error.
+    fn discovery_failed(&self, run: &mut GuardRun, error: StopError, searched: &str) {
+        warn!(
+            trigger = self.trigger.name(),
+            searched,
+            error_type = error.kind.error_type(),
+            error = error.message.as_str(),
+            "guard discovery failed"
+        );
+        run.failed(error);
     }
 
     /// Does one item of work, logging what happened to a target.

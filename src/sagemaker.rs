@@ -14,7 +14,8 @@ use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipe
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
 use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::{
-    Filter, Operator, PipelineExecutionStep, ResourceType, SearchExpression, SearchSortOrder,
+    Filter, Operator, PipelineExecutionStatus, PipelineExecutionStep, ResourceType,
+    SearchExpression, SearchSortOrder,
 };
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, Stream};
@@ -44,11 +45,19 @@ pub async fn describe_status(client: &Client, arn: &str) -> Result<ExecutionStat
         .send()
         .await
         .map_err(|e| classify(&e, &format!("execution {arn}")))?;
-    Ok(out
-        .pipeline_execution_status()
-        .map_or_else(ExecutionStatus::unknown, |status| {
-            ExecutionStatus::parse(status.as_str())
-        }))
+    Ok(status_of(out.pipeline_execution_status()))
+}
+
+/// An execution's status as SageMaker gives it (unknown when it gives none).
+fn status_of(status: Option<&PipelineExecutionStatus>) -> ExecutionStatus {
+    status.map_or_else(ExecutionStatus::unknown, |status| {
+        ExecutionStatus::parse(status.as_str())
+    })
+}
+
+/// A time SageMaker gives, if it has one that fits a `SystemTime`.
+fn time_of(time: Option<DateTime>) -> Option<SystemTime> {
+    time.and_then(|t| SystemTime::try_from(t).ok())
 }
 
 /// Executions per `ListPipelineExecutions` page (SageMaker's maximum).
@@ -84,14 +93,8 @@ pub fn list_executions<'a>(
             };
             let listed = ListedExecution {
                 arn,
-                status: summary
-                    .pipeline_execution_status
-                    .map_or_else(ExecutionStatus::unknown, |status| {
-                        ExecutionStatus::parse(status.as_str())
-                    }),
-                started: summary
-                    .start_time
-                    .and_then(|t| SystemTime::try_from(t).ok()),
+                status: status_of(summary.pipeline_execution_status.as_ref()),
+                started: time_of(summary.start_time),
             };
             return Some((Ok(listed), Some(pages)));
         }
@@ -191,14 +194,8 @@ pub fn search_running_executions(
             };
             let running = RunningExecution {
                 arn,
-                status: execution
-                    .pipeline_execution_status
-                    .map_or_else(ExecutionStatus::unknown, |status| {
-                        ExecutionStatus::parse(status.as_str())
-                    }),
-                created: execution
-                    .creation_time
-                    .and_then(|t| SystemTime::try_from(t).ok()),
+                status: status_of(execution.pipeline_execution_status.as_ref()),
+                created: time_of(execution.creation_time),
             };
             return Some((Ok(running), Some(pages)));
         }

@@ -305,6 +305,8 @@ pub struct GuardRun<'a> {
     /// The creation time of the last execution judged, while they arrive oldest first.
     last_created: Option<SystemTime>,
     in_order: bool,
+    /// The smallest limit of the pipelines seen so far (tag or default).
+    smallest: Option<MaxRuntime>,
     summary: GuardSummary,
 }
 
@@ -317,6 +319,7 @@ impl<'a> GuardRun<'a> {
             pipelines: HashMap::new(),
             last_created: None,
             in_order: true,
+            smallest: None,
             summary: GuardSummary {
                 tag_key: policy.tag_key.clone(),
                 default: policy.default,
@@ -340,7 +343,11 @@ impl<'a> GuardRun<'a> {
             let summary = &mut self.summary;
             summary.pipelines_examined += 1;
             match &guard {
-                PipelineGuard::Guarded(_) => summary.pipelines_guarded += 1,
+                PipelineGuard::Guarded(limit) => {
+                    summary.pipelines_guarded += 1;
+                    let limit = limit.max_runtime;
+                    self.smallest = Some(self.smallest.map_or(limit, |s| s.min(limit)));
+                }
                 PipelineGuard::Exempt => summary.pipelines_exempt += 1,
                 PipelineGuard::Unguarded => {}
                 PipelineGuard::InvalidTag { value, why } => summary.invalid_tags.push(InvalidTag {
@@ -363,11 +370,7 @@ impl<'a> GuardRun<'a> {
     /// there is no default, so no execution can be over a limit and there is
     /// nothing to list.
     pub fn listing_cutoff(&self) -> Option<SystemTime> {
-        let tagged = self.pipelines.values().filter_map(|g| match g {
-            PipelineGuard::Guarded(limit) => Some(limit.max_runtime),
-            _ => None,
-        });
-        let smallest = tagged.chain(self.policy.default).min()?;
+        let smallest = self.smallest.into_iter().chain(self.policy.default).min()?;
         Some(
             self.now
                 .checked_sub(smallest.as_duration())
