@@ -7,6 +7,7 @@ use crate::error::StopError;
 use crate::guard::{
     parse_max_runtime, MaxRuntime, TagValue, DEFAULT_MAX_RUNTIME_TAG, DURATION_FORMS,
 };
+use crate::metrics::{is_namespace, DEFAULT_NAMESPACE};
 
 /// Targets stopped at the same time, unless `MAX_CONCURRENCY` says otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
@@ -192,6 +193,107 @@ impl Config {
     }
 }
 
+/// What the function reports beyond its reply, read at init by the function
+/// only (the command line neither emits metrics nor notifies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Operations {
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF records;
+    /// `off` (or `none`) emits none. Unset: [`DEFAULT_NAMESPACE`].
+    pub metrics_namespace: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: the `FunctionName` dimension.
+    pub function_name: String,
+    /// `NOTIFY_EVENT_BUS`: the EventBridge bus (name or ARN) stop
+    /// notifications are put on.
+    pub event_bus: Option<String>,
+    /// `NOTIFY_TOPIC_ARN`: the SNS topic stop notifications are published to.
+    pub topic_arn: Option<String>,
+}
+
+impl Operations {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Operations, StopError> {
+        let set = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let metrics_namespace = match set("METRICS_NAMESPACE") {
+            None => Some(DEFAULT_NAMESPACE.to_owned()),
+            Some(off) if off.eq_ignore_ascii_case("off") || off.eq_ignore_ascii_case("none") => {
+                None
+            }
+            Some(namespace) if is_namespace(&namespace) => Some(namespace),
+            Some(namespace) => {
+                return Err(StopError::validation(format!(
+                    "METRICS_NAMESPACE {} is not a CloudWatch namespace: 1 to 255 printable ASCII \
+                     characters, not starting with AWS/ (or off)",
+                    quote(&namespace)
+                )))
+            }
+        };
+        let event_bus = set("NOTIFY_EVENT_BUS");
+        if let Some(bus) = &event_bus {
+            if !is_event_bus(bus) {
+                return Err(StopError::validation(format!(
+                    "NOTIFY_EVENT_BUS {} is neither an event bus name nor an event bus ARN",
+                    quote(bus)
+                )));
+            }
+        }
+        let topic_arn = set("NOTIFY_TOPIC_ARN");
+        if let Some(topic) = &topic_arn {
+            if !is_standard_topic_arn(topic) {
+                return Err(StopError::validation(format!(
+                    "NOTIFY_TOPIC_ARN {} is not the ARN of a standard SNS topic \
+                     (arn:aws:sns:REGION:ACCOUNT:NAME; FIFO topics are not supported)",
+                    quote(topic)
+                )));
+            }
+        }
+        Ok(Operations {
+            metrics_namespace,
+            function_name: set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            event_bus,
+            topic_arn,
+        })
+    }
+}
+
+/// An EventBridge bus name (`[/\.\-_A-Za-z0-9]{1,256}`, as PutEvents takes
+/// it) or an event bus ARN.
+fn is_event_bus(bus: &str) -> bool {
+    let name_chars = |s: &str| {
+        (1..=256).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    };
+    match bus.strip_prefix("arn:") {
+        None => name_chars(bus),
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            matches!(parts.as_slice(), [partition, "events", region, account, resource]
+                if partition.starts_with("aws")
+                    && !region.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource.strip_prefix("event-bus/").is_some_and(name_chars))
+        }
+    }
+}
+
+/// A standard SNS topic ARN: `arn:PARTITION:sns:REGION:ACCOUNT:NAME`, the name
+/// 1 to 256 letters, digits, `-` and `_` (a `.fifo` name needs a message
+/// group, which a notification has no use for).
+fn is_standard_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "sns", region, account, name]
+        if partition.starts_with("aws")
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && (1..=256).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+}
+
 /// A tag key SageMaker accepts (`^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`, 1 to 128
 /// characters), and not one of AWS's reserved `aws:` keys.
 fn is_tag_key(key: &str) -> bool {
@@ -295,5 +397,81 @@ mod tests {
         .unwrap();
         assert_eq!(c.default_pipeline.as_deref(), Some("nightly-training"));
         assert_eq!(c.max_concurrency, 4);
+    }
+
+    fn operations(vars: &[(&str, &str)]) -> Result<Operations, StopError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Operations::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn operations_default_to_metrics_on_and_no_notifications() {
+        let o = operations(&[("AWS_LAMBDA_FUNCTION_NAME", "stopper")]).unwrap();
+        assert_eq!(o.metrics_namespace.as_deref(), Some(DEFAULT_NAMESPACE));
+        assert_eq!(o.function_name, "stopper");
+        assert_eq!((o.event_bus, o.topic_arn), (None, None));
+        for off in ["off", "OFF", "none"] {
+            let o = operations(&[("METRICS_NAMESPACE", off)]).unwrap();
+            assert_eq!(o.metrics_namespace, None, "{off}");
+        }
+        let o = operations(&[
+            ("METRICS_NAMESPACE", " Team/Stopper "),
+            ("NOTIFY_EVENT_BUS", "default"),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:stops",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(o.metrics_namespace.as_deref(), Some("Team/Stopper"));
+        assert_eq!(o.event_bus.as_deref(), Some("default"));
+        assert_eq!(
+            o.topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:stops")
+        );
+        for bus in [
+            "ops/stops",
+            "arn:aws:events:eu-west-1:123456789012:event-bus/ops",
+            "arn:aws-cn:events:cn-north-1:123456789012:event-bus/default",
+        ] {
+            assert!(operations(&[("NOTIFY_EVENT_BUS", bus)]).is_ok(), "{bus}");
+        }
+    }
+
+    #[test]
+    fn bad_operations_settings_fail_init_with_the_variable_named() {
+        for (name, value) in [
+            ("METRICS_NAMESPACE", "AWS/Lambda"),
+            ("METRICS_NAMESPACE", "caf\u{e9}"),
+            ("NOTIFY_EVENT_BUS", "my bus"),
+            (
+                "NOTIFY_EVENT_BUS",
+                "arn:aws:events:us-east-1:123:event-bus/x",
+            ),
+            (
+                "NOTIFY_EVENT_BUS",
+                "arn:aws:sns:us-east-1:123456789012:event-bus/x",
+            ),
+            (
+                "NOTIFY_EVENT_BUS",
+                "arn:aws:events:us-east-1:123456789012:rule/x",
+            ),
+            ("NOTIFY_TOPIC_ARN", "stops"),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:stops.fifo",
+            ),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sqs:us-east-1:123456789012:stops",
+            ),
+            ("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:a:b"),
+        ] {
+            let err = operations(&[(name, value)]).unwrap_err();
+            assert!(err.message.starts_with(name), "{value}: {}", err.message);
+        }
     }
 }

@@ -12,6 +12,8 @@ pub mod config;
 pub mod decide;
 pub mod error;
 pub mod guard;
+pub mod metrics;
+pub mod notification;
 pub mod options;
 pub mod plan;
 pub mod reply;

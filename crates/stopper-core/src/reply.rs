@@ -188,7 +188,7 @@ impl Serialize for ExecutionReport {
 }
 
 /// One execution's fields, into its own object or the single-form body.
-fn execution_entries<M: SerializeMap>(
+pub(crate) fn execution_entries<M: SerializeMap>(
     map: &mut M,
     result: &ExecutionReport,
 ) -> Result<(), M::Error> {

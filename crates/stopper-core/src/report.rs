@@ -181,6 +181,12 @@ impl Report {
         }
     }
 
+    /// Targets that failed: executions, pipelines whose listing failed, and
+    /// a guard run's discovery.
+    pub fn failure_count(&self) -> usize {
+        self.failures().len()
+    }
+
     fn failures(&self) -> Vec<(&str, &StopError)> {
         let discovery = self
             .guard

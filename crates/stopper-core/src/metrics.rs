@@ -1,0 +1,359 @@
+//! The metrics of one event, as a CloudWatch Embedded Metric Format (EMF)
+//! record: one JSON line per event that CloudWatch Logs turns into metrics,
+//! with no API call and no permission beyond writing the log.
+//!
+//! Written here as a pure function of the [`Answer`] rather than through the
+//! `metrics` facade and `metrics_cloudwatch_embedded`: that crate keeps
+//! counters in a process-global recorder and flushes them from its own
+//! wrapper around `lambda_runtime::run` (its `lambda` feature also brings
+//! `lambda_http`, which this function does not use), while the record wanted
+//! here is one line per event computed from a value the handler already has.
+//! As a function of data it is tested without a recorder, and fuzzed with the
+//! rest of the core.
+//!
+//! Cardinality is bounded by design: the dimensions are the function's name and
+//! the trigger (11 values), never a pipeline or an execution. Counts that are
+//! zero are left out of the record, so a metric is only billed for the hours
+//! in which it happened (`Events` is always there: one record, one event).
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::report::{Answer, Outcome};
+use crate::trigger::Trigger;
+
+/// The namespace when `METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "SageMakerPipelineStopper";
+
+/// The dimension sets: per function, and per function and trigger. The first
+/// is what alarms watch (every trigger at once), the second what the
+/// dashboard breaks down.
+pub const DIMENSION_SETS: [&[&str]; 2] = [&["FunctionName"], &["FunctionName", "Trigger"]];
+
+/// What one event came to, counted. Executions are counted by outcome;
+/// `stops_failed` counts every failed target (an execution, a pipeline whose
+/// listing failed, a guard run whose discovery failed), as `PartialFailure`
+/// does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub refused: u64,
+    pub ignored: u64,
+    pub stops_requested: u64,
+    pub already_finished: u64,
+    pub would_stop: u64,
+    pub stops_failed: u64,
+    /// Guard runs: executions over their limit, and pipelines whose limit
+    /// tag could not be read.
+    pub over_limit: u64,
+    pub invalid_tags: u64,
+    /// Stop notifications that could not be published.
+    pub notifications_failed: u64,
+}
+
+impl Tally {
+    pub fn of(answer: &Answer) -> Tally {
+        let mut tally = Tally::default();
+        let report = match answer {
+            Answer::Ignored(_) => {
+                tally.ignored = 1;
+                return tally;
+            }
+            Answer::Refused(_) => {
+                tally.refused = 1;
+                return tally;
+            }
+            Answer::Acted(report) => report,
+        };
+        for execution in &report.executions {
+            let counter = match execution.outcome {
+                Outcome::StopRequested => &mut tally.stops_requested,
+                Outcome::AlreadyFinished { .. } => &mut tally.already_finished,
+                Outcome::WouldStop => &mut tally.would_stop,
+                Outcome::Failed(_) => continue,
+            };
+            *counter += 1;
+        }
+        tally.stops_failed = report.failure_count() as u64;
+        if let Some(guard) = &report.guard {
+            tally.over_limit = guard.over_limit as u64;
+            tally.invalid_tags = guard.invalid_tags.len() as u64;
+        }
+        tally
+    }
+
+    /// Metric name and value, every metric (zeros included).
+    pub fn metrics(&self) -> [(&'static str, u64); 10] {
+        [
+            ("Events", 1),
+            ("Refused", self.refused),
+            ("Ignored", self.ignored),
+            ("StopsRequested", self.stops_requested),
+            ("AlreadyFinished", self.already_finished),
+            ("WouldStop", self.would_stop),
+            ("StopsFailed", self.stops_failed),
+            ("ExecutionsOverLimit", self.over_limit),
+            ("InvalidMaxRuntimeTags", self.invalid_tags),
+            ("NotificationsFailed", self.notifications_failed),
+        ]
+    }
+}
+
+/// One event's EMF record, and the context it is emitted in.
+pub struct Record<'a> {
+    pub namespace: &'a str,
+    pub function_name: &'a str,
+    pub trigger: Trigger,
+    pub tally: Tally,
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: u64,
+    /// Properties: searchable in Logs Insights, not metrics.
+    pub request_id: &'a str,
+    pub caller: Option<&'a str>,
+}
+
+impl Record<'_> {
+    /// The record as one line of JSON.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("an EMF record always serialises")
+    }
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let present: Vec<(&str, u64)> = self
+            .tally
+            .metrics()
+            .into_iter()
+            .filter(|(_, value)| *value > 0)
+            .collect();
+        let mut record = serializer.serialize_map(None)?;
+        record.serialize_entry(
+            "_aws",
+            &Metadata {
+                timestamp_ms: self.timestamp_ms,
+                namespace: self.namespace,
+                names: present.iter().map(|(name, _)| *name).collect(),
+            },
+        )?;
+        record.serialize_entry("FunctionName", self.function_name)?;
+        record.serialize_entry("Trigger", self.trigger.name())?;
+        for (name, value) in &present {
+            record.serialize_entry(name, value)?;
+        }
+        record.serialize_entry("RequestId", self.request_id)?;
+        if let Some(caller) = self.caller {
+            record.serialize_entry("Caller", caller)?;
+        }
+        record.end()
+    }
+}
+
+/// The `_aws` member: when, and which members are metrics in which namespace.
+struct Metadata<'a> {
+    timestamp_ms: u64,
+    namespace: &'a str,
+    names: Vec<&'static str>,
+}
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Directive<'a> {
+            namespace: &'a str,
+            dimensions: [&'a [&'a str]; 2],
+            metrics: Vec<Definition>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Definition {
+            name: &'static str,
+            unit: &'static str,
+        }
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("Timestamp", &self.timestamp_ms)?;
+        map.serialize_entry(
+            "CloudWatchMetrics",
+            &[Directive {
+                namespace: self.namespace,
+                dimensions: DIMENSION_SETS,
+                metrics: self
+                    .names
+                    .iter()
+                    .map(|name| Definition {
+                        name,
+                        unit: "Count",
+                    })
+                    .collect(),
+            }],
+        )?;
+        map.end()
+    }
+}
+
+/// A namespace CloudWatch accepts: 1 to 255 characters, printable ASCII,
+/// not starting with `AWS/` (reserved for AWS services).
+pub fn is_namespace(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !s.starts_with("AWS/")
+        && s.trim() == s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ErrorKind, StopError};
+    use crate::guard::{GuardSummary, InvalidTag};
+    use crate::report::{report, PipelineFailure};
+    use crate::status::ExecutionStatus;
+    use crate::trigger::HttpFlavor;
+    use serde_json::{json, Value};
+
+    const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/a";
+
+    fn record(answer: &Answer, trigger: Trigger) -> Value {
+        let line = Record {
+            namespace: DEFAULT_NAMESPACE,
+            function_name: "stopper",
+            trigger,
+            tally: Tally::of(answer),
+            timestamp_ms: 1_700_000_000_123,
+            request_id: "req-1",
+            caller: Some("arn:aws:iam::123456789012:user/ops"),
+        }
+        .to_line();
+        assert!(!line.contains('\n'), "one line: {line}");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    #[test]
+    fn each_outcome_is_counted_and_only_counts_that_happened_are_metrics() {
+        let mut r = report(
+            false,
+            vec![
+                (A, Outcome::StopRequested),
+                (A, Outcome::StopRequested),
+                (
+                    A,
+                    Outcome::AlreadyFinished {
+                        status: ExecutionStatus::Succeeded,
+                    },
+                ),
+                (
+                    A,
+                    Outcome::Failed(StopError::new(ErrorKind::Throttled, "t")),
+                ),
+            ],
+        );
+        r.pipeline_failures.push(PipelineFailure {
+            pipeline: "q".into(),
+            error: StopError::new(ErrorKind::Forbidden, "denied"),
+        });
+        let v = record(&Answer::Acted(r), Trigger::Http(HttpFlavor::HttpApi));
+        assert_eq!(
+            v["_aws"],
+            json!({
+                "Timestamp": 1_700_000_000_123u64,
+                "CloudWatchMetrics": [{
+                    "Namespace": "SageMakerPipelineStopper",
+                    "Dimensions": [["FunctionName"], ["FunctionName", "Trigger"]],
+                    "Metrics": [
+                        {"Name": "Events", "Unit": "Count"},
+                        {"Name": "StopsRequested", "Unit": "Count"},
+                        {"Name": "AlreadyFinished", "Unit": "Count"},
+                        {"Name": "StopsFailed", "Unit": "Count"},
+                    ],
+                }],
+            })
+        );
+        assert_eq!(v["FunctionName"], "stopper");
+        assert_eq!(v["Trigger"], "http-api");
+        assert_eq!(v["Events"], 1);
+        assert_eq!(v["StopsRequested"], 2);
+        assert_eq!(v["AlreadyFinished"], 1);
+        // The failed execution and the failed listing.
+        assert_eq!(v["StopsFailed"], 2);
+        assert_eq!(v["WouldStop"], Value::Null);
+        assert_eq!(v["RequestId"], "req-1");
+        assert_eq!(v["Caller"], "arn:aws:iam::123456789012:user/ops");
+    }
+
+    #[test]
+    fn refused_ignored_and_dry_runs_are_counted_as_such() {
+        let refused = record(
+            &Answer::Refused(StopError::validation("bad")),
+            Trigger::Direct,
+        );
+        assert_eq!(refused["Refused"], 1);
+        assert_eq!(refused["Trigger"], "direct");
+        assert_eq!(refused["StopsFailed"], Value::Null);
+        let ignored = record(&Answer::Ignored("ok".into()), Trigger::AlarmSns);
+        assert_eq!(ignored["Ignored"], 1);
+        assert_eq!(ignored["Refused"], Value::Null);
+        let dry = report(false, vec![(A, Outcome::WouldStop)]);
+        let v = record(&Answer::Acted(dry), Trigger::ScheduledEvent);
+        assert_eq!(v["WouldStop"], 1);
+        assert_eq!(v["StopsRequested"], Value::Null);
+    }
+
+    #[test]
+    fn a_guard_run_counts_executions_over_their_limit_and_unreadable_tags() {
+        let mut r = report(false, vec![(A, Outcome::StopRequested)]);
+        r.guard = Some(Box::new(GuardSummary {
+            over_limit: 3,
+            invalid_tags: vec![
+                InvalidTag {
+                    pipeline: "p".into(),
+                    value: "4H".into(),
+                    reason: "r".into(),
+                },
+                InvalidTag {
+                    pipeline: "q".into(),
+                    value: "".into(),
+                    reason: "r".into(),
+                },
+            ],
+            error: Some(StopError::new(ErrorKind::Unavailable, "down")),
+            ..GuardSummary::default()
+        }));
+        let tally = Tally::of(&Answer::Acted(r));
+        assert_eq!(tally.over_limit, 3);
+        assert_eq!(tally.invalid_tags, 2);
+        // The failed discovery is a failed target.
+        assert_eq!(tally.stops_failed, 1);
+    }
+
+    #[test]
+    fn a_failed_notification_is_a_metric() {
+        let mut tally = Tally::of(&Answer::Ignored("x".into()));
+        tally.notifications_failed = 2;
+        let line = Record {
+            namespace: "Team/Stopper",
+            function_name: "f",
+            trigger: Trigger::Sns,
+            tally,
+            timestamp_ms: 1,
+            request_id: "r",
+            caller: None,
+        }
+        .to_line();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["NotificationsFailed"], 2);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Team/Stopper"
+        );
+        assert!(v.get("Caller").is_none());
+    }
+
+    #[test]
+    fn namespaces_are_checked() {
+        for good in ["SageMakerPipelineStopper", "Team/Stopper", "a b"] {
+            assert!(is_namespace(good), "{good}");
+        }
+        for bad in ["", "AWS/Lambda", " x", "x\n", "é", &"n".repeat(256)] {
+            assert!(!is_namespace(bad), "{bad:?}");
+        }
+    }
+}
