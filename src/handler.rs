@@ -8,7 +8,9 @@ use aws_sdk_sagemaker::Client;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::value::RawValue;
 use stopper_core::arn::Scope;
-use stopper_core::config::Config;
+use stopper_core::config::{Config, Operations};
+use stopper_core::metrics::{Record, Tally};
+use stopper_core::notification;
 use stopper_core::plan::{prepare, Next};
 use stopper_core::reply::{self, Reply};
 use stopper_core::report::Answer;
@@ -18,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::engine::Engine;
+use crate::notify::Notifier;
 
 /// Time kept back from the invocation's deadline to send the reply. A call
 /// still running then is abandoned and reported as `UpstreamUnavailable`, so
@@ -47,6 +50,18 @@ pub struct Stopper {
     /// A configuration that cannot work (an endpoint that is not a URL): every
     /// event that would call SageMaker gets this error instead.
     unusable: Option<StopError>,
+    /// The function's metrics and notifications (the command line has none).
+    operations: Operations,
+    notifier: Notifier,
+}
+
+/// What one event came to, with what the function needs to report it.
+struct Answered {
+    trigger: Trigger,
+    caller: Option<String>,
+    answer: Answer,
+    /// When calls (and notifications) must be done by.
+    deadline: Option<Instant>,
 }
 
 impl Stopper {
@@ -68,7 +83,19 @@ impl Stopper {
             config,
             home,
             unusable,
+            operations: Operations {
+                metrics_namespace: None,
+                ..Operations::default()
+            },
+            notifier: Notifier::default(),
         }
+    }
+
+    /// The function's metrics (`METRICS_NAMESPACE`) and stop notifications.
+    pub fn with_operations(mut self, operations: Operations, notifier: Notifier) -> Stopper {
+        self.operations = operations;
+        self.notifier = notifier;
+        self
     }
 
     /// The Lambda handler. HTTP triggers always get an HTTP response (errors
@@ -82,8 +109,38 @@ impl Stopper {
             scope: Scope::from_function_arn(&context.invoked_function_arn),
             deadline: deadline(&context),
         };
-        let (trigger, answer) = self.respond(payload.get(), &invocation).await;
+        let answered = self.answer(payload.get(), &invocation).await;
         drop(payload);
+        let Answered {
+            trigger,
+            caller,
+            answer,
+            deadline,
+        } = answered;
+        let mut tally = Tally::of(&answer);
+        if let Answer::Acted(report) = &answer {
+            let notices = notification::notices(
+                report,
+                notification::Context {
+                    trigger,
+                    caller: caller.as_deref(),
+                    request_id: &invocation.request_id,
+                    function_name: &self.operations.function_name,
+                },
+            );
+            tally.notifications_failed = self.notifier.publish(&notices, deadline).await;
+        }
+        if let Some(namespace) = &self.operations.metrics_namespace {
+            emit(&Record {
+                namespace,
+                function_name: &self.operations.function_name,
+                trigger,
+                tally,
+                timestamp_ms: epoch_ms(),
+                request_id: &invocation.request_id,
+                caller: caller.as_deref(),
+            });
+        }
         reply::shape(trigger, answer).map_err(|error| Diagnostic {
             error_type: error.kind.error_type().to_owned(),
             error_message: error.message,
@@ -93,6 +150,11 @@ impl Stopper {
     /// One event, from its JSON text to what it came to; the CLI calls this
     /// too, and renders the answer itself.
     pub async fn respond(&self, payload: &str, invocation: &Invocation) -> (Trigger, Answer) {
+        let answered = self.answer(payload, invocation).await;
+        (answered.trigger, answered.answer)
+    }
+
+    async fn answer(&self, payload: &str, invocation: &Invocation) -> Answered {
         let scope = invocation.scope.as_ref().unwrap_or_else(|| {
             warn!(
                 scope = self.home.describe().as_str(),
@@ -129,7 +191,12 @@ impl Stopper {
             }
         };
         log_answer(trigger, prepared.caller.as_deref(), &answer);
-        (trigger, answer)
+        Answered {
+            trigger,
+            caller: prepared.caller,
+            answer,
+            deadline,
+        }
     }
 }
 
@@ -159,6 +226,23 @@ fn log_answer(trigger: Trigger, caller: Option<&str>, answer: &Answer) {
         ),
         Answer::Acted(_) => {}
     }
+}
+
+/// Writes one EMF record to stdout as one line, in one write: CloudWatch Logs
+/// reads it as one log event, whatever else the process logs.
+fn emit(record: &Record<'_>) {
+    use std::io::Write as _;
+    let mut line = record.to_line();
+    line.push('\n');
+    if let Err(e) = std::io::stdout().lock().write_all(line.as_bytes()) {
+        warn!(error = %e, "the metrics record could not be written");
+    }
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The instant by which SageMaker calls must be done, from the invocation's

@@ -12,5 +12,6 @@ pub mod cli;
 pub mod engine;
 pub mod handler;
 pub mod logging;
+pub mod notify;
 pub mod sagemaker;
 pub mod setup;

@@ -11,9 +11,10 @@ use lambda_runtime::Diagnostic;
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
+use sagemaker_pipeline_stopper::notify::Notifier;
 use sagemaker_pipeline_stopper::{cli, logging, setup};
 use serde_json::value::RawValue;
-use stopper_core::config::Config;
+use stopper_core::config::{Config, Operations};
 
 // One thread: an invocation is a handful of concurrent HTTP calls, and a
 // single-threaded runtime starts faster and uses less memory.
@@ -36,13 +37,20 @@ async fn function() -> Result<(), Error> {
     logging::init_function();
     logging::quiet_panics();
     let config = Config::from_env(|name| std::env::var(name).ok())?;
+    let operations = Operations::from_env(|name| std::env::var(name).ok())?;
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let client = setup::client(&sdk_config, None);
     // Lambda always sets AWS_REGION; without one nothing could be called, and
     // no scope could be known: fail the init rather than serve unscoped.
     let home = setup::home_scope(&sdk_config, None)?;
     let unusable = setup::check_endpoint(&sdk_config, None).err();
-    let stopper = Stopper::new(client, config, home, unusable);
+    let notifier = Notifier::new(
+        &sdk_config,
+        operations.event_bus.clone(),
+        operations.topic_arn.clone(),
+    );
+    let stopper =
+        Stopper::new(client, config, home, unusable).with_operations(operations, notifier);
     let stopper = &stopper;
     // The event is taken as raw JSON text: a Value tree of it would take many
     // times its size (measured in docs/performance.md, "The largest events").

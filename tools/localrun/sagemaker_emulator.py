@@ -17,7 +17,10 @@ SendPipelineExecutionStepSuccess, SendPipelineExecutionStepFailure,
 and, for the runtime guard: Search (Resource Pipeline or PipelineExecution;
 filters on Tags.<key>, PipelineName, PipelineArn, PipelineExecutionStatus and
 CreationTime; SortBy, SortOrder; paginated), ListPipelines and ListTags
-(paginated). Shapes, bounds and defaults follow the current service model
+(paginated); and for stop notifications, EventBridge PutEvents
+(``X-Amz-Target: AWSEvents.PutEvents``) and SNS Publish (awsQuery), recorded
+in the state's "notifications" (faults apply with "operations": ["PutEvents"]
+or ["Publish"]). Shapes, bounds and defaults follow the current service model
 (botocore's sagemaker/2017-07-24/service-2.json; tests/e2e/test_guard.py
 checks the emulator's requests and replies against it).
 
@@ -115,6 +118,11 @@ class State:
         self.sqs_messages = []
         self.stop_requests = []  # every stop request that reached an execution (see the docstring)
         self.calls = []  # (operation, body)
+        # Stop notifications received: EventBridge PutEvents entries and SNS
+        # Publish messages, each {"service": "events" | "sns", ...}; and every
+        # notification request, faulted ones included.
+        self.notifications = []
+        self.notification_calls = []
         self.faults = {}
         self.gate = None
         self.bucket = None  # rate limiter: [tokens, last refill]
@@ -545,6 +553,8 @@ class State:
             "sqsMessages": self.sqs_messages,
             "calls": [{"operation": op, "body": b} for op, b in self.calls],
             "stsCalls": getattr(self, "sts_calls", 0),
+            "notifications": list(self.notifications),
+            "notificationCalls": list(self.notification_calls),
         }
 
 
@@ -629,13 +639,121 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _notification_fault(self, operation, record):
+        """Records a notification request and returns the fault it meets."""
+        with self.state.lock:
+            self.state.notification_calls.append(record)
+            return self.state.fault_for(operation), self.state.faults.get("latencyMs", 0) / 1000
+
+    def _put_events(self, target, raw):
+        """EventBridge PutEvents (awsJson1_1), for stop notifications: entries
+        checked against the API's bounds (1 to 10 entries; Source, DetailType
+        and a JSON-object Detail required; 256 KB in all), then recorded."""
+        try:
+            if target != "AWSEvents.PutEvents":
+                raise ApiError("UnknownOperationException", f"Unknown operation {target}")
+            if not self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+                raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
+            body = json.loads(raw or b"{}")
+            entries = body.get("Entries")
+            fault, latency = self._notification_fault("PutEvents", {"operation": "PutEvents", "body": body})
+            if latency:
+                time.sleep(latency)
+            if fault == "accessDenied":
+                raise ApiError("AccessDeniedException", "not authorized to perform: events:PutEvents")
+            if fault in ("throttle", "error5xx"):
+                raise ApiError("ThrottlingException", "Rate exceeded")
+            if not isinstance(entries, list) or not 1 <= len(entries) <= 10:
+                raise ApiError("ValidationException", "Entries must have 1 to 10 members")
+            if len(raw) > 256 * 1024:
+                raise ApiError("ValidationException", "Total size of the entries in the request is over the limit.")
+            results = []
+            for entry in entries:
+                for field in ("Source", "DetailType", "Detail"):
+                    if not isinstance(entry.get(field), str) or not entry[field]:
+                        raise ApiError("ValidationException", f"{field} is required")
+                detail = json.loads(entry["Detail"])
+                if not isinstance(detail, dict):
+                    raise ApiError("ValidationException", "Detail must be a JSON object")
+                with self.state.lock:
+                    self.state.notifications.append({
+                        "service": "events", "eventBusName": entry.get("EventBusName", "default"),
+                        "source": entry["Source"], "detailType": entry["DetailType"],
+                        "detail": detail, "resources": entry.get("Resources", [])})
+                results.append({"EventId": str(uuid.uuid4())})
+            self._send(200, {"FailedEntryCount": 0, "Entries": results})
+        except ApiError as e:
+            self._send(e.status, {"__type": e.code, "Message": e.message})
+        except ValueError:
+            self._send(400, {"__type": "SerializationException", "Message": "not JSON"})
+
+    def _sns_publish(self, raw):
+        """SNS Publish (awsQuery), for stop notifications: TopicArn, Message,
+        Subject (ASCII, under 100 characters, no line breaks) and message
+        attributes, recorded; errors in SNS's XML shape."""
+        import urllib.parse
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode(errors="replace")).items()}
+        attributes = {}
+        for key, value in form.items():
+            if key.startswith("MessageAttributes.entry.") and key.endswith(".Name"):
+                n = key.split(".")[2]
+                attributes[value] = {
+                    "DataType": form.get(f"MessageAttributes.entry.{n}.Value.DataType"),
+                    "StringValue": form.get(f"MessageAttributes.entry.{n}.Value.StringValue")}
+        record = {"operation": "Publish", "body": form}
+        fault, latency = self._notification_fault("Publish", record)
+        if latency:
+            time.sleep(latency)
+        subject = form.get("Subject")
+        if fault == "accessDenied":
+            return self._sns_error(403, "AuthorizationError", "not authorized to perform: SNS:Publish")
+        if fault in ("throttle", "error5xx"):
+            return self._sns_error(400, "Throttled", "Rate exceeded")
+        if not self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return self._sns_error(403, "MissingAuthenticationToken", "Missing Authentication Token")
+        if not form.get("TopicArn") or "Message" not in form:
+            return self._sns_error(400, "InvalidParameter", "TopicArn and Message are required")
+        if len(form["Message"].encode()) > 256 * 1024:
+            return self._sns_error(400, "InvalidParameter", "Message too long")
+        if subject is not None and (len(subject) >= 100 or not subject.isascii() or "\n" in subject):
+            return self._sns_error(400, "InvalidParameter", "Subject must be ASCII, under 100 characters")
+        with self.state.lock:
+            self.state.notifications.append({
+                "service": "sns", "topicArn": form["TopicArn"], "subject": subject,
+                "message": json.loads(form["Message"]), "attributes": attributes})
+        body = (
+            '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+            f"<PublishResult><MessageId>{uuid.uuid4()}</MessageId></PublishResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</PublishResponse>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _sns_error(self, status, code, message):
+        body = (
+            '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+            f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self):
         raw = self._read()
         if self.path.startswith("/_admin/"):
             return self._admin(raw)
         if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            if b"Action=Publish" in raw:
+                return self._sns_publish(raw)
             return self._sts(raw)
         target = self.headers.get("X-Amz-Target", "")
+        if target.startswith("AWSEvents."):
+            return self._put_events(target, raw)
         operation = target.removeprefix("SageMaker.")
         try:
             if not target.startswith("SageMaker.") or operation not in State.OPERATIONS:

@@ -1,0 +1,177 @@
+//! Publishing stop notifications: each [`Notice`] the core built, as one
+//! EventBridge event on `NOTIFY_EVENT_BUS` and/or one SNS message to
+//! `NOTIFY_TOPIC_ARN`. A notification that cannot be published is logged
+//! and counted (`NotificationsFailed`), never an error of the event: the
+//! stops it reports have happened, and a retry would not undo them.
+
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sns::types::MessageAttributeValue;
+use stopper_core::notification::{Notice, DETAIL_TYPE, SOURCE};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+
+use crate::setup::{configuration_problem, timeout_config};
+
+/// The longest a notification may take when the invocation has time to spare:
+/// it is sent after the stops, before the reply.
+const MAX_NOTIFY_TIME: Duration = Duration::from_secs(10);
+
+/// Where notifications go; built at init, only for what is configured.
+#[derive(Default)]
+pub struct Notifier {
+    event_bus: Option<(aws_sdk_eventbridge::Client, String)>,
+    topic: Option<(aws_sdk_sns::Client, String)>,
+}
+
+impl Notifier {
+    pub fn new(
+        sdk_config: &aws_config::SdkConfig,
+        event_bus: Option<String>,
+        topic_arn: Option<String>,
+    ) -> Notifier {
+        let event_bus = event_bus.map(|bus| {
+            let config = aws_sdk_eventbridge::config::Builder::from(sdk_config)
+                .timeout_config(timeout_config())
+                .build();
+            (aws_sdk_eventbridge::Client::from_conf(config), bus)
+        });
+        let topic = topic_arn.map(|arn| {
+            let config = aws_sdk_sns::config::Builder::from(sdk_config)
+                .timeout_config(timeout_config())
+                .build();
+            (aws_sdk_sns::Client::from_conf(config), arn)
+        });
+        Notifier { event_bus, topic }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.event_bus.is_some() || self.topic.is_some()
+    }
+
+    /// Publishes every notice to every destination, by `deadline` (or within
+    /// [`MAX_NOTIFY_TIME`]); returns how many publications failed.
+    pub async fn publish(&self, notices: &[Notice], deadline: Option<Instant>) -> u64 {
+        if notices.is_empty() || !self.is_configured() {
+            return 0;
+        }
+        let cap = Instant::now() + MAX_NOTIFY_TIME;
+        let by = deadline.map_or(cap, |d| d.min(cap));
+        let expected = notices.len() as u64
+            * (u64::from(self.event_bus.is_some()) + u64::from(self.topic.is_some()));
+        let work = async {
+            let (bus, topic) = tokio::join!(self.to_event_bus(notices), self.to_topic(notices));
+            bus + topic
+        };
+        match tokio::time::timeout_at(by, work).await {
+            Ok(failed) => failed,
+            Err(_) => {
+                warn!(
+                    notices = notices.len(),
+                    "stop notification not published: no time was left before the reply deadline"
+                );
+                expected
+            }
+        }
+    }
+
+    async fn to_event_bus(&self, notices: &[Notice]) -> u64 {
+        let Some((client, bus)) = &self.event_bus else {
+            return 0;
+        };
+        let mut failed = 0;
+        for notice in notices {
+            let entry = PutEventsRequestEntry::builder()
+                .event_bus_name(bus)
+                .source(SOURCE)
+                .detail_type(DETAIL_TYPE)
+                .detail(&notice.detail)
+                .set_resources(Some(notice.resources.clone()))
+                .build();
+            let why = match client.put_events().entries(entry).send().await {
+                Ok(out) if out.failed_entry_count() == 0 => {
+                    debug!(
+                        event_bus = bus.as_str(),
+                        "stop notification put on the event bus"
+                    );
+                    continue;
+                }
+                Ok(out) => out
+                    .entries()
+                    .iter()
+                    .find_map(|e| e.error_code())
+                    .unwrap_or("the entry was not accepted")
+                    .to_owned(),
+                Err(e) => error_code(&e),
+            };
+            failed += 1;
+            warn!(
+                event_bus = bus.as_str(),
+                error = why.as_str(),
+                executions = notice.resources.len(),
+                "stop notification not put on the event bus: check NOTIFY_EVENT_BUS and the \
+                 function's events:PutEvents permission"
+            );
+        }
+        failed
+    }
+
+    async fn to_topic(&self, notices: &[Notice]) -> u64 {
+        let Some((client, topic)) = &self.topic else {
+            return 0;
+        };
+        let mut failed = 0;
+        for notice in notices {
+            let mut publish = client
+                .publish()
+                .topic_arn(topic)
+                .subject(&notice.subject)
+                .message(&notice.detail);
+            if let Ok(pipelines) = MessageAttributeValue::builder()
+                .data_type("String.Array")
+                .string_value(serde_json::to_string(&notice.pipelines).unwrap_or_default())
+                .build()
+            {
+                publish = publish.message_attributes("Pipelines", pipelines);
+            }
+            let why = match publish.send().await {
+                Ok(_) => {
+                    debug!(topic = topic.as_str(), "stop notification published");
+                    continue;
+                }
+                Err(e) => error_code(&e),
+            };
+            failed += 1;
+            warn!(
+                topic = topic.as_str(),
+                error = why.as_str(),
+                executions = notice.resources.len(),
+                "stop notification not published to the SNS topic: check NOTIFY_TOPIC_ARN and the \
+                 function's sns:Publish permission (and kms:GenerateDataKey for an encrypted topic)"
+            );
+        }
+        failed
+    }
+}
+
+/// The error code of a failed call, or what kind of failure it was: the
+/// service's message is left out (it is not ours to put in our logs).
+fn error_code<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    if let Some(problem) = configuration_problem(error) {
+        return problem.message;
+    }
+    match error {
+        SdkError::ServiceError(e) => e.err().code().unwrap_or("unknown error").to_owned(),
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(_) => "could not connect".to_owned(),
+        SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
+        _ => "no usable response".to_owned(),
+    }
+}
