@@ -20,7 +20,7 @@ CreationTime; SortBy, SortOrder; paginated), ListPipelines and ListTags
 (paginated); and for stop notifications, EventBridge PutEvents
 (``X-Amz-Target: AWSEvents.PutEvents``) and SNS Publish (awsQuery), recorded
 in the state's "notifications" (faults apply with "operations": ["PutEvents"]
-or ["Publish"]). Shapes, bounds and defaults follow the current service model
+or ["Publish"]; "notifyLatencyMs" delays them alone). Shapes, bounds and defaults follow the current service model
 (botocore's sagemaker/2017-07-24/service-2.json; tests/e2e/test_guard.py
 checks the emulator's requests and replies against it).
 
@@ -643,7 +643,7 @@ class Handler(BaseHTTPRequestHandler):
         """Records a notification request and returns the fault it meets."""
         with self.state.lock:
             self.state.notification_calls.append(record)
-            return self.state.fault_for(operation), self.state.faults.get("latencyMs", 0) / 1000
+            return self.state.fault_for(operation), self.state.faults.get("notifyLatencyMs", 0) / 1000
 
     def _put_events(self, target, raw):
         """EventBridge PutEvents (awsJson1_1), for stop notifications: entries
