@@ -314,3 +314,102 @@ def test_invoke_permissions_are_scoped_to_their_source(template):
 
 def test_outputs_name_what_operators_need(template):
     assert {"FunctionArn", "HttpEndpoint", "DeadLetterQueueUrl", "FunctionUrl"} <= template["Outputs"].keys()
+
+
+# -- operations: metrics, notifications, the dashboard --------------------------
+
+def emitted_metrics():
+    """The metric names the function emits (crates/stopper-core/src/metrics.rs)."""
+    source = (ROOT / "crates/stopper-core/src/metrics.rs").read_text()
+    body = source.split("pub fn metrics(&self)", 1)[1].split("\n    }\n", 1)[0]
+    names = re.findall(r'\("([A-Za-z]+)", ', body)
+    assert len(names) == 10, names
+    return set(names)
+
+
+def dashboard_body(template):
+    sub = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text, variables = sub
+    assert set(variables) == {"Queue"}
+    filled = re.sub(r"\$\{([A-Za-z:]+)\}", lambda m: f"<{m.group(1)}>", text)
+    return json.loads(filled)
+
+
+def test_the_dashboard_shows_the_function_the_stops_and_the_dead_letter_queue(template):
+    dashboard = template["Resources"]["Dashboard"]
+    assert dashboard["Condition"] == "DashboardOn"
+    assert template["Parameters"]["CreateDashboard"]["Default"] == "false"
+    widgets = dashboard_body(template)["widgets"]
+    plotted, expressions = set(), []
+    for w in widgets:
+        for metric in w["properties"]["metrics"]:
+            if isinstance(metric[0], dict):
+                expressions.append(metric[0]["expression"])
+                continue
+            namespace, name = metric[0], metric[1]
+            plotted.add((namespace, name))
+            dims = [m for m in metric[2:] if not isinstance(m, dict)]
+            assert dims in (["FunctionName", "<StopperFunction>"], ["QueueName", "<Queue>"]), metric
+    assert {("AWS/Lambda", "Invocations"), ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Duration"),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible")} <= plotted
+    ours = {name for namespace, name in plotted if namespace == "<MetricsNamespace>"}
+    assert ours == emitted_metrics(), "every metric the function emits is on the dashboard, and only those"
+    assert len(expressions) == 2 and all("{<MetricsNamespace>,FunctionName,Trigger}" in e for e in expressions)
+    assert {re.search(r'MetricName="(\w+)"', e).group(1) for e in expressions} == {"StopsRequested", "StopsFailed"}
+
+
+def test_failed_stops_and_failed_notifications_raise_alarms(template):
+    conditions = template["Conditions"]
+    for name, metric, condition in (("StopsFailedAlarm", "StopsFailed", "MetricAlarmsOn"),
+                                    ("NotificationsFailedAlarm", "NotificationsFailed", "NotificationAlarmOn")):
+        alarm = template["Resources"][name]
+        assert alarm["Condition"] == condition
+        props = alarm["Properties"]
+        assert props["Namespace"] == {"Ref": "MetricsNamespace"} and props["MetricName"] == metric
+        assert metric in emitted_metrics()
+        assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "StopperFunction"}}]
+        assert (props["Statistic"], props["Threshold"], props["ComparisonOperator"]) == (
+            "Sum", 1, "GreaterThanOrEqualToThreshold")
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["AlarmActions"] == template["Resources"]["FunctionErrorsAlarm"]["Properties"]["AlarmActions"]
+    assert conditions["MetricAlarmsOn"] == {"Fn::And": [{"Condition": "AlarmsOn"}, {"Condition": "MetricsOn"}]}
+
+
+def test_notifications_are_granted_for_the_configured_bus_and_topic_only(template):
+    notification = (ROOT / "crates/stopper-core/src/notification.rs").read_text()
+    source = re.search(r'pub const SOURCE: &str = "([^"]+)"', notification).group(1)
+    detail_type = re.search(r'pub const DETAIL_TYPE: &str = "([^"]+)"', notification).group(1)
+    granted = {name.split("/")[1]: st for name, st in statements(template)}
+    bus = granted["notify-event-bus"]
+    assert bus["Action"] == "events:PutEvents"
+    assert bus["Condition"] == {"StringEquals": {"events:source": source, "events:detail-type": detail_type}}
+    assert "*" not in json.dumps(bus["Resource"])
+    topic = granted["notify-topic"]
+    assert (topic["Action"], topic["Resource"]) == ("sns:Publish", {"Ref": "NotificationTopicArn"})
+    role = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
+    conditional = {p["Fn::If"][1]["PolicyName"]: p["Fn::If"][0] for p in role if "Fn::If" in p}
+    assert conditional["notify-event-bus"] == "BusOn" and conditional["notify-topic"] == "TopicOn"
+    env = template["Resources"]["StopperFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["NOTIFY_EVENT_BUS"] == {"Ref": "NotificationEventBusName"}
+    assert env["NOTIFY_TOPIC_ARN"] == {"Ref": "NotificationTopicArn"}
+    assert env["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    config = (ROOT / "crates/stopper-core/src/config.rs").read_text()
+    for variable in ("NOTIFY_EVENT_BUS", "NOTIFY_TOPIC_ARN", "METRICS_NAMESPACE"):
+        assert f'set("{variable}")' in config, variable
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("", True), ("default", True), ("ops/stops", True),
+    ("arn:aws:events:us-east-1:123456789012:event-bus/ops", True),
+    ("two words", False), ("arn:aws:events:us-east-1:123:event-bus/x", False)])
+def test_the_event_bus_parameter_takes_a_name_or_an_arn(template, value, ok):
+    pattern = template["Parameters"]["NotificationEventBusName"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) == ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("SageMakerPipelineStopper", True), ("off", True), ("Team/Stopper", True),
+    ("AWS/Lambda", False), ("", False), ("x" * 256, False)])
+def test_the_namespace_parameter_refuses_what_the_function_would(template, value, ok):
+    pattern = template["Parameters"]["MetricsNamespace"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) == ok
