@@ -69,6 +69,9 @@ def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
         "ALLOWED_PIPELINES": {"Ref": "AllowedPipelines"},
         "MAX_RUNTIME_TAG": {"Ref": "MaxRuntimeTag"},
         "DEFAULT_MAX_RUNTIME": {"Ref": "DefaultMaxRuntime"},
+        "METRICS_NAMESPACE": {"Ref": "MetricsNamespace"},
+        "NOTIFY_EVENT_BUS": {"Ref": "NotificationEventBusName"},
+        "NOTIFY_TOPIC_ARN": {"Ref": "NotificationTopicArn"},
     }
 
 
