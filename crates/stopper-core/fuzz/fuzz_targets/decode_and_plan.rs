@@ -10,7 +10,10 @@
 //!    input or is the configured default (then alone: the default never stands
 //!    beside a named target);
 //! 3. every answer's reply (ignored, refused, or a plan acted on with assorted
-//!    outcomes) is valid JSON of a bounded size, in the shape of its trigger.
+//!    outcomes) is valid JSON of a bounded size, in the shape of its trigger;
+//! 4. every answer's metrics record is one line of bounded JSON whose counts
+//!    add up to its executions, and its stop notices name exactly the
+//!    executions whose stop was requested (none in a dry run), each once.
 //!
 //! The first byte picks where the bytes go: `{` (or anything else) the whole
 //! Lambda event; 0x01 the body of a function URL request; 0x02 the message
@@ -29,6 +32,8 @@ use serde_json::{json, Value};
 use stopper_core::arn::Scope;
 use stopper_core::config::{AllowList, Config};
 use stopper_core::error::{ErrorKind, StopError, MAX_MESSAGE_BYTES};
+use stopper_core::metrics::{Record, Tally};
+use stopper_core::notification::{notices, Context};
 use stopper_core::plan::{plan, Plan};
 use stopper_core::reply::shape;
 use stopper_core::report::{
@@ -313,6 +318,59 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
     }
 }
 
+/// Property 4: the event's metrics record and stop notices.
+fn check_operations(trigger: Trigger, answer: &Answer) {
+    let tally = Tally::of(answer);
+    let line = Record {
+        namespace: "SageMakerPipelineStopper",
+        function_name: "fuzz",
+        trigger,
+        tally,
+        timestamp_ms: 1,
+        request_id: "r",
+        caller: Some("arn:aws:iam::123456789012:user/\u{1b}[31m\n"),
+    }
+    .to_line();
+    assert!(!line.contains('\n') && line.len() < 4096, "{line}");
+    let record: Value = serde_json::from_str(&line).expect("the record is JSON");
+    assert_eq!(record["Events"], 1);
+    let Answer::Acted(report) = answer else {
+        assert_eq!(tally.refused + tally.ignored, 1);
+        return;
+    };
+    let failed_executions = report
+        .executions
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Failed(_)))
+        .count() as u64;
+    assert_eq!(
+        tally.stops_requested + tally.already_finished + tally.would_stop + failed_executions,
+        report.executions.len() as u64
+    );
+    let sent = notices(
+        report,
+        Context {
+            trigger,
+            caller: None,
+            request_id: "r",
+            function_name: "fuzz",
+        },
+    );
+    let notified: Vec<&String> = sent.iter().flat_map(|n| &n.resources).collect();
+    let requested: Vec<&String> = report
+        .executions
+        .iter()
+        .filter(|e| e.outcome == Outcome::StopRequested && !report.dry_run)
+        .map(|e| &e.arn)
+        .collect();
+    assert_eq!(notified, requested);
+    for notice in &sent {
+        let entry = notice.detail.len() + notice.resources.iter().map(String::len).sum::<usize>();
+        assert!(entry < 256 * 1024, "a notice of {entry} bytes");
+        assert!(notice.subject.len() < 100 && notice.subject.is_ascii());
+    }
+}
+
 /// Property 3: the reply to `answer` is valid JSON of a bounded size, in the
 /// shape of its trigger (an HTTP trigger's body is JSON text of its own), or
 /// the error that fails the invocation, itself bounded.
@@ -369,6 +427,7 @@ fuzz_target!(|data: &[u8]| {
     let selection = match &decoded.action {
         Ok(Action::Stop(selection)) => selection,
         Ok(Action::Ignore(reason)) => {
+            check_operations(decoded.trigger, &Answer::Ignored(reason.clone()));
             check_reply(decoded.trigger, Answer::Ignored(reason.clone()), 1);
             return;
         }
@@ -405,6 +464,8 @@ fuzz_target!(|data: &[u8]| {
         check_plan(&planned, config, &input);
         let report = report_for(&planned, seed, &quoted);
         let entries = report.executions.len() + report.pipeline_failures.len();
-        check_reply(decoded.trigger, Answer::Acted(report), entries.max(1));
+        let answer = Answer::Acted(report);
+        check_operations(decoded.trigger, &answer);
+        check_reply(decoded.trigger, answer, entries.max(1));
     }
 });
