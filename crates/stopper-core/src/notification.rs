@@ -298,6 +298,26 @@ mod tests {
             seen.extend(n.resources.iter().cloned());
         }
         assert_eq!(seen, arns, "every execution once, in order");
+        // Packed: each part holds at most MAX_EXECUTION_BYTES of executions,
+        // and no part could have taken the next part's first one.
+        let bytes = |arn: &String| {
+            let execution = r.executions.iter().find(|e| &e.arn == arn).unwrap();
+            serde_json::to_string(&Entry(execution)).unwrap().len() + arn.len()
+        };
+        let sizes: Vec<usize> = notices
+            .iter()
+            .map(|n| n.resources.iter().map(bytes).sum())
+            .collect();
+        for (i, size) in sizes.iter().enumerate() {
+            assert!(*size <= MAX_EXECUTION_BYTES, "part {i}: {size}");
+            if let Some(next) = notices.get(i + 1) {
+                assert!(
+                    size + bytes(&next.resources[0]) > MAX_EXECUTION_BYTES,
+                    "part {i}"
+                );
+            }
+        }
+        assert!(sizes[0] > 90 * 1024, "{sizes:?}");
     }
 
     #[test]
