@@ -2,6 +2,7 @@
 //! to its reply. The event is prepared (decoded and planned) by the core,
 //! acted on by the [`Engine`], and shaped for its trigger by the core.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sagemaker::Client;
@@ -17,7 +18,7 @@ use stopper_core::{ErrorKind, StopError};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Progress};
 
 /// Time kept back from the invocation's deadline to send the reply. A call
 /// still running then is abandoned and reported as `UpstreamUnavailable`, so
@@ -35,6 +36,9 @@ pub struct Invocation {
     pub scope: Option<Scope>,
     /// When SageMaker calls must be done by (less the reply margin).
     pub deadline: Option<Instant>,
+    /// Told what the engine finds and does: the CLI's progress display on a
+    /// terminal. The function has none.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 /// The function: its SageMaker client and configuration, built once at init.
@@ -81,6 +85,7 @@ impl Stopper {
             request_id: context.request_id.clone(),
             scope: Scope::from_function_arn(&context.invoked_function_arn),
             deadline: deadline(&context),
+            progress: None,
         };
         let (trigger, answer) = self.respond(payload.get(), &invocation).await;
         drop(payload);
@@ -124,6 +129,7 @@ impl Stopper {
                     max_concurrency: self.config.max_concurrency,
                     trigger,
                     deadline,
+                    progress: invocation.progress.as_deref(),
                 };
                 Answer::Acted(engine.run(&plan).await)
             }
