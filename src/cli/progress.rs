@@ -89,7 +89,11 @@ impl Default for Bars {
 impl Bars {
     /// Bars on stderr (indicatif hides them itself if stderr is no terminal).
     pub fn new() -> Bars {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        Bars::drawing_to(ProgressDrawTarget::stderr())
+    }
+
+    fn drawing_to(target: ProgressDrawTarget) -> Bars {
+        let multi = MultiProgress::with_draw_target(target);
         let targets = multi.add(
             ProgressBar::new(0)
                 .with_style(style(
@@ -343,7 +347,8 @@ mod tests {
 
     #[test]
     fn the_templates_are_valid_and_bars_count_what_they_are_told() {
-        let bars = Bars::new();
+        // Hidden: `cargo test` on a terminal would draw on it.
+        let bars = Bars::drawing_to(ProgressDrawTarget::hidden());
         bars.found(2);
         bars.found(1);
         bars.done(&stopping(vec![]));
