@@ -3,9 +3,12 @@
 //! `Wait`, polls them until they end. It makes the calls through
 //! [`sagemaker`] and asks [`stopper_core::decide`] what each answer means;
 //! what it keeps is the mechanics: order, concurrency, deadlines, and not
-//! acting twice on an execution both named and found.
+//! acting twice on an execution both named and found. It tells a
+//! [`Progress`] observer, when it has one, what it found and did; it never
+//! asks it anything.
 
 use std::collections::HashSet;
+use std::fmt::Debug;
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, SystemTime};
@@ -51,6 +54,34 @@ pub struct Engine<'a> {
     pub trigger: Trigger,
     /// When every call must be done by; `None`: the SDK's timeouts bound them.
     pub deadline: Option<Instant>,
+    /// Told what the engine finds and does (the CLI's progress display);
+    /// `None` for the function. Only told: nothing the engine does depends on it.
+    pub progress: Option<&'a dyn Progress>,
+}
+
+/// An observer of one event's work, for a display of its progress. The engine
+/// calls it as things happen and never reads anything back; every method does
+/// nothing unless implemented.
+pub trait Progress: Debug + Send + Sync {
+    /// `targets` more targets to act on: the named ones when the work starts
+    /// (possibly none), then each one a sweep or the guard finds.
+    fn found(&self, targets: usize) {
+        let _ = targets;
+    }
+    /// Every target has been found: the sweeps' listings, or the guard's
+    /// discovery, are over (some may have failed).
+    fn found_all(&self) {}
+    /// A target has been acted on (in whatever order they complete).
+    fn done(&self, execution: &ExecutionReport) {
+        let _ = execution;
+    }
+    /// During a `Wait`, at its start and after each poll: the executions still
+    /// stopping (each with its last status and the blocking steps listed after
+    /// its stop), and how long the wait may still last. Empty once all have
+    /// ended.
+    fn waiting(&self, stopping: &[&ExecutionReport], left: Duration) {
+        let _ = (stopping, left);
+    }
 }
 
 /// How a target was found: named by the caller (status unknown) or listed as
@@ -79,17 +110,20 @@ impl Engine<'_> {
             pipelines_swept: plan.pipelines.clone(),
             ..Report::default()
         };
+        self.tell(|p| p.found(plan.executions.len()));
         // The sweeps list a page ahead of the stops, into a channel of one
         // page, so that a slot never waits on the next page's round trip.
         let (found_tx, mut found_rx) = mpsc::channel(sagemaker::LIST_PAGE_SIZE);
         let finding = async {
-            match &plan.guard {
+            let guard = match &plan.guard {
                 Some(policy) => Some(self.guard(plan, policy, found_tx).await),
                 None => {
                     self.sweep(plan, found_tx).await;
                     None
                 }
-            }
+            };
+            self.tell(|p| p.found_all());
+            guard
         };
         let acting = async {
             let named = plan
@@ -158,6 +192,7 @@ impl Engine<'_> {
                         if !seen.insert(listed.arn.clone()) {
                             continue;
                         }
+                        self.tell(|p| p.found(1));
                         Work::Act(plan.swept_target(listed.arn), Found::Executing, None)
                     }
                     Ok(None) => {
@@ -258,6 +293,7 @@ impl Engine<'_> {
                                 arn: execution.arn,
                                 token,
                             };
+                            self.tell(|p| p.found(1));
                             over_limit.push(Work::Act(target, Found::Executing, Some(run)));
                         }
                         Judged::Leave => {}
@@ -305,6 +341,7 @@ impl Engine<'_> {
                     &execution,
                     started.elapsed(),
                 );
+                self.tell(|p| p.done(&execution));
                 Ok(execution)
             }
             Work::ListingFailed(failure) => Err(failure),
@@ -379,6 +416,7 @@ impl Engine<'_> {
             .filter(|&i| decide::awaits_end(&executions[i].outcome))
             .collect();
         let mut pause = FIRST_POLL;
+        self.tell_waiting(executions, &pending, until);
         // The last pause is cut to end at `until`, so the wait asked for is
         // waited out: the final poll comes at the end of the budget, not up
         // to half of it earlier.
@@ -403,6 +441,7 @@ impl Engine<'_> {
                 }
             }
             pending = still_stopping;
+            self.tell_waiting(executions, &pending, until);
         }
         let arns = pending.iter().map(|&i| executions[i].arn.clone());
         let fresh = self
@@ -420,6 +459,21 @@ impl Engine<'_> {
                 "waited"
             );
         }
+    }
+
+    /// Tells the progress observer, if there is one.
+    fn tell(&self, event: impl FnOnce(&dyn Progress)) {
+        if let Some(progress) = self.progress {
+            event(progress);
+        }
+    }
+
+    /// Tells the progress observer which executions a `Wait` still waits for.
+    fn tell_waiting(&self, executions: &[ExecutionReport], pending: &[usize], until: Instant) {
+        self.tell(|p| {
+            let stopping: Vec<&ExecutionReport> = pending.iter().map(|&i| &executions[i]).collect();
+            p.waiting(&stopping, until.saturating_duration_since(Instant::now()));
+        });
     }
 
     /// `call` on each ARN, as many at once as the stops, results in order

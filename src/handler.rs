@@ -2,6 +2,7 @@
 //! to its reply. The event is prepared (decoded and planned) by the core,
 //! acted on by the [`Engine`], and shaped for its trigger by the core.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sagemaker::Client;
@@ -19,7 +20,7 @@ use stopper_core::{ErrorKind, StopError};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Progress};
 use crate::notify::Notifier;
 
 /// Time kept back from the invocation's deadline to send the reply. A call
@@ -38,6 +39,9 @@ pub struct Invocation {
     pub scope: Option<Scope>,
     /// When SageMaker calls must be done by (less the reply margin).
     pub deadline: Option<Instant>,
+    /// Told what the engine finds and does: the CLI's progress display on a
+    /// terminal. The function has none.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 /// The function: its SageMaker client and configuration, built once at init.
@@ -108,6 +112,7 @@ impl Stopper {
             request_id: context.request_id.clone(),
             scope: Scope::from_function_arn(&context.invoked_function_arn),
             deadline: deadline(&context),
+            progress: None,
         };
         let answered = self.answer(payload.get(), &invocation).await;
         drop(payload);
@@ -186,6 +191,7 @@ impl Stopper {
                     max_concurrency: self.config.max_concurrency,
                     trigger,
                     deadline,
+                    progress: invocation.progress.as_deref(),
                 };
                 Answer::Acted(engine.run(&plan).await)
             }

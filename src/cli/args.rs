@@ -49,6 +49,8 @@ AWS (standard configuration chain: environment, profiles, SSO, ...)
 OUTPUT
   --output json|text             json (default): the function's reply; text: tab-separated lines
   --debug                        log to stderr (also RUST_LOG)
+  --no-progress                  no progress display (shown on stderr only when it is a terminal,
+                                 without --debug or RUST_LOG, and not with --output json piped)
   --help, -h    --version
 
 EXIT CODES
@@ -85,6 +87,8 @@ pub struct Run {
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub debug: bool,
+    /// `--no-progress`: no progress display, even on a terminal.
+    pub no_progress: bool,
 }
 
 /// Parses the command line (without the program name). `read` reads a file
@@ -236,6 +240,7 @@ pub fn parse(
             Long("profile") => run.profile = Some(text(&mut parser)?),
             Long("endpoint-url") => run.endpoint_url = Some(text(&mut parser)?),
             Long("debug") => run.debug = true,
+            Long("no-progress") => run.no_progress = true,
             _ => return Err(usage(arg.unexpected())),
         }
     }
@@ -443,6 +448,7 @@ mod tests {
         };
         assert!(run.payload.contains("Scheduled Event"));
         assert_eq!(run.output, Output::Text);
+        assert!(!run.no_progress);
         let mixed = parse(args(&["--event", "e.json", "--dry-run"]), read).unwrap_err();
         assert_eq!(mixed.kind, ErrorKind::Validation);
     }

@@ -7,9 +7,11 @@
 //! unreadable file), 254 SageMaker answered with an error, 255 anything else.
 mod args;
 mod output;
+pub mod progress;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use stopper_core::arn::Scope;
 use stopper_core::config::Config;
@@ -109,12 +111,22 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         scope.clone(),
         None,
     );
+    // Created last: nothing is drawn before the first SageMaker call, and an
+    // error before it is printed as it always was.
+    let bars = progress::wanted(&run, progress::Terminal::detect(logs_on(run.debug)))
+        .then(|| Arc::new(progress::Bars::new()));
     let invocation = Invocation {
         request_id: cli_request_id(),
         scope: Some(scope),
+        progress: bars
+            .clone()
+            .map(|bars| bars as Arc<dyn crate::engine::Progress>),
         ..Invocation::default()
     };
     let (trigger, answer) = stopper.respond(&run.payload, &invocation).await;
+    if let Some(bars) = &bars {
+        bars.clear();
+    }
     let error = answer.error(trigger.http().is_some());
     match run.output {
         Output::Json => {
@@ -133,6 +145,16 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         None => ExitCode::from(EXIT_OK),
         Some(error) => fail(&error),
     }
+}
+
+/// Whether the CLI logs to stderr (as `logging::init_cli` decides): then no
+/// progress is drawn, which would tear the log lines.
+fn logs_on(debug: bool) -> bool {
+    debug
+        || std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|setting| logging::requested_level(&setting))
+            .is_some_and(|level| level != tracing::level_filters::LevelFilter::OFF)
 }
 
 /// The account of the configured credentials, from STS GetCallerIdentity
