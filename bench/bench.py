@@ -164,6 +164,31 @@ def measure(subject, admin, cold_starts, warm_invocations, sweep_size, sweeps_on
     return measure_sweeps(subject, admin, sweep_size, result)
 
 
+def measure_notifying(subject, admin, cold_starts):
+    """Cold starts with stop notifications configured (an EventBridge bus
+    and an SNS topic, both the emulator): what building their clients adds to
+    init, and what publishing adds to the first invocation (the stop, then
+    PutEvents and Publish over the same TLS set-up). Each first invocation
+    must have published both."""
+    admin.faults()
+    admin.seed(cold_starts + 10)
+    inits, firsts = [], []
+    for n in range(1, cold_starts + 1):
+        before = len(admin.state.notifications)
+        api, proc, init_ms = subject.start()
+        inv = api.invoke({"PipelineExecutionArn": execution(n)})
+        assert inv.ok and inv.payload.get("Outcome") == "StopRequested", (subject.name, inv.payload, proc.logs[-5:])
+        published = {m["service"] for m in admin.state.notifications[before:]}
+        assert published == {"events", "sns"}, (published, proc.logs[-5:])
+        inits.append(init_ms)
+        firsts.append(inv.duration_ms)
+        proc.stop()
+        api.close()
+    return {"name": subject.name, "cold_init_ms": statistics.median(inits),
+            "first_invocation_ms": statistics.median(firsts),
+            "cold_start_ms": statistics.median(i + f for i, f in zip(inits, firsts))}
+
+
 def measure_sweeps(subject, admin, sweep_size, result):
     """One alarm event, a pipeline with sweep_size running executions: with
     20 ms per call, then also under a 100 requests/s limit."""
@@ -695,6 +720,11 @@ def main():
         results = {}
         if args.only is None:
             results["rust"] = measure(rust, admin, args.cold_starts, args.warm, args.sweep)
+            notifying = Subject("rust, notifying", [args.function], {**common, "extra": {
+                **rust_env, "NOTIFY_EVENT_BUS": "default",
+                "NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:pipeline-stops",
+                "AWS_ENDPOINT_URL_EVENTBRIDGE": url, "AWS_ENDPOINT_URL_SNS": url}})
+            results["rust_notifying"] = measure_notifying(notifying, admin, args.cold_starts)
             if not args.no_peer:
                 results["boto3"] = measure(peer, admin, args.cold_starts, args.warm, args.sweep)
         elif args.only == "sweeps":
@@ -720,6 +750,11 @@ def main():
     print(f"\nmachine: {machine}; emulator over HTTPS on 127.0.0.1 (throwaway CA)\n")
     if "rust" in results:
         print(table(results["rust"], results.get("boto3"), binary_bytes) + "\n")
+    if "rust_notifying" in results:
+        r, base = results["rust_notifying"], results["rust"]
+        print(f"with stop notifications (EventBridge and SNS): init {r['cold_init_ms']:.1f} ms "
+              f"({r['cold_init_ms'] - base['cold_init_ms']:+.1f}), first invocation {r['first_invocation_ms']:.1f} ms "
+              f"({r['first_invocation_ms'] - base['first_invocation_ms']:+.1f}: the stop, PutEvents and Publish)\n")
     if "rust_sweeps" in results:
         for key in ("sweep_20ms", "sweep_rate_limited"):
             r = results["rust_sweeps"][key]

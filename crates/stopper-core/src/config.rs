@@ -310,12 +310,17 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, StopError> {
+    /// An environment of these variables only.
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_env(|k| map.get(k).cloned())
+        move |k| map.get(k).cloned()
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, StopError> {
+        Config::from_env(env(vars))
     }
 
     #[test]
@@ -400,11 +405,7 @@ mod tests {
     }
 
     fn operations(vars: &[(&str, &str)]) -> Result<Operations, StopError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Operations::from_env(|k| map.get(k).cloned())
+        Operations::from_env(env(vars))
     }
 
     #[test]
