@@ -200,7 +200,8 @@ pub struct Operations {
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF records;
     /// `off` (or `none`) emits none. Unset: [`DEFAULT_NAMESPACE`].
     pub metrics_namespace: Option<String>,
-    /// `AWS_LAMBDA_FUNCTION_NAME`: the `FunctionName` dimension.
+    /// `AWS_LAMBDA_FUNCTION_NAME` (else `sagemaker-pipeline-stopper`): the
+    /// `FunctionName` dimension.
     pub function_name: String,
     /// `NOTIFY_EVENT_BUS`: the EventBridge bus (name or ARN) stop
     /// notifications are put on.
@@ -251,7 +252,9 @@ impl Operations {
         }
         Ok(Operations {
             metrics_namespace,
-            function_name: set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            // A dimension value may not be empty: CloudWatch would drop the record.
+            function_name: set("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| "sagemaker-pipeline-stopper".to_owned()),
             event_bus,
             topic_arn,
         })
@@ -414,6 +417,8 @@ mod tests {
         assert_eq!(o.metrics_namespace.as_deref(), Some(DEFAULT_NAMESPACE));
         assert_eq!(o.function_name, "stopper");
         assert_eq!((o.event_bus, o.topic_arn), (None, None));
+        let unnamed = operations(&[]).unwrap();
+        assert_eq!(unnamed.function_name, "sagemaker-pipeline-stopper");
         for off in ["off", "OFF", "none"] {
             let o = operations(&[("METRICS_NAMESPACE", off)]).unwrap();
             assert_eq!(o.metrics_namespace, None, "{off}");
