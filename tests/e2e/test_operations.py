@@ -4,14 +4,17 @@ an EventBridge bus and published to an SNS topic (received by the emulator).
 The real binary under the local Runtime API, as everywhere in tests/e2e."""
 
 import base64
+import gzip
 import json
+import os
 import subprocess
+import zipfile
 
 import lambda_runtime
 import pytest
 
 from conftest import A, B, DONE, OTHER, PIPELINE, assert_stopped_once, binary, load_event
-from test_guard import guard_seed, stopped_arns
+from test_guard import conforms, guard_seed, stopped_arns
 
 BUS = "ops-stops"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:pipeline-stops"
@@ -310,3 +313,32 @@ def test_a_notification_that_hangs_is_abandoned_before_the_reply_deadline(emulat
     assert inv.ok, "replied before the function's deadline"
     assert inv.duration_ms < 3000
     assert metric_values(emf_records(fn)[0]) == {"Events": 1, "StopsRequested": 1, "NotificationsFailed": 1}
+
+
+def service_model(path):
+    wheel = os.environ.get("SAGEMAKER_SERVICE_MODEL_WHEEL")
+    if not wheel or not os.path.exists(wheel):
+        pytest.fail("SAGEMAKER_SERVICE_MODEL_WHEEL is not set: run the tests through scripts/test")
+    with zipfile.ZipFile(wheel) as z:
+        return json.loads(gzip.decompress(z.read(f"botocore/data/{path}/service-2.json.gz")))
+
+
+def test_the_notification_requests_follow_the_service_models(emulator, start_function):
+    """PutEvents against EventBridge's model (members, required fields, bounds),
+    Publish's parameters against SNS's; and the emulator's answers are the
+    shapes the models give (the SDK parsed them: the stop was notified)."""
+    emulator.seed(guard_seed())
+    fn = notifying(emulator, start_function)
+    assert fn.invoke({"Guard": True}).ok
+    calls = emulator.state()["notificationCalls"]
+    events = service_model("events/2015-10-07")
+    put = [c["body"] for c in calls if c["operation"] == "PutEvents"]
+    assert put and all(conforms(events, "PutEventsRequest", body) == [] for body in put), put
+    sns = service_model("sns/2010-03-31")
+    members = sns["shapes"]["PublishInput"]["members"]
+    for call in (c for c in calls if c["operation"] == "Publish"):
+        form = call["body"]
+        top = {k.split(".")[0] for k in form} - {"Action", "Version"}
+        assert top <= set(members), top - set(members)
+        assert set(sns["shapes"]["PublishInput"]["required"]) <= top
+        assert form["Version"] == sns["metadata"]["apiVersion"]
