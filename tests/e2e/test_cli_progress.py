@@ -13,6 +13,8 @@ import subprocess
 import termios
 import threading
 
+import pytest
+
 from conftest import A, PIPELINE, REGION, ACCOUNT, binary
 
 COLUMNS, ROWS = 160, 40
@@ -183,6 +185,7 @@ def frames(raw):
 
 # -- (a) on a terminal ---------------------------------------------------------
 
+@pytest.mark.draws
 def test_a_wait_on_a_terminal_shows_what_still_stops_and_the_step_that_holds_it(emulator):
     emulator.seed(HELD)
     ran = run(emulator, "--pipeline-execution-arn", A, "--wait-seconds", "3", stdout="pty")
@@ -200,6 +203,7 @@ def test_a_wait_on_a_terminal_shows_what_still_stops_and_the_step_that_holds_it(
     assert emulator.status(A) == "Stopping"
 
 
+@pytest.mark.draws
 def test_on_one_terminal_the_bars_are_gone_before_the_result_is_printed(emulator):
     # stdout and stderr on one terminal, as a user has them: what is left on
     # the screen is exactly what a run without progress leaves.
@@ -216,6 +220,7 @@ def test_on_one_terminal_the_bars_are_gone_before_the_result_is_printed(emulator
     assert screen(with_bars.stdout) == screen(plain.stdout)
 
 
+@pytest.mark.draws
 def test_a_sweep_on_a_terminal_counts_targets_done_out_of_those_found(emulator):
     emulator.seed(swept_seed())
     # Each call takes 100 ms, four targets at a time: the sweep lasts about
@@ -237,6 +242,7 @@ def test_a_sweep_on_a_terminal_counts_targets_done_out_of_those_found(emulator):
     assert len(emulator.state()["stopCalls"]) == SWEPT
 
 
+@pytest.mark.draws
 def test_a_guard_run_on_a_terminal_counts_the_executions_it_finds_over_their_limit(emulator):
     over = 20
     emulator.seed({"account": ACCOUNT, "region": REGION, "pipelines": [
@@ -257,6 +263,7 @@ def test_a_guard_run_on_a_terminal_counts_the_executions_it_finds_over_their_lim
     assert sum(line.endswith("\tStopRequested\t") for line in ran.stdout.decode().splitlines()) == over
 
 
+@pytest.mark.draws
 def test_no_color_keeps_the_display_and_drops_its_colours(emulator):
     emulator.seed(HELD)
     ran = run(emulator, "--pipeline-execution-arn", A, "--wait-seconds", "1", stdout="pty",
