@@ -128,23 +128,8 @@ def measure(subject, admin, cold_starts, warm_invocations, sweep_size, sweeps_on
         return measure_sweeps(subject, admin, sweep_size, result)
     admin.faults()
     admin.seed(cold_starts + warm_invocations + 10)
-    n = 0
-
-    # Cold starts: spawn to first poll (Lambda's Init Duration), then the first
-    # invocation, which pays the TLS set-up.
-    inits, firsts = [], []
-    for _ in range(cold_starts):
-        api, proc, init_ms = subject.start()
-        n += 1
-        inv = api.invoke({"PipelineExecutionArn": execution(n)})
-        assert inv.ok and inv.payload.get("Outcome") == "StopRequested", (subject.name, inv.payload, proc.logs[-5:])
-        inits.append(init_ms)
-        firsts.append(inv.duration_ms)
-        proc.stop()
-        api.close()
-    result["cold_init_ms"] = statistics.median(inits)
-    result["first_invocation_ms"] = statistics.median(firsts)
-    result["cold_start_ms"] = statistics.median(i + f for i, f in zip(inits, firsts))
+    result.update(measure_cold_starts(subject, cold_starts))
+    n = cold_starts
 
     # Warm: one process, one execution stopped per invocation, in sequence.
     api, proc, _ = subject.start()
@@ -164,29 +149,40 @@ def measure(subject, admin, cold_starts, warm_invocations, sweep_size, sweeps_on
     return measure_sweeps(subject, admin, sweep_size, result)
 
 
-def measure_notifying(subject, admin, cold_starts):
-    """Cold starts with stop notifications configured (an EventBridge bus
-    and an SNS topic, both the emulator): what building their clients adds to
-    init, and what publishing adds to the first invocation (the stop, then
-    PutEvents and Publish over the same TLS set-up). Each first invocation
-    must have published both."""
-    admin.faults()
-    admin.seed(cold_starts + 10)
+def measure_cold_starts(subject, cold_starts, check=None):
+    """Cold starts: spawn to first poll (Lambda's Init Duration), then the
+    first invocation (executions 1..cold_starts), which pays the TLS set-up;
+    `check(proc)` runs after each first invocation. Medians."""
     inits, firsts = [], []
     for n in range(1, cold_starts + 1):
-        before = len(admin.state.notifications)
         api, proc, init_ms = subject.start()
         inv = api.invoke({"PipelineExecutionArn": execution(n)})
         assert inv.ok and inv.payload.get("Outcome") == "StopRequested", (subject.name, inv.payload, proc.logs[-5:])
-        published = {m["service"] for m in admin.state.notifications[before:]}
-        assert published == {"events", "sns"}, (published, proc.logs[-5:])
+        if check:
+            check(proc)
         inits.append(init_ms)
         firsts.append(inv.duration_ms)
         proc.stop()
         api.close()
-    return {"name": subject.name, "cold_init_ms": statistics.median(inits),
-            "first_invocation_ms": statistics.median(firsts),
+    return {"cold_init_ms": statistics.median(inits), "first_invocation_ms": statistics.median(firsts),
             "cold_start_ms": statistics.median(i + f for i, f in zip(inits, firsts))}
+
+
+def measure_notifying(subject, admin, cold_starts):
+    """Cold starts with stop notifications configured (an EventBridge bus
+    and an SNS topic, both the emulator): what building their clients adds to
+    init, and what publishing adds to the first invocation (the stop, then
+    PutEvents and Publish). Each first invocation must have published both."""
+    admin.faults()
+    admin.seed(cold_starts + 10)
+    seen = [0]
+
+    def published_both(proc):
+        published = {m["service"] for m in admin.state.notifications[seen[0]:]}
+        seen[0] = len(admin.state.notifications)
+        assert published == {"events", "sns"}, (published, proc.logs[-5:])
+
+    return {"name": subject.name, **measure_cold_starts(subject, cold_starts, published_both)}
 
 
 def measure_sweeps(subject, admin, sweep_size, result):

@@ -87,10 +87,8 @@ impl Stopper {
             config,
             home,
             unusable,
-            operations: Operations {
-                metrics_namespace: None,
-                ..Operations::default()
-            },
+            // No metrics, no notifications: `with_operations` sets them.
+            operations: Operations::default(),
             notifier: Notifier::default(),
         }
     }
@@ -116,40 +114,42 @@ impl Stopper {
         };
         let answered = self.answer(payload.get(), &invocation).await;
         drop(payload);
-        let Answered {
-            trigger,
-            caller,
-            answer,
-            deadline,
-        } = answered;
-        let mut tally = Tally::of(&answer);
-        if let Answer::Acted(report) = &answer {
+        self.notify_and_count(&answered, &invocation.request_id)
+            .await;
+        reply::shape(answered.trigger, answered.answer).map_err(|error| Diagnostic {
+            error_type: error.kind.error_type().to_owned(),
+            error_message: error.message,
+        })
+    }
+
+    /// The function's account of an event beyond its reply: the notices of
+    /// what it stopped, published, then its EMF record, written.
+    async fn notify_and_count(&self, answered: &Answered, request_id: &str) {
+        let caller = answered.caller.as_deref();
+        let mut tally = Tally::of(&answered.answer);
+        if let Answer::Acted(report) = &answered.answer {
             let notices = notification::notices(
                 report,
                 notification::Context {
-                    trigger,
-                    caller: caller.as_deref(),
-                    request_id: &invocation.request_id,
+                    trigger: answered.trigger,
+                    caller,
+                    request_id,
                     function_name: &self.operations.function_name,
                 },
             );
-            tally.notifications_failed = self.notifier.publish(&notices, deadline).await;
+            tally.notifications_failed = self.notifier.publish(&notices, answered.deadline).await;
         }
         if let Some(namespace) = &self.operations.metrics_namespace {
             emit(&Record {
                 namespace,
                 function_name: &self.operations.function_name,
-                trigger,
+                trigger: answered.trigger,
                 tally,
                 timestamp_ms: epoch_ms(),
-                request_id: &invocation.request_id,
-                caller: caller.as_deref(),
+                request_id,
+                caller,
             });
         }
-        reply::shape(trigger, answer).map_err(|error| Diagnostic {
-            error_type: error.kind.error_type().to_owned(),
-            error_message: error.message,
-        })
     }
 
     /// One event, from its JSON text to what it came to; the CLI calls this
@@ -245,6 +245,7 @@ fn emit(record: &Record<'_>) {
     }
 }
 
+/// Now, in milliseconds since the epoch (0 if the clock is before it).
 fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -266,11 +267,7 @@ fn deadline(context: &Context) -> Option<Instant> {
         );
         return None;
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let remaining = Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    let remaining = Duration::from_millis(context.deadline.saturating_sub(epoch_ms()));
     Some(Instant::now() + remaining.saturating_sub(REPLY_MARGIN))
 }
 
@@ -284,11 +281,8 @@ fn front_end_deadline(
     let Some(reply_by) = reply_by_epoch_ms else {
         return deadline;
     };
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let left = Duration::from_millis(reply_by.saturating_sub(now_ms)).saturating_sub(REPLY_MARGIN);
+    let left =
+        Duration::from_millis(reply_by.saturating_sub(epoch_ms())).saturating_sub(REPLY_MARGIN);
     let front_end = Instant::now() + left;
     Some(deadline.map_or(front_end, |d| d.min(front_end)))
 }

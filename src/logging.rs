@@ -69,6 +69,12 @@ pub fn init_function() {
 /// The command line's logs: off unless `--debug` (DEBUG) or `RUST_LOG`, to
 /// stderr so stdout stays parseable.
 pub fn init_cli(debug: bool) {
+    init(cli_level(debug), false, std::io::stderr);
+}
+
+/// The command line's log level: DEBUG with `--debug`, else `RUST_LOG`'s,
+/// else OFF.
+pub fn cli_level(debug: bool) -> LevelFilter {
     let level = if debug {
         Some(LevelFilter::DEBUG)
     } else {
@@ -76,7 +82,7 @@ pub fn init_cli(debug: bool) {
             .ok()
             .and_then(|s| requested_level(&s))
     };
-    init(level.unwrap_or(LevelFilter::OFF), false, std::io::stderr);
+    level.unwrap_or(LevelFilter::OFF)
 }
 
 /// Reports a panic by its location only, never its message: a panic's

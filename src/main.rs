@@ -44,11 +44,7 @@ async fn function() -> Result<(), Error> {
     // no scope could be known: fail the init rather than serve unscoped.
     let home = setup::home_scope(&sdk_config, None)?;
     let unusable = setup::check_endpoint(&sdk_config, None).err();
-    let notifier = Notifier::new(
-        &sdk_config,
-        operations.event_bus.clone(),
-        operations.topic_arn.clone(),
-    );
+    let notifier = Notifier::new(&sdk_config, &operations);
     let stopper =
         Stopper::new(client, config, home, unusable).with_operations(operations, notifier);
     let stopper = &stopper;

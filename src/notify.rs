@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sns::types::MessageAttributeValue;
+use stopper_core::config::Operations;
 use stopper_core::notification::{Notice, DETAIL_TYPE, SOURCE};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -28,18 +29,14 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(
-        sdk_config: &aws_config::SdkConfig,
-        event_bus: Option<String>,
-        topic_arn: Option<String>,
-    ) -> Notifier {
-        let event_bus = event_bus.map(|bus| {
+    pub fn new(sdk_config: &aws_config::SdkConfig, operations: &Operations) -> Notifier {
+        let event_bus = operations.event_bus.clone().map(|bus| {
             let config = aws_sdk_eventbridge::config::Builder::from(sdk_config)
                 .timeout_config(timeout_config())
                 .build();
             (aws_sdk_eventbridge::Client::from_conf(config), bus)
         });
-        let topic = topic_arn.map(|arn| {
+        let topic = operations.topic_arn.clone().map(|arn| {
             let config = aws_sdk_sns::config::Builder::from(sdk_config)
                 .timeout_config(timeout_config())
                 .build();

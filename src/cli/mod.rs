@@ -147,14 +147,10 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Whether the CLI logs to stderr (as `logging::init_cli` decides): then no
-/// progress is drawn, which would tear the log lines.
+/// Whether the CLI logs to stderr (the level `logging::init_cli` set): then
+/// no progress is drawn, which would tear the log lines.
 fn logs_on(debug: bool) -> bool {
-    debug
-        || std::env::var("RUST_LOG")
-            .ok()
-            .and_then(|setting| logging::requested_level(&setting))
-            .is_some_and(|level| level != tracing::level_filters::LevelFilter::OFF)
+    logging::cli_level(debug) != tracing::level_filters::LevelFilter::OFF
 }
 
 /// The account of the configured credentials, from STS GetCallerIdentity

@@ -117,11 +117,7 @@ impl Config {
     /// `main`, a map in tests). A bad setting fails the function's init with a
     /// message naming the variable, rather than misbehaving on the first event.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, StopError> {
-        let set = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let set = |name: &str| setting(&var, name);
         let allowed = match set("ALLOWED_PIPELINES") {
             Some(spec) => AllowList::parse(&spec)?,
             None => AllowList::default(),
@@ -212,11 +208,7 @@ pub struct Operations {
 
 impl Operations {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Operations, StopError> {
-        let set = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let set = |name: &str| setting(&var, name);
         let metrics_namespace = match set("METRICS_NAMESPACE") {
             None => Some(DEFAULT_NAMESPACE.to_owned()),
             Some(off) if off.eq_ignore_ascii_case("off") || off.eq_ignore_ascii_case("none") => {
@@ -259,6 +251,13 @@ impl Operations {
             topic_arn,
         })
     }
+}
+
+/// A variable's value, trimmed; `None` when unset or blank.
+fn setting(var: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    var(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// An EventBridge bus name (`[/\.\-_A-Za-z0-9]{1,256}`, as PutEvents takes
