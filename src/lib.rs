@@ -15,3 +15,4 @@ pub mod logging;
 pub mod notify;
 pub mod sagemaker;
 pub mod setup;
+pub mod trust;

@@ -12,6 +12,7 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
 use sagemaker_pipeline_stopper::notify::Notifier;
+use sagemaker_pipeline_stopper::trust::Trust;
 use sagemaker_pipeline_stopper::{cli, logging, setup};
 use serde_json::value::RawValue;
 use stopper_core::config::{Config, Operations};
@@ -39,6 +40,16 @@ async fn function() -> Result<(), Error> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let operations = Operations::from_env(|name| std::env::var(name).ok())?;
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let trust = Trust::for_function(
+        |name| std::env::var(name).ok(),
+        sdk_config.region().map(|r| r.as_ref()),
+        |path| std::fs::read(path),
+    )?;
+    tracing::debug!("{}", trust.describe());
+    let sdk_config = match trust.http_client() {
+        Some(http_client) => sdk_config.to_builder().http_client(http_client).build(),
+        None => sdk_config,
+    };
     let client = setup::client(&sdk_config, None);
     // Lambda always sets AWS_REGION; without one nothing could be called, and
     // no scope could be known: fail the init rather than serve unscoped.
