@@ -46,10 +46,7 @@ async fn function() -> Result<(), Error> {
         |path| std::fs::read(path),
     )?;
     tracing::debug!("{}", trust.describe());
-    let sdk_config = match trust.http_client() {
-        Some(http_client) => sdk_config.to_builder().http_client(http_client).build(),
-        None => sdk_config,
-    };
+    let sdk_config = trust.apply(sdk_config);
     let client = setup::client(&sdk_config, None);
     // Lambda always sets AWS_REGION; without one nothing could be called, and
     // no scope could be known: fail the init rather than serve unscoped.

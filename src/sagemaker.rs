@@ -334,9 +334,35 @@ where
             return upstream::service_error(service.err().modeled_kind(), code, target);
         }
         SdkError::TimeoutError(_) => Transport::TimedOut,
+        SdkError::DispatchFailure(_) if certificate_refused(error) => Transport::Untrusted,
         SdkError::DispatchFailure(_) => Transport::Unreachable,
         SdkError::ResponseError(_) => Transport::Unreadable,
         _ => Transport::NotSent,
     };
     upstream::transport_error(failure, target)
+}
+
+/// Whether the connection failed because rustls refused the server's
+/// certificate (an unknown issuer, a name mismatch, an expired certificate).
+/// hyper carries rustls' error inside an `io::Error`, whose `source()` skips
+/// it, so each `io::Error` is opened too.
+pub(crate) fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let refused = |e: &(dyn std::error::Error + 'static)| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        )
+    };
+    let mut source = Some(error);
+    while let Some(e) = source {
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if refused(e) || inner.is_some_and(|inner| refused(inner) || certificate_refused(inner)) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

@@ -12,8 +12,8 @@
 //! (China, GovCloud, ISO, the European Sovereign Cloud) keep the system store:
 //! their endpoints' chains are not Amazon Trust Services' everywhere.
 //!
-//! The command-line tool always uses the system store: on a laptop, a
-//! corporate proxy's CA is installed there.
+//! The command-line tool always uses the system store (on a laptop, a
+//! corporate proxy's CA is installed there), with `AWS_CA_BUNDLE` added.
 
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
@@ -71,15 +71,30 @@ impl Trust {
         } else {
             (Roots::Amazon, "the aws partition's endpoints chain to them")
         };
-        let added = match set("AWS_CA_BUNDLE") {
-            Some(path) => {
-                let pem = read(&path).map_err(|e| bundle_error(&path, &e.kind().to_string()))?;
-                check_bundle(&pem).map_err(|why| bundle_error(&path, &why))?;
-                Some((path, pem))
-            }
-            None => None,
-        };
+        let added = added_bundle(set("AWS_CA_BUNDLE"), read)?;
         Ok(Trust { roots, why, added })
+    }
+
+    /// The command-line tool's trust: the system store, and `AWS_CA_BUNDLE`
+    /// added to it (the AWS CLI uses it instead of its bundle).
+    pub fn for_cli(
+        env: impl Fn(&str) -> Option<String>,
+        read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Self, StopError> {
+        let added = added_bundle(env("AWS_CA_BUNDLE").filter(|v| !v.is_empty()), read)?;
+        Ok(Trust {
+            roots: Roots::System,
+            why: "the command-line tool",
+            added,
+        })
+    }
+
+    /// `sdk_config` with this trust's HTTP client, when the SDK's default is not it.
+    pub fn apply(&self, sdk_config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+        match self.http_client() {
+            Some(http_client) => sdk_config.to_builder().http_client(http_client).build(),
+            None => sdk_config,
+        }
     }
 
     /// The HTTP client for every AWS client the function builds (through
@@ -110,7 +125,10 @@ impl Trust {
             Roots::System => "the system's certificate store",
         };
         match &self.added {
-            Some((path, _)) => format!("TLS trusts {roots} ({}), and AWS_CA_BUNDLE {path:?}", self.why),
+            Some((path, _)) => format!(
+                "TLS trusts {roots} ({}), and AWS_CA_BUNDLE {path:?}",
+                self.why
+            ),
             None => format!("TLS trusts {roots} ({})", self.why),
         }
     }
@@ -132,6 +150,17 @@ fn https_client(tls: TlsContext) -> SharedHttpClient {
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.build()
     })
+}
+
+/// `AWS_CA_BUNDLE`'s file, read and checked, when it is set.
+fn added_bundle(
+    path: Option<String>,
+    read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<Option<(String, Vec<u8>)>, StopError> {
+    let Some(path) = path else { return Ok(None) };
+    let pem = read(&path).map_err(|e| bundle_error(&path, &e.kind().to_string()))?;
+    check_bundle(&pem).map_err(|why| bundle_error(&path, &why))?;
+    Ok(Some((path, pem)))
 }
 
 /// Every certificate in `pem` must parse as a trust anchor, and there must

@@ -21,6 +21,7 @@ pub use args::{parse, skeleton, Command, Output, Run, HELP};
 pub use output::{error_line, json_safe, terminal_safe, text};
 
 use crate::handler::{Invocation, Stopper};
+use crate::trust::Trust;
 use crate::{logging, setup};
 
 pub const EXIT_OK: u8 = 0;
@@ -82,6 +83,11 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         loader = loader.profile_name(profile);
     }
     let sdk_config = loader.load().await;
+    let sdk_config =
+        match Trust::for_cli(|name| std::env::var(name).ok(), |path| std::fs::read(path)) {
+            Ok(trust) => trust.apply(sdk_config),
+            Err(e) => return fail(&e),
+        };
     let endpoint = run.endpoint_url.as_deref();
     let scope = match setup::home_scope(&sdk_config, None) {
         Ok(scope) => scope,
@@ -182,6 +188,12 @@ async fn caller_account(sdk_config: &aws_config::SdkConfig) -> Result<String, St
                                 .to_owned()
                         }
                         aws_sdk_sts::error::SdkError::TimeoutError(_) => "timed out".to_owned(),
+                        aws_sdk_sts::error::SdkError::DispatchFailure(_)
+                            if crate::sagemaker::certificate_refused(&e) =>
+                        {
+                            "its certificate is not trusted: set AWS_CA_BUNDLE to its CA's PEM file"
+                                .to_owned()
+                        }
                         aws_sdk_sts::error::SdkError::DispatchFailure(_) =>
                             "unreachable".to_owned(),
                         _ => "failed".to_owned(),

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<Box<RawValue>>| async move { Ok::<_, Error>(event.payload) },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
+        Ok::<_, Error>(event.payload)
+    }))
     .await
 }

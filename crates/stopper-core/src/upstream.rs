@@ -13,6 +13,8 @@ pub enum Transport {
     TimedOut,
     /// No connection could be made.
     Unreachable,
+    /// The endpoint's certificate does not chain to a trusted root.
+    Untrusted,
     /// An answer that could not be read.
     Unreadable,
     /// The request could not be built or sent.
@@ -71,6 +73,15 @@ pub fn transport_error(failure: Transport, target: &str) -> StopError {
         Transport::Unreachable => StopError::new(
             ErrorKind::Unavailable,
             format!("SageMaker could not be reached for {target}"),
+        ),
+        // A retry may help (another endpoint host, an interception that
+        // ends); the operator is told how to trust a CA on purpose.
+        Transport::Untrusted => StopError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "SageMaker's certificate is not trusted for {target}: to trust the CA of a custom endpoint \
+                 or a TLS-inspecting proxy, set AWS_CA_BUNDLE to its PEM file"
+            ),
         ),
         Transport::Unreadable => StopError::new(
             ErrorKind::Upstream,
@@ -148,6 +159,12 @@ mod tests {
                 Transport::Unreachable,
                 ErrorKind::Unavailable,
                 "SageMaker could not be reached for execution arn:x",
+            ),
+            (
+                Transport::Untrusted,
+                ErrorKind::Unavailable,
+                "SageMaker's certificate is not trusted for execution arn:x: to trust the CA of a custom \
+                 endpoint or a TLS-inspecting proxy, set AWS_CA_BUNDLE to its PEM file",
             ),
             (
                 Transport::Unreadable,
