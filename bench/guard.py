@@ -176,7 +176,7 @@ def measure_discovery(emu, sm, seed, expected, rate, approach):
 def measure_function(emu, function, url, ca, seed, expected, rate):
     emu.reset(seed, rate)
     api = lambda_runtime.RuntimeApi(timeout_seconds=60)
-    env = lambda_runtime.function_env(api, url, {"SSL_CERT_FILE": ca, "AWS_CA_BUNDLE": ca,
+    env = lambda_runtime.function_env(api, url, {"AWS_CA_BUNDLE": ca,
                                                  "AWS_LAMBDA_LOG_LEVEL": "WARN", "MAX_CONCURRENCY": "16"})
     proc = lambda_runtime.FunctionProcess([function], api, env)
     try:

@@ -15,4 +15,5 @@ pub mod logging;
 pub mod notify;
 pub mod sagemaker;
 pub mod setup;
+pub mod timing;
 pub mod trust;

@@ -31,7 +31,13 @@ pub fn client(sdk_config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Cli
     if let Some(url) = endpoint {
         config = config.endpoint_url(url);
     }
-    Client::from_conf(config.build())
+    if crate::timing::enabled() {
+        config = config.interceptor(crate::timing::Phases);
+        if let Some(credentials) = sdk_config.credentials_provider() {
+            config = config.credentials_provider(crate::timing::TimedCredentials(credentials));
+        }
+    }
+    crate::timing::timed("client", || Client::from_conf(config.build()))
 }
 
 /// The scope of the configured region: targets must be in its partition and

@@ -18,8 +18,10 @@
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
-use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_http_client::{Builder, Connector, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use stopper_core::{ErrorKind, StopError};
@@ -53,17 +55,20 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// Chooses from the environment (`env`), the configured region, and
-    /// `read` (a file's contents, for `AWS_CA_BUNDLE`). A bundle that cannot
-    /// be read or holds no valid certificate fails the init, naming the
-    /// variable: otherwise every stop would fail its handshake.
+    /// Chooses from the environment (`env`) and `read` (a file's contents,
+    /// for `AWS_CA_BUNDLE`), before the AWS configuration is loaded (its
+    /// loading needs the HTTP client): the region is `AWS_REGION`, which
+    /// Lambda always sets, else `AWS_DEFAULT_REGION`; with neither, the
+    /// system store. A bundle that cannot be read or holds no valid
+    /// certificate fails the init, naming the variable: otherwise every stop
+    /// would fail its handshake.
     pub fn for_function(
         env: impl Fn(&str) -> Option<String>,
-        region: Option<&str>,
         read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
     ) -> Result<Self, StopError> {
         let set = |name: &str| env(name).filter(|v| !v.is_empty());
-        let partition = region.map(stopper_core::arn::partition_of);
+        let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
+        let partition = region.as_deref().map(stopper_core::arn::partition_of);
         let (roots, why) = if set("SSL_CERT_FILE").is_some() || set("SSL_CERT_DIR").is_some() {
             (Roots::System, "SSL_CERT_FILE or SSL_CERT_DIR is set")
         } else if partition != Some("aws") {
@@ -89,11 +94,15 @@ impl Trust {
         })
     }
 
-    /// `sdk_config` with this trust's HTTP client, when the SDK's default is not it.
-    pub fn apply(&self, sdk_config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    /// `loader` with this trust's HTTP client, when the SDK's default is not
+    /// it. Given to the loader, not to the clients after it: the credential
+    /// providers it builds (web identity's STS client, for one) would
+    /// otherwise build the default client, which reads the whole system
+    /// store at init (measured: 4.4 ms of a 6.4 ms init; docs/performance.md).
+    pub fn configure(&self, loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
         match self.http_client() {
-            Some(http_client) => sdk_config.to_builder().http_client(http_client).build(),
-            None => sdk_config,
+            Some(http_client) => loader.http_client(http_client),
+            None => loader,
         }
     }
 
@@ -140,16 +149,31 @@ impl Trust {
 /// sleep), with `tls` instead of the native roots.
 fn https_client(tls: TlsContext) -> SharedHttpClient {
     Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = ConnectorBuilder::default()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls.clone());
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
+        // Called once when a client is built (to check its configuration:
+        // no components) and once per timeout configuration at first use.
+        let what = if components.is_some() {
+            "connector"
+        } else {
+            "connector_check"
+        };
+        crate::timing::timed(what, || connector(&tls, settings, components))
     })
+}
+
+fn connector(
+    tls: &TlsContext,
+    settings: Option<&HttpConnectorSettings>,
+    components: Option<&RuntimeComponents>,
+) -> Connector {
+    let mut connector = ConnectorBuilder::default()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(tls.clone());
+    connector.set_connector_settings(settings.cloned());
+    if let Some(components) = components {
+        connector.set_sleep_impl(components.sleep_impl());
+    }
+    connector.set_proxy_config(Some(ProxyConfig::from_env()));
+    connector.build()
 }
 
 /// `AWS_CA_BUNDLE`'s file, read and checked, when it is set.

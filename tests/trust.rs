@@ -74,7 +74,7 @@ fn no_file(path: &str) -> std::io::Result<Vec<u8>> {
 
 #[test]
 fn the_aws_partition_trusts_amazon_roots_and_builds_its_own_client() {
-    let trust = Trust::for_function(env(&[]), Some("us-east-1"), no_file).unwrap();
+    let trust = Trust::for_function(env(&[("AWS_REGION", "us-east-1")]), no_file).unwrap();
     assert_eq!((trust.roots, &trust.added), (Roots::Amazon, &None));
     assert!(trust.http_client().is_some());
     assert!(trust.describe().contains("Amazon Trust Services"));
@@ -82,32 +82,57 @@ fn the_aws_partition_trusts_amazon_roots_and_builds_its_own_client() {
 
 #[test]
 fn ssl_cert_file_or_dir_or_another_partition_keep_the_system_store_and_the_sdk_client() {
-    for (vars, region) in [
-        (&[("SSL_CERT_FILE", "/etc/ssl/cert.pem")][..], "us-east-1"),
-        (&[("SSL_CERT_DIR", "/etc/ssl/certs")][..], "eu-west-1"),
-        (&[][..], "cn-north-1"),
-        (&[][..], "us-gov-west-1"),
-        (&[][..], "us-iso-east-1"),
-        (&[][..], "eusc-de-east-1"),
+    for vars in [
+        &[
+            ("SSL_CERT_FILE", "/etc/ssl/cert.pem"),
+            ("AWS_REGION", "us-east-1"),
+        ][..],
+        &[
+            ("SSL_CERT_DIR", "/etc/ssl/certs"),
+            ("AWS_REGION", "eu-west-1"),
+        ][..],
+        &[("AWS_REGION", "cn-north-1")][..],
+        &[("AWS_REGION", "us-gov-west-1")][..],
+        &[("AWS_REGION", "us-iso-east-1")][..],
+        &[("AWS_REGION", "eusc-de-east-1")][..],
+        // AWS_REGION wins, as in the SDK's chain.
+        &[
+            ("AWS_REGION", "cn-north-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ][..],
+        &[("AWS_DEFAULT_REGION", "cn-north-1")][..],
+        // No region: the init fails elsewhere (setup::home_scope); nothing is assumed here.
+        &[][..],
+        &[("AWS_REGION", "")][..],
     ] {
-        let trust = Trust::for_function(env(vars), Some(region), no_file).unwrap();
-        assert_eq!(trust.roots, Roots::System, "{vars:?} {region}");
+        let trust = Trust::for_function(env(vars), no_file).unwrap();
+        assert_eq!(trust.roots, Roots::System, "{vars:?}");
         assert!(
             trust.http_client().is_none(),
             "the SDK's own client serves this"
         );
     }
-    // No region: the init fails elsewhere (setup::home_scope); nothing is assumed here.
-    let trust = Trust::for_function(env(&[]), None, no_file).unwrap();
-    assert_eq!(trust.roots, Roots::System);
-    // Empty values are unset, as in the SDK.
-    let trust = Trust::for_function(
-        env(&[("SSL_CERT_FILE", ""), ("AWS_CA_BUNDLE", "")]),
-        Some("us-east-1"),
-        no_file,
-    )
-    .unwrap();
-    assert_eq!((trust.roots, trust.added), (Roots::Amazon, None));
+    for vars in [
+        &[("AWS_DEFAULT_REGION", "eu-west-1")][..],
+        &[
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_DEFAULT_REGION", "cn-north-1"),
+        ][..],
+        // Empty values are unset, as in the SDK.
+        &[
+            ("AWS_REGION", "us-east-1"),
+            ("SSL_CERT_FILE", ""),
+            ("SSL_CERT_DIR", ""),
+            ("AWS_CA_BUNDLE", ""),
+        ][..],
+    ] {
+        let trust = Trust::for_function(env(vars), no_file).unwrap();
+        assert_eq!(
+            (trust.roots, &trust.added),
+            (Roots::Amazon, &None),
+            "{vars:?}"
+        );
+    }
 }
 
 #[test]
@@ -116,15 +141,22 @@ fn aws_ca_bundle_is_added_to_either_store() {
         assert_eq!(path, "/opt/ca.pem");
         Ok(AMAZON_ROOTS[..].to_vec())
     };
-    let vars = [("AWS_CA_BUNDLE", "/opt/ca.pem")];
-    let amazon = Trust::for_function(env(&vars), Some("us-east-1"), read).unwrap();
+    let vars = [
+        ("AWS_CA_BUNDLE", "/opt/ca.pem"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let amazon = Trust::for_function(env(&vars), read).unwrap();
     assert_eq!(amazon.roots, Roots::Amazon);
     assert_eq!(
         amazon.added.as_ref().map(|(p, _)| p.as_str()),
         Some("/opt/ca.pem")
     );
     assert!(amazon.describe().contains("/opt/ca.pem"));
-    let system = Trust::for_function(env(&vars), Some("cn-north-1"), read).unwrap();
+    let vars = [
+        ("AWS_CA_BUNDLE", "/opt/ca.pem"),
+        ("AWS_REGION", "cn-north-1"),
+    ];
+    let system = Trust::for_function(env(&vars), read).unwrap();
     assert_eq!(system.roots, Roots::System);
     assert!(system.added.is_some());
     assert!(
@@ -153,11 +185,9 @@ fn an_unusable_aws_ca_bundle_fails_the_init_naming_it() {
         (&huge, "larger than"),
     ];
     for (contents, why) in cases {
-        let err = Trust::for_function(
-            env(&[("AWS_CA_BUNDLE", "/opt/ca.pem")]),
-            Some("us-east-1"),
-            |_| Ok(contents.to_vec()),
-        )
+        let err = Trust::for_function(env(&[("AWS_CA_BUNDLE", "/opt/ca.pem")]), |_| {
+            Ok(contents.to_vec())
+        })
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Configuration);
         assert!(
@@ -174,11 +204,9 @@ fn an_unusable_aws_ca_bundle_fails_the_init_naming_it() {
         check_bundle(&mixed),
         Err("certificate 6 is not a valid X.509 certificate".to_owned())
     );
-    let err = Trust::for_function(
-        env(&[("AWS_CA_BUNDLE", "/missing\n\u{1b}[2J")]),
-        Some("us-east-1"),
-        |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
-    )
+    let err = Trust::for_function(env(&[("AWS_CA_BUNDLE", "/missing\n\u{1b}[2J")]), |_| {
+        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })
     .unwrap_err();
     assert!(err.message.contains("not found"), "{}", err.message);
     assert!(

@@ -82,12 +82,11 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
     if let Some(profile) = &run.profile {
         loader = loader.profile_name(profile);
     }
+    let loader = match Trust::for_cli(|name| std::env::var(name).ok(), |path| std::fs::read(path)) {
+        Ok(trust) => trust.configure(loader),
+        Err(e) => return fail(&e),
+    };
     let sdk_config = loader.load().await;
-    let sdk_config =
-        match Trust::for_cli(|name| std::env::var(name).ok(), |path| std::fs::read(path)) {
-            Ok(trust) => trust.apply(sdk_config),
-            Err(e) => return fail(&e),
-        };
     let endpoint = run.endpoint_url.as_deref();
     let scope = match setup::home_scope(&sdk_config, None) {
         Ok(scope) => scope,

@@ -41,8 +41,27 @@ def verdict(measured, starts_with, peer=None):
 def test_every_budget_is_met_by_the_recorded_figures():
     recorded = json.loads((ROOT / "bench" / "results.json").read_text())
     checks = bench.budgets(recorded["results"]["rust"], recorded["results"]["boto3"], recorded["binary_bytes"],
-                           recorded["settings"]["sweep"], recorded["largest_events"])
+                           recorded["settings"]["sweep"], recorded["largest_events"],
+                           floor=recorded["results"]["floor"])
     assert all(v == "ok" for _, _, v in checks), checks
+    assert any(b.startswith("cold init <= 1.5x the bare runtime") for b, _, _ in checks)
+
+
+def test_init_is_judged_against_the_bare_runtime_and_the_felt_cold_start_against_50x():
+    floor = {"cold_init_ms": 2.0}
+    assert verdict_with_floor(rust(cold_init_ms=3.0), floor) == "ok"
+    assert verdict_with_floor(rust(cold_init_ms=3.1), floor) == "missed within noise"  # 1.55x, noise 5%
+    assert verdict_with_floor(rust(cold_init_ms=3.2), floor) == "MISSED"
+    peer = {"cold_init_ms": 240.0, "cold_start_ms": 250.0, "peak_rss_mb": 53.0}
+    assert verdict(rust(cold_start_ms=5.0), "cold start (init + first) >= 50x", peer) == "ok"
+    assert verdict(rust(cold_start_ms=5.2), "cold start (init + first) >= 50x", peer) == "missed within noise"
+    assert verdict(rust(cold_start_ms=5.3), "cold start (init + first) >= 50x", peer) == "MISSED"
+
+
+def verdict_with_floor(measured, floor):
+    [found] = [v for b, _, v in bench.budgets(measured, None, 7_490_000, 1000, noise_of=QUIET, floor=floor)
+               if b.startswith("cold init <= 1.5x the bare runtime")]
+    return found
 
 
 def test_a_miss_within_the_noise_is_told_apart_from_a_miss_beyond_it():
