@@ -46,8 +46,8 @@ async fn function() -> Result<(), Error> {
     let trust = Trust::for_function(|name| std::env::var(name).ok(), |path| std::fs::read(path))?;
     tracing::debug!("{}", trust.describe());
     InitMarks::mark(&mut marks, "trust");
-    let sdk_config = trust
-        .configure(aws_config::defaults(BehaviorVersion::latest()))
+    let loader = trust.configure(aws_config::defaults(BehaviorVersion::latest()));
+    let sdk_config = setup::function_loader(loader, |name| std::env::var(name).ok())
         .load()
         .await;
     InitMarks::mark(&mut marks, "load_defaults");

@@ -40,6 +40,26 @@ pub fn client(sdk_config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Cli
     crate::timing::timed("client", || Client::from_conf(config.build()))
 }
 
+/// The function's AWS configuration loader: the standard chain, except that
+/// when the environment holds credentials (Lambda puts the role's there),
+/// the credentials chain is not built at init. Its first link reads the
+/// environment and answers whenever both keys are set, so the profile, web
+/// identity, container and instance links it would build (one of them an STS
+/// client) could never be asked. Measured in docs/performance.md ("Levers").
+pub fn function_loader(
+    loader: aws_config::ConfigLoader,
+    env: impl Fn(&str) -> Option<String>,
+) -> aws_config::ConfigLoader {
+    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
+    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+    } else {
+        loader
+    }
+}
+
 /// The scope of the configured region: targets must be in its partition and
 /// region (and `account`, when known). No region is a configuration error.
 pub fn home_scope(
