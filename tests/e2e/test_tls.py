@@ -110,3 +110,31 @@ def test_the_cli_adds_aws_ca_bundle_to_the_system_store(tls_emulator, tls_files)
     assert state.snapshot()["executions"][A]["status"] in ("Stopping", "Stopped")
     bad = cli(emulator, "--pipeline-execution-arn", A, env={"AWS_CA_BUNDLE": str(tls_files / "key.pem")})
     assert bad.returncode != 0 and "AWS_CA_BUNDLE" in bad.stderr and "BEGIN" not in bad.stderr, bad.stderr
+
+
+def timings(fn):
+    import json
+    import time
+    time.sleep(0.1)  # the log drain thread reads the last lines
+    return [json.loads(line) for line in fn.process.logs if line.startswith('{"timings":')]
+
+
+def test_stopper_timings_prints_the_breakdown_only_when_asked(tls_emulator, tls_files, start_function):
+    """The benchmark's breakdown (bench/bench.py, STOPPER_TIMINGS=1): each
+    part it reads is printed, and nothing is without the variable."""
+    url, _ = tls_emulator
+    ca = str(tls_files / "ca.pem")
+    fn = start_function(env={"AWS_CA_BUNDLE": ca, "STOPPER_TIMINGS": "1"}, sagemaker_url=url)
+    assert fn.invoke({"PipelineExecutionArn": A}).ok
+    lines = timings(fn)
+    assert {"init", "connector_check", "client", "credentials", "connector", "StopPipelineExecution",
+            "ListPipelineExecutionSteps"} <= {t["timings"] for t in lines}, lines
+    [init] = [t for t in lines if t["timings"] == "init"]
+    assert set(init) == {"timings", "logging_us", "settings_us", "trust_us", "load_defaults_us",
+                         "sagemaker_client_us", "notifier_and_handler_us"}
+    stop = next(t for t in lines if t["timings"] == "StopPipelineExecution")
+    assert 0 < stop["transmit_us"] <= stop["total_us"], stop
+    for env in ({"AWS_CA_BUNDLE": ca}, {"AWS_CA_BUNDLE": ca, "STOPPER_TIMINGS": "0"}):
+        plain = start_function(env=env, sagemaker_url=url)
+        assert plain.invoke({"PipelineExecutionArn": A}).ok
+        assert timings(plain) == [], env
