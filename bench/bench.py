@@ -696,12 +696,29 @@ def check(budget, measured, value, limit, noise_fraction, at_least=False):
     return budget, measured, verdict
 
 
-def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, floor=None):
+ELF_EXEC = 2  # e_type of a position-dependent executable (a PIE is 3, ET_DYN)
+
+
+def elf_type(path):
+    """An ELF file's e_type (little-endian, as on x86_64 and aarch64 Linux)."""
+    header = pathlib.Path(path).read_bytes()[:18]
+    return int.from_bytes(header[16:18], "little") if header[:4] == b"\x7fELF" else None
+
+
+def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, floor=None,
+            position_dependent=None):
     """(budget, measured, verdict) for each budget. rust is None when only
-    the largest events ran; floor is the bare runtime's cold start."""
+    the largest events ran; floor is the bare runtime's cold start;
+    position_dependent whether the binary is linked -no-pie (build.rs)."""
     n = noise_of or noise()
     mb = binary_bytes / 1e6
     checks = []
+    if position_dependent is not None:
+        # build.rs links the release binary -no-pie: without it the loader
+        # applies ~36,000 relocations before main (docs/performance.md).
+        checks.append(check("release binary position-dependent (-no-pie, build.rs)",
+                            "yes" if position_dependent else "no (a PIE)", int(position_dependent), 1, 0.0,
+                            at_least=True))
     if rust is not None:
         sweep, limited = rust["sweep_20ms"], rust["sweep_rate_limited"]
         status = lambda s: "ok" if s["ok"] else f"failed: {s['error']}"  # noqa: E731
@@ -920,13 +937,16 @@ def main():
         server.shutdown()
 
     binary_bytes = pathlib.Path(args.function).stat().st_size
+    position_dependent = elf_type(args.function) == ELF_EXEC
     checks = [] if args.only == "sweeps" else budgets(results.get("rust"), results.get("boto3"), binary_bytes,
-                                                        args.sweep, largest, floor=results.get("floor"))
+                                                        args.sweep, largest, floor=results.get("floor"),
+                                                        position_dependent=position_dependent)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
     commit = os.popen(f"git -C {ROOT} rev-parse --short HEAD 2>/dev/null").read().strip() or None
     dirty = bool(os.popen(f"git -C {ROOT} status --porcelain --untracked-files=no 2>/dev/null").read().strip())
     report = {"commit": commit, "uncommitted_changes": dirty, "date": datetime.date.today().isoformat(),
               "machine": machine, "python": platform.python_version(), "binary_bytes": binary_bytes,
+              "position_dependent": position_dependent,
               "settings": vars(args),
               "trust": {"system_bundle": trust["system_bundle"], "peer_bundle": trust["peer_bundle"]},
               "results": results, "largest_events": largest,

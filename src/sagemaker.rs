@@ -359,7 +359,7 @@ pub(crate) fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> 
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
             .map(|inner| inner as &(dyn std::error::Error + 'static));
-        if refused(e) || inner.is_some_and(|inner| refused(inner) || certificate_refused(inner)) {
+        if refused(e) || inner.is_some_and(certificate_refused) {
             return true;
         }
         source = e.source();

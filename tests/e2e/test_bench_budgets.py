@@ -85,3 +85,17 @@ def test_a_sweep_that_failed_or_left_executions_running_misses_whatever_its_time
     assert verdict(rust(sweep_20ms={"stopped": 998}), "1000-execution sweep") == "MISSED"
     assert verdict(rust(sweep_rate_limited={"ok": False, "error": "PartialFailure"}),
                    "all 1000 stopped") == "MISSED"
+
+
+def test_a_position_independent_binary_misses_its_budget():
+    def verdict_of(position_dependent):
+        [found] = [v for b, _, v in bench.budgets(rust(), None, 7_490_000, 1000, noise_of=QUIET,
+                                                   position_dependent=position_dependent)
+                   if b.startswith("release binary position-dependent")]
+        return found
+    assert verdict_of(True) == "ok"
+    assert verdict_of(False) == "MISSED"
+    bootstrap = ROOT / "target" / "lambda" / "sagemaker-pipeline-stopper" / "bootstrap"
+    if bootstrap.exists():  # built by bench/run (release, build.rs's -no-pie)
+        assert bench.elf_type(bootstrap) == bench.ELF_EXEC
+    assert bench.elf_type(sys.executable) in (2, 3)

@@ -138,3 +138,21 @@ def test_stopper_timings_prints_the_breakdown_only_when_asked(tls_emulator, tls_
         plain = start_function(env=env, sagemaker_url=url)
         assert plain.invoke({"PipelineExecutionArn": A}).ok
         assert timings(plain) == [], env
+
+
+def test_the_loader_builds_its_clients_on_the_functions_trust_and_skips_the_credentials_chain(
+        tls_emulator, tls_files, start_function):
+    """Two init levers (docs/performance.md, "Cold start"), seen through the
+    connector checks STOPPER_TIMINGS counts (each client built on the
+    function's trust runs one): with the environment's credentials, only the
+    SageMaker client is built; without them, the loader builds the rest of
+    the credentials chain, and its clients are built on the function's trust
+    too, never on the SDK's default (which reads the whole system store)."""
+    url, _ = tls_emulator
+    env = {"AWS_CA_BUNDLE": str(tls_files / "ca.pem"), "STOPPER_TIMINGS": "1"}
+    with_keys = start_function(env=env, sagemaker_url=url)
+    without_keys = start_function(env={**env, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
+                                  sagemaker_url=url)
+    checks = lambda fn: sum(t["timings"] == "connector_check" for t in timings(fn))  # noqa: E731
+    assert checks(with_keys) == 1
+    assert checks(without_keys) >= 2
