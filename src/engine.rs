@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
-use stopper_core::decide::{self, AfterStop, ForceStep};
+use stopper_core::decide::{self, AfterConflict, AfterStop, ForceStep};
 use stopper_core::guard::{GuardPolicy, GuardRun, GuardSummary, GuardedRun, Judged};
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
@@ -359,20 +359,11 @@ impl Engine<'_> {
             };
             decide::dry_run_report(arn, status)
         } else {
-            // One deadline for the stop and the status look-up a conflict
+            // One deadline for the stops and the status look-ups a refusal
             // needs: running out of time is then `UpstreamUnavailable`
-            // (retry), never a conflict that was not understood.
+            // (retry), never a refusal that was not understood.
             let outcome = self
-                .bounded(async {
-                    let stopped = sagemaker::stop(self.client, arn, &target.token).await;
-                    Ok(match decide::after_stop(stopped) {
-                        AfterStop::Outcome(outcome) => outcome,
-                        AfterStop::LookUpStatus(conflict) => {
-                            let status = sagemaker::describe_status(self.client, arn).await;
-                            decide::after_conflict(arn, conflict, status)
-                        }
-                    })
-                })
+                .bounded(self.stop(arn, &target.token))
                 .await
                 .unwrap_or_else(Outcome::Failed);
             ExecutionReport::new(arn, outcome)
@@ -405,6 +396,32 @@ impl Engine<'_> {
             execution.blocking_steps.push(StepReport::new(&step, force));
         }
         execution
+    }
+
+    /// Stops one execution; a stop refused for the execution's state is
+    /// looked into, and sent again (same token) while it is still
+    /// `Executing`, a few times, a short pause apart.
+    async fn stop(&self, arn: &str, token: &str) -> Result<Outcome, StopError> {
+        let mut retries_left = decide::CONFLICT_RETRIES;
+        loop {
+            let stopped = sagemaker::stop(self.client, arn, token).await;
+            let conflict = match decide::after_stop(stopped) {
+                AfterStop::Outcome(outcome) => return Ok(outcome),
+                AfterStop::LookUpStatus(conflict) => conflict,
+            };
+            let status = sagemaker::describe_status(self.client, arn).await;
+            match decide::after_conflict(arn, conflict, status, retries_left > 0) {
+                AfterConflict::Outcome(outcome) => return Ok(outcome),
+                AfterConflict::Retry => {
+                    info!(
+                        arn,
+                        retries_left, "stop refused while Executing; sending it again"
+                    );
+                    tokio::time::sleep(decide::CONFLICT_PAUSE).await;
+                    retries_left -= 1;
+                }
+            }
+        }
     }
 
     /// Polls the executions whose stop was accepted until each has ended or

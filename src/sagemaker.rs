@@ -330,8 +330,13 @@ where
     }
     let failure = match error {
         SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("");
-            return upstream::service_error(service.err().modeled_kind(), code, target);
+            let (code, text) = (service.err().code(), service.err().message());
+            return upstream::service_error(
+                service.err().modeled_kind(),
+                code.unwrap_or(""),
+                text.unwrap_or(""),
+                target,
+            );
         }
         SdkError::TimeoutError(_) => Transport::TimedOut,
         SdkError::DispatchFailure(_) if certificate_refused(error) => Transport::Untrusted,

@@ -80,7 +80,7 @@ def test_exit_codes_tell_bad_input_from_sagemaker_errors_and_a_finished_executio
     # it had ended), and nothing changed state.
     state = emulator.state()
     assert state["stopCalls"] == {DONE: 1}, state["stopRequests"]
-    assert [r["answer"] for r in state["stopRequests"]] == ["ConflictException"]
+    assert [r["answer"] for r in state["stopRequests"]] == ["ValidationException"]
     assert state["executions"][A]["status"] == "Executing"
 
 

@@ -143,13 +143,17 @@ def test_redelivery_at_once_to_3_instances_then_in_sequence_sends_one_token_per_
 def test_direct_invocations_without_a_token_get_one_token_per_lambda_request(emulator, start_function):
     """The contrast that shows the check above can tell tokens apart: a direct
     invocation has no identity, so two deliveries (two Lambda request ids) send
-    two tokens, and SageMaker sees the second as a new stop (ConflictException)."""
+    two tokens, and SageMaker refuses the second (the execution is no longer
+    Executing): that delivery reports the stop already under way, not a stop
+    of its own, and neither fails."""
     instances = start_instances(start_function, 2)
     replies = deliver_at_once(instances, load("direct.json"))
-    assert all(r.ok and r.payload["Outcome"] == "StopRequested" for r in replies), [r.payload for r in replies]
+    assert all(r.ok for r in replies), [r.payload for r in replies]
+    assert sorted(r.payload["Outcome"] for r in replies) == ["AlreadyStopping", "StopRequested"], \
+        [r.payload for r in replies]
     state = emulator.state()
     assert len(stop_tokens(state)[A]) == 2, stop_tokens(state)
-    assert sorted(r["answer"] for r in state["stopRequests"]) == ["ConflictException", "Stopping"]
+    assert sorted(r["answer"] for r in state["stopRequests"]) == ["Stopping", "ValidationException"]
 
 
 def test_an_alarm_on_a_pipeline_with_many_running_executions_pages_through_all(emulator, start_function):

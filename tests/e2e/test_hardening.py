@@ -523,7 +523,7 @@ def test_a_multi_byte_body_never_panics_and_never_echoes_the_event(emulator, sta
         inv = fn.invoke(event)
         status, reply = http_reply(inv)
         assert status == 400 and reply["Error"]["Code"] == "ValidationError", reply
-    lines = "\n".join(fn.process.logs)
+    lines = "\n".join(fn.process.final_logs())
     assert "SECRETSESSIONCOOKIE" not in lines and "AKIASECRETCALLER" not in lines
     assert "panic" not in lines.lower(), lines
     assert emulator.state()["calls"] == []

@@ -115,9 +115,11 @@ def test_the_validator_catches_what_the_specification_forbids():
 
 
 def emf_records(fn):
-    """The EMF records in a function process's log: JSON lines with `_aws`."""
+    """The EMF records in a function process's log: JSON lines with `_aws`.
+    The process is stopped first and its output read to the end: the record
+    is written just before the reply, and a thread drains the pipe."""
     records = []
-    for line in fn.process.logs:
+    for line in fn.process.final_logs():
         try:
             doc = json.loads(line)
         except ValueError:
@@ -150,7 +152,7 @@ def test_each_event_leaves_one_emf_record_with_its_counts(emulator, start_functi
         ({"PipelineName": PIPELINE, "DryRun": True}, "direct", {"WouldStop": 1}),  # B; A is stopping
         ({"PipelineExecutionArn": "arn:aws:sagemaker:us-east-1:123456789012:notebook/x"}, "direct", {"Refused": 1}),
         (load_event("alarm-eventbridge-ok.json"), "alarm-eventbridge", {"Ignored": 1}),
-        (load_event("http-api.json"), "http-api", {"StopsRequested": 1}),  # A, already Stopping: a conflict read as stopping
+        (load_event("http-api.json"), "http-api", {"AlreadyStopping": 1}),  # A, already Stopping: not this event's stop
         (load_event("alarm-sns.json"), "alarm-sns", {"StopsRequested": 1, "AlreadyFinished": 0}),
     ]
     for event, _, _ in cases:
@@ -301,9 +303,9 @@ def test_a_notification_that_fails_does_not_fail_the_stop(emulator, start_functi
     # The other destination still got it.
     assert len(state["notifications"]) == 1 and state["notifications"][0]["service"] != (
         "events" if operation == "PutEvents" else "sns")
+    assert metric_values(emf_records(fn)[0]) == {"Events": 1, "StopsRequested": 1, "NotificationsFailed": 1}
     warnings = [line for line in fn.process.logs if "stop notification not" in line]
     assert len(warnings) == 1 and ("AccessDenied" in warnings[0] or "AuthorizationError" in warnings[0]), warnings
-    assert metric_values(emf_records(fn)[0]) == {"Events": 1, "StopsRequested": 1, "NotificationsFailed": 1}
 
 
 def test_a_notification_that_hangs_is_abandoned_before_the_reply_deadline(emulator, start_function):

@@ -114,9 +114,7 @@ def test_the_cli_adds_aws_ca_bundle_to_the_system_store(tls_emulator, tls_files)
 
 def timings(fn):
     import json
-    import time
-    time.sleep(0.1)  # the log drain thread reads the last lines
-    return [json.loads(line) for line in fn.process.logs if line.startswith('{"timings":')]
+    return [json.loads(line) for line in fn.process.final_logs() if line.startswith('{"timings":')]
 
 
 def test_stopper_timings_prints_the_breakdown_only_when_asked(tls_emulator, tls_files, start_function):

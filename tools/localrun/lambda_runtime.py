@@ -187,7 +187,8 @@ class FunctionProcess:
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.logs = []
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.drainer = threading.Thread(target=self._drain, daemon=True)
+        self.drainer.start()
 
     def _drain(self):
         for line in self.proc.stdout:
@@ -200,6 +201,13 @@ class FunctionProcess:
         if self.runtime_api.init_error:
             raise RuntimeError(f"init failed: {self.runtime_api.init_error}")
         return (self.runtime_api.first_poll_at - self.started_at) * 1000
+
+    def final_logs(self):
+        """Every line the process wrote: it is stopped and its output read to
+        the end, so a line written just before a reply cannot be missed."""
+        self.stop()
+        self.drainer.join(10)
+        return list(self.logs)
 
     def alive(self):
         return self.proc.poll() is None

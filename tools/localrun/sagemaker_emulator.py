@@ -32,16 +32,28 @@ Behaviour modelled from the API reference:
   "Stopping"`` message SageMaker would send to the step's SQS queue is recorded.
 - A running Lambda step holds it until the Lambda finishes (-> Stopped) or
   times out (-> Failed).
-- Stopping an execution that is not Executing is a ConflictException; an
-  unknown ARN is ResourceNotFound; a ClientRequestToken replay returns the
+- An unknown ARN is ResourceNotFound; a ClientRequestToken replay returns the
   first answer; requests that break the documented constraints are
   ValidationException.
+
+Behaviour as real clients observe it (docs/service-behaviour.md lists each with
+its source), on by default; a seed's "documented": [names] answers as the
+reference pages describe instead:
+- "stopNotExecuting": a stop of an execution that is not Executing (already
+  Stopping, or ended) is a ValidationException whose message is NOT_EXECUTING
+  (documented: ConflictException).
+Faults for behaviour that real clients report but that cannot be on for every
+request: "transitionConflicts": n, the next n stops of an Executing execution
+are refused with ConflictException (as while it moves between steps), and it
+stays Executing; "endsBeforeStop": {arn: status}, that execution ends in
+status just before the first stop of it arrives (a race with a listing).
 
 Counting stops. "Stopped once" must be checkable from outside the model's
 own guard, so every StopPipelineExecution request that reaches an existing
 execution is counted, whatever it is answered: the stop that moved it to
 Stopping, a replay of a token (answered with the first answer), and a stop of
-an execution already Stopping or ended (answered ConflictException). Requests
+an execution already Stopping or ended (answered ValidationException, or
+ConflictException as documented). Requests
 answered by an injected fault (throttle, 5xx) are not counted here; they are
 in the call log. A function that sends a second stop therefore shows as a
 second request, and one that sends a different token as a second token.
@@ -63,7 +75,8 @@ Admin calls (not SageMaker's; never faulted or counted), JSON in and out:
                        "stopCalls"    {arn: stop requests answered for it (see above)}
                        "stopTokens"   {arn: {ClientRequestToken: requests}}
                        "stopRequests" [{"arn", "token", "answer"}] in order, answer
-                                      "Stopping" | "Replayed" | "ConflictException"
+                                      "Stopping" | "Replayed" | "ValidationException"
+                                      (not Executing) | "ConflictException"
                        "calls"        every SageMaker request, faulted ones included
 
 Run: python3 tools/localrun/sagemaker_emulator.py --port 0 --seed seed.json
@@ -86,6 +99,9 @@ EXECUTION_ARN = re.compile(
 CALLBACK_TOKEN = re.compile(r"^[a-zA-Z0-9]{10}$")
 PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 FINISHED = {"Succeeded", "Failed", "Stopped", "CompletedWithFailures"}
+# SageMaker's answer to a stop of an execution that is not Executing, as Apache
+# Airflow's SageMaker hook matches it (docs/service-behaviour.md).
+NOT_EXECUTING = "Only pipelines with 'Executing' status can be stopped"
 JSON_TYPE = "application/x-amz-json-1.1"
 
 
@@ -131,6 +147,9 @@ class State:
         # pages say; a seed's "maxArnLength" (2048 in the current service
         # model) lets a test use the long ARNs of 256-character pipeline names.
         self.max_arn_length = 256
+        # Behaviours answered as the reference pages describe them (see the
+        # docstring); every other one as real clients observe it.
+        self.documented = set()
 
     # -- seeding -----------------------------------------------------------
     def seed(self, spec):
@@ -145,6 +164,7 @@ class State:
         self.account = spec.get("account", self.account)
         self.region = spec.get("region", self.region)
         self.max_arn_length = spec.get("maxArnLength", self.max_arn_length)
+        self.documented = set(spec.get("documented", []))
         now = time.time()
         for p in spec.get("pipelines", []):
             name = p["name"]
@@ -181,7 +201,8 @@ class State:
             "modified": started,
             "displayName": e.get("displayName", f"execution-{int(started * 1000)}"),
             "steps": steps,
-            "stopRequestedAt": None,
+            # A seeded Stopping execution was asked to stop as it was seeded.
+            "stopRequestedAt": time.time() if e.get("status") == "Stopping" else None,
             "failureReason": None,
         }
 
@@ -254,8 +275,17 @@ class State:
 
         def stop():
             ex = self.execution(arn)
+            ends = self.faults.get("endsBeforeStop") or {}
+            if arn in ends:
+                ex["status"], ex["modified"] = ends.pop(arn), time.time()
+                self._stop_remaining(ex)
             if ex["status"] != "Executing":
-                raise ApiError("ConflictException", f"Pipeline execution is in status {ex['status']} and cannot be stopped.")
+                if "stopNotExecuting" in self.documented:
+                    raise ApiError("ConflictException", f"Pipeline execution is in status {ex['status']} and cannot be stopped.")
+                raise validation(NOT_EXECUTING)
+            if self.faults.get("transitionConflicts", 0) > 0:
+                self.faults["transitionConflicts"] -= 1
+                raise ApiError("ConflictException", "The pipeline execution is transitioning between steps.")
             now = time.time()
             ex["status"], ex["modified"], ex["stopRequestedAt"] = "Stopping", now, now
             for step in ex["steps"]:
@@ -274,7 +304,7 @@ class State:
         try:
             response = self.idempotent("Stop", body, arn, stop)
         except ApiError as e:
-            if e.code == "ConflictException":
+            if e.code == "ConflictException" or e.message == NOT_EXECUTING:
                 self.stop_requests.append({"arn": arn, "token": token, "answer": e.code})
             raise
         self.stop_requests.append({"arn": arn, "token": token, "answer": "Replayed" if replayed else "Stopping"})

@@ -25,9 +25,29 @@ pub fn is_swept(listed: &ListedExecution, started_before: Option<SystemTime>) ->
 pub enum AfterStop {
     /// What happened to the execution.
     Outcome(Outcome),
-    /// A `ConflictException` (SageMaker's answer for an execution it cannot
-    /// stop): look up the execution's status and ask [`after_conflict`].
+    /// SageMaker refused the stop for the execution's state (a
+    /// `ConflictException`, or the `ValidationException` it answers for an
+    /// execution that is not `Executing`: `upstream::service_error` reads
+    /// both as a conflict): look up the execution's status and ask
+    /// [`after_conflict`].
     LookUpStatus(StopError),
+}
+
+/// How many times a stop refused while the execution is still `Executing`
+/// is sent again (with the same token), and the pause before each: SageMaker
+/// answers `ConflictException` while an execution moves between steps, and a
+/// moment later the stop goes through. Apache Airflow's SageMaker hook sends
+/// the stop at most 5 times, 0.3 s apart, for this (docs/service-behaviour.md);
+/// so does this function, within the invocation's deadline.
+pub const CONFLICT_RETRIES: u32 = 4;
+pub const CONFLICT_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// What a refused stop comes to, given the status looked up after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterConflict {
+    Outcome(Outcome),
+    /// Still `Executing`: send the stop again after a pause.
+    Retry,
 }
 
 /// What `StopPipelineExecution`'s answer means for the execution.
@@ -39,24 +59,28 @@ pub fn after_stop(answer: Result<(), StopError>) -> AfterStop {
     }
 }
 
-/// What a `ConflictException` on `arn` means, given the status looked up
-/// after it: an execution that has ended is reported as such, not failed; one
-/// already `Stopping` is on its way down, which is what the caller asked
-/// for. When the status could not be read, the conflict stands.
+/// What a refused stop of `arn` means, given the status looked up after it
+/// and whether a retry is left: an execution that has ended is reported as
+/// such, not failed; one already `Stopping` is on its way down (another
+/// request's stop, not this one's); one still `Executing` was refused
+/// mid-transition and is tried again while retries are left. When the status
+/// could not be read, the refusal stands.
 pub fn after_conflict(
     arn: &str,
     conflict: StopError,
     status: Result<ExecutionStatus, StopError>,
-) -> Outcome {
-    match status {
+    retry_left: bool,
+) -> AfterConflict {
+    AfterConflict::Outcome(match status {
         Ok(status) if status.is_finished() => Outcome::AlreadyFinished { status },
-        Ok(ExecutionStatus::Stopping) => Outcome::StopRequested,
+        Ok(ExecutionStatus::Stopping) => Outcome::AlreadyStopping,
+        Ok(ExecutionStatus::Executing) if retry_left => return AfterConflict::Retry,
         Ok(status) => Outcome::Failed(StopError::new(
             ErrorKind::Conflict,
             format!("SageMaker refused to stop execution {arn} in status {status}"),
         )),
         Err(_) => Outcome::Failed(conflict),
-    }
+    })
 }
 
 /// A dry run's report of one execution in `status` (what a stop would do).
@@ -76,14 +100,17 @@ pub fn dry_run_report(arn: &str, status: Result<ExecutionStatus, StopError>) -> 
 /// Whether the execution's blocking steps are listed: only when
 /// the stop went (or would go) ahead.
 pub fn lists_blocking_steps(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::StopRequested | Outcome::WouldStop)
+    matches!(
+        outcome,
+        Outcome::StopRequested | Outcome::AlreadyStopping | Outcome::WouldStop
+    )
 }
 
-/// Whether a `Wait` waits for the execution to end: only for a stop SageMaker
-/// accepted (an ended execution has nothing to wait for; a failed stop or a
-/// dry run changed nothing).
+/// Whether a `Wait` waits for the execution to end: only for an execution
+/// on its way down, by this stop or another (an ended execution has nothing
+/// to wait for; a failed stop or a dry run changed nothing).
 pub fn awaits_end(outcome: &Outcome) -> bool {
-    *outcome == Outcome::StopRequested
+    matches!(outcome, Outcome::StopRequested | Outcome::AlreadyStopping)
 }
 
 /// The step, if it blocks a stop: a running (`Executing` or `Starting`)
@@ -272,16 +299,28 @@ mod tests {
                     status: CompletedWithFailures,
                 },
             ),
-            (Stopping, Outcome::StopRequested),
+            (Stopping, Outcome::AlreadyStopping),
         ] {
-            assert_eq!(after_conflict(A, conflict(), Ok(status)), expected);
+            for retry_left in [true, false] {
+                assert_eq!(
+                    after_conflict(A, conflict(), Ok(status.clone()), retry_left),
+                    AfterConflict::Outcome(expected.clone())
+                );
+            }
         }
-        for status in [
-            Executing,
-            ExecutionStatus::unknown(),
-            Other("Paused".into()),
+        // Refused mid-transition: tried again while retries are left.
+        assert_eq!(
+            after_conflict(A, conflict(), Ok(Executing), true),
+            AfterConflict::Retry
+        );
+        for (status, retry_left) in [
+            (Executing, false),
+            (ExecutionStatus::unknown(), true),
+            (Other("Paused".into()), true),
         ] {
-            let Outcome::Failed(e) = after_conflict(A, conflict(), Ok(status.clone())) else {
+            let AfterConflict::Outcome(Outcome::Failed(e)) =
+                after_conflict(A, conflict(), Ok(status.clone()), retry_left)
+            else {
                 panic!("{status} must fail")
             };
             assert_eq!(e.kind, ErrorKind::Conflict);
@@ -292,8 +331,8 @@ mod tests {
         }
         let lookup = StopError::new(ErrorKind::Throttled, "describe throttled");
         assert_eq!(
-            after_conflict(A, conflict(), Err(lookup)),
-            Outcome::Failed(conflict())
+            after_conflict(A, conflict(), Err(lookup), true),
+            AfterConflict::Outcome(Outcome::Failed(conflict()))
         );
     }
 
@@ -383,8 +422,9 @@ mod tests {
     }
 
     #[test]
-    fn only_an_accepted_stop_is_waited_for() {
+    fn only_an_execution_on_its_way_down_is_waited_for() {
         assert!(awaits_end(&Outcome::StopRequested));
+        assert!(awaits_end(&Outcome::AlreadyStopping));
         for outcome in [
             Outcome::WouldStop,
             Outcome::AlreadyFinished {
@@ -400,6 +440,8 @@ mod tests {
     fn blocking_steps_are_listed_only_for_stops_that_go_ahead() {
         assert!(lists_blocking_steps(&Outcome::StopRequested));
         assert!(lists_blocking_steps(&Outcome::WouldStop));
+        // Another request's stop: Force may still fail what holds it.
+        assert!(lists_blocking_steps(&Outcome::AlreadyStopping));
         assert!(!lists_blocking_steps(&Outcome::AlreadyFinished {
             status: ExecutionStatus::Stopped
         }));

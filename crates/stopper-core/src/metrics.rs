@@ -40,6 +40,7 @@ pub struct Tally {
     pub ignored: u64,
     pub stops_requested: u64,
     pub already_finished: u64,
+    pub already_stopping: u64,
     pub would_stop: u64,
     pub stops_failed: u64,
     /// Guard runs: executions over their limit, and pipelines whose limit
@@ -68,6 +69,7 @@ impl Tally {
             let counter = match execution.outcome {
                 Outcome::StopRequested => &mut tally.stops_requested,
                 Outcome::AlreadyFinished { .. } => &mut tally.already_finished,
+                Outcome::AlreadyStopping => &mut tally.already_stopping,
                 Outcome::WouldStop => &mut tally.would_stop,
                 Outcome::Failed(_) => continue,
             };
@@ -82,13 +84,14 @@ impl Tally {
     }
 
     /// Metric name and value, every metric (zeros included).
-    pub fn metrics(&self) -> [(&'static str, u64); 10] {
+    pub fn metrics(&self) -> [(&'static str, u64); 11] {
         [
             ("Events", 1),
             ("Refused", self.refused),
             ("Ignored", self.ignored),
             ("StopsRequested", self.stops_requested),
             ("AlreadyFinished", self.already_finished),
+            ("AlreadyStopping", self.already_stopping),
             ("WouldStop", self.would_stop),
             ("StopsFailed", self.stops_failed),
             ("ExecutionsOverLimit", self.over_limit),

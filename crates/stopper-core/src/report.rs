@@ -17,6 +17,11 @@ pub enum Outcome {
     AlreadyFinished {
         status: ExecutionStatus,
     },
+    /// The execution was already `Stopping` when this event asked: another
+    /// request's stop is under way (an alarm and a schedule for the same
+    /// runaway, an HTTP caller pressing twice). Not this event's stop: it is
+    /// neither counted nor notified as one.
+    AlreadyStopping,
     /// Dry run: the execution is running and would be stopped.
     WouldStop,
     Failed(StopError),
@@ -27,6 +32,7 @@ impl Outcome {
         match self {
             Outcome::StopRequested => "StopRequested",
             Outcome::AlreadyFinished { .. } => "AlreadyFinished",
+            Outcome::AlreadyStopping => "AlreadyStopping",
             Outcome::WouldStop => "WouldStop",
             Outcome::Failed(_) => "Failed",
         }
@@ -63,8 +69,10 @@ impl ExecutionReport {
     /// The status replies show: the one the execution had ended in, else
     /// the last one seen (after `Wait`, or in a dry run).
     pub fn shown_status(&self) -> Option<&ExecutionStatus> {
+        static STOPPING: ExecutionStatus = ExecutionStatus::Stopping;
         match &self.outcome {
             Outcome::AlreadyFinished { status } => Some(status),
+            Outcome::AlreadyStopping => self.status.as_ref().or(Some(&STOPPING)),
             _ => self.status.as_ref(),
         }
     }

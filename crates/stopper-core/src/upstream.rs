@@ -21,10 +21,31 @@ pub enum Transport {
     NotSent,
 }
 
+/// What SageMaker says, as a `ValidationException`, to a stop of an execution
+/// that is not `Executing` (already `Stopping`, or ended). The code is shared
+/// with real validation errors, so the message tells them apart, as Apache
+/// Airflow's SageMaker hook does (docs/service-behaviour.md).
+pub const NOT_EXECUTING: &str = "Only pipelines with 'Executing' status can be stopped";
+
 /// The error SageMaker answered with: `modeled` is the class the operation's
-/// model gives the error (if it models it), `code` its error code, `target`
-/// what was asked about ("execution arn:...", "pipeline nightly-training").
-pub fn service_error(modeled: Option<ErrorKind>, code: &str, target: &str) -> StopError {
+/// model gives the error (if it models it), `code` its error code, `text` its
+/// message (read only to recognise [`NOT_EXECUTING`], never passed on),
+/// `target` what was asked about ("execution arn:...", "pipeline
+/// nightly-training").
+pub fn service_error(
+    modeled: Option<ErrorKind>,
+    code: &str,
+    text: &str,
+    target: &str,
+) -> StopError {
+    if code == "ValidationException" && text.contains(NOT_EXECUTING) {
+        // A refusal for the execution's state, as a conflict is: the
+        // decision looks the status up (`decide::after_conflict`).
+        return StopError::new(
+            ErrorKind::Conflict,
+            format!("SageMaker refused to stop {target}: it is not Executing"),
+        );
+    }
     let kind = modeled.unwrap_or(match code {
         "ResourceNotFound" | "ResourceNotFoundException" => ErrorKind::NotFound,
         "ConflictException" => ErrorKind::Conflict,
@@ -132,18 +153,57 @@ mod tests {
             ("InternalFailure", ErrorKind::Upstream, "SageMaker failed on execution arn:x (InternalFailure)"),
             ("", ErrorKind::Upstream, "SageMaker failed on execution arn:x with an unrecognised error"),
         ] {
-            let e = service_error(None, code, T);
+            let e = service_error(None, code, "", T);
             assert_eq!((e.kind, e.message.as_str()), (kind, message), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_not_executing_validation_message_is_read_as_a_refusal_for_the_state() {
+        let refused = service_error(
+            None,
+            "ValidationException",
+            "Only pipelines with 'Executing' status can be stopped",
+            T,
+        );
+        assert_eq!(refused.kind, ErrorKind::Conflict);
+        assert_eq!(
+            refused.message,
+            "SageMaker refused to stop execution arn:x: it is not Executing"
+        );
+        for (code, text) in [
+            // Another validation error stays one, whatever else it says.
+            (
+                "ValidationException",
+                "1 validation error detected: Value at 'pipelineExecutionArn'",
+            ),
+            (
+                "ValidationException",
+                "Only pipelines with 'Executing' status",
+            ),
+            ("ValidationException", ""),
+            // The message under another code is not the refusal.
+            (
+                "InternalFailure",
+                "Only pipelines with 'Executing' status can be stopped",
+            ),
+        ] {
+            let e = service_error(None, code, text, T);
+            assert_eq!(e.kind, ErrorKind::Upstream, "{code} {text}");
+            assert!(
+                !e.message.contains(text) || text.is_empty(),
+                "SageMaker's text is never passed on"
+            );
         }
     }
 
     #[test]
     fn the_operations_model_decides_the_class_before_the_code() {
         // SendPipelineExecutionStepFailure models ResourceLimitExceeded as throttling.
-        let e = service_error(Some(ErrorKind::Throttled), "ResourceLimitExceeded", T);
+        let e = service_error(Some(ErrorKind::Throttled), "ResourceLimitExceeded", "", T);
         assert_eq!(e.kind, ErrorKind::Throttled);
         assert!(e.message.contains("kept throttling"));
-        let e = service_error(Some(ErrorKind::NotFound), "Whatever", T);
+        let e = service_error(Some(ErrorKind::NotFound), "Whatever", "", T);
         assert_eq!(e.kind, ErrorKind::NotFound);
     }
 
