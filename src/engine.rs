@@ -41,11 +41,6 @@ const FINAL_CALLS: Duration = Duration::from_secs(1);
 const FIRST_POLL: Duration = Duration::from_millis(250);
 const MAX_POLL: Duration = Duration::from_secs(5);
 
-/// The most running executions one guard run reads (a thousand pages): an
-/// endpoint that never stops paging must not keep the command line, which has
-/// no deadline, running forever.
-const MAX_GUARD_EXECUTIONS: usize = 100_000;
-
 /// One event's calls: where they go, how many at once, and by when.
 pub struct Engine<'a> {
     pub client: &'a Client,
@@ -232,10 +227,13 @@ impl Engine<'_> {
         }
     }
 
-    /// The guard's discovery: the tagged pipelines (every page, before any
-    /// execution is judged: an exempt pipeline must be known as exempt), then
-    /// the running executions oldest first, until the rest are younger than
-    /// the smallest limit; then it sends on those over their limit.
+    /// The guard's discovery: the tagged pipelines, every running
+    /// execution (every page, before any is judged: an exempt pipeline must
+    /// be known as exempt, and a stopped execution leaves the `Executing`
+    /// filter, so stopping while paging could skip executions), and the tags
+    /// of the untagged pipelines the default would stop something of. The
+    /// searches get half the time left, so that what they found is stopped,
+    /// the longest-running first, with the rest.
     async fn guard(
         &self,
         plan: &Plan,
@@ -243,12 +241,15 @@ impl Engine<'_> {
         found: mpsc::Sender<Work>,
     ) -> GuardSummary {
         let mut run = GuardRun::new(policy, SystemTime::now(), plan.options.dry_run);
-        let tagged = self
-            .bounded(sagemaker::search_tagged_pipelines(
-                self.client,
-                &policy.tag_key,
-            ))
-            .await;
+        let searches_until = self.deadline.map(|at| {
+            let now = Instant::now();
+            now + at.saturating_duration_since(now) / 2
+        });
+        let tagged = bounded(
+            searches_until,
+            sagemaker::search_tagged_pipelines(self.client, &policy.tag_key),
+        )
+        .await;
         match tagged {
             Ok(pipelines) => pipelines.iter().for_each(|p| run.add_tagged(p)),
             Err(error) => {
@@ -258,57 +259,59 @@ impl Engine<'_> {
                 return run.finish();
             }
         }
-        // Every page is read before the first stop: a stopped execution
-        // leaves the `Executing` filter, and if SageMaker's next-page token
-        // is an offset into the results, stopping while paging would skip
-        // executions (the emulator's tokens are offsets, and showed it).
-        let mut over_limit = Vec::new();
-        if run.listing_cutoff().is_some() {
-            let mut listing = pin!(sagemaker::search_running_executions(self.client));
-            let mut listed = 0_usize;
-            loop {
-                let next = self.bounded(async { Ok(listing.next().await) }).await;
-                listed += 1;
-                if listed > MAX_GUARD_EXECUTIONS {
-                    run.failed(StopError::new(
-                        ErrorKind::Upstream,
-                        format!(
-                            "the search for running executions went on past {MAX_GUARD_EXECUTIONS}"
-                        ),
-                    ));
-                    break;
-                }
-                match next {
-                    Ok(Some(Ok(execution))) => match run.judge(&execution) {
-                        Judged::Stop { token, run } => {
-                            info!(
-                                trigger = self.trigger.name(),
-                                arn = execution.arn.as_str(),
-                                max_runtime = %run.limit.max_runtime,
-                                limit_source = run.limit.source.name(),
-                                runtime_minutes = run.runtime.as_secs() / 60,
-                                "over its limit"
-                            );
-                            let target = Target {
-                                arn: execution.arn,
-                                token,
-                            };
-                            self.tell(|p| p.found(1));
-                            over_limit.push(Work::Act(target, Found::Executing, Some(run)));
-                        }
-                        Judged::Leave => {}
-                        Judged::RestAreYounger => break,
-                    },
-                    Ok(None) => break,
-                    Ok(Some(Err(error))) | Err(error) => {
-                        self.discovery_failed(&mut run, error, "running executions");
-                        break;
-                    }
-                }
+        let mut executions = Vec::new();
+        if run.lists_executions() {
+            let searched = bounded(
+                searches_until,
+                sagemaker::search_running_executions(self.client, &mut executions),
+            )
+            .await;
+            if let Err(error) = searched {
+                self.discovery_failed(&mut run, error, "running executions");
             }
         }
-        for work in over_limit {
-            if found.send(work).await.is_err() {
+        let to_confirm = run.to_confirm(&executions);
+        let tags = self
+            .call_each(to_confirm.into_iter(), |pipeline| async move {
+                let tag = self
+                    .bounded(sagemaker::pipeline_tag(
+                        self.client,
+                        &pipeline,
+                        &policy.tag_key,
+                    ))
+                    .await;
+                (pipeline, tag)
+            })
+            .await;
+        for (pipeline, tag) in tags {
+            run.add_confirmed(&pipeline, tag);
+        }
+        let mut over_limit = Vec::new();
+        for execution in executions {
+            if let Judged::Stop { token, run } = run.judge(&execution) {
+                info!(
+                    trigger = self.trigger.name(),
+                    arn = execution.arn.as_str(),
+                    max_runtime = %run.limit.max_runtime,
+                    limit_source = run.limit.source.name(),
+                    runtime_minutes = run.runtime.as_secs() / 60,
+                    "over its limit"
+                );
+                let target = Target {
+                    arn: execution.arn,
+                    token,
+                };
+                over_limit.push((target, run));
+            }
+        }
+        over_limit.sort_by_key(|(_, run)| std::cmp::Reverse(run.runtime));
+        self.tell(|p| p.found(over_limit.len()));
+        for (target, run) in over_limit {
+            if found
+                .send(Work::Act(target, Found::Executing, Some(run)))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -538,15 +541,23 @@ impl Engine<'_> {
         &self,
         call: impl Future<Output = Result<T, StopError>>,
     ) -> Result<T, StopError> {
-        match self.deadline {
-            None => call.await,
-            Some(at) => tokio::time::timeout_at(at, call).await.unwrap_or_else(|_| {
-                Err(StopError::new(
-                    ErrorKind::Unavailable,
-                    "SageMaker did not answer before the function's deadline",
-                ))
-            }),
-        }
+        bounded(self.deadline, call).await
+    }
+}
+
+/// Runs a SageMaker call, giving up at `deadline` (if there is one).
+async fn bounded<T>(
+    deadline: Option<Instant>,
+    call: impl Future<Output = Result<T, StopError>>,
+) -> Result<T, StopError> {
+    match deadline {
+        None => call.await,
+        Some(at) => tokio::time::timeout_at(at, call).await.unwrap_or_else(|_| {
+            Err(StopError::new(
+                ErrorKind::Unavailable,
+                "SageMaker did not answer before the function's deadline",
+            ))
+        }),
     }
 }
 

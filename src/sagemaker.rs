@@ -3,19 +3,21 @@
 //! answer means is `stopper_core::decide`'s), and nothing else in the crate
 //! sees the SDK's types.
 
+use std::collections::{HashSet, VecDeque};
 use std::time::SystemTime;
 
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionError;
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsError;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsError;
+use aws_sdk_sagemaker::operation::list_tags::ListTagsError;
 use aws_sdk_sagemaker::operation::search::SearchError;
 use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureError;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
 use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::{
     Filter, Operator, PipelineExecutionStatus, PipelineExecutionStep, ResourceType,
-    SearchExpression, SearchSortOrder,
+    SearchExpression, SearchSortOrder, Tag,
 };
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, Stream};
@@ -60,6 +62,59 @@ fn time_of(time: Option<DateTime>) -> Option<SystemTime> {
     time.and_then(|t| SystemTime::try_from(t).ok())
 }
 
+/// The most pages any listing reads. Listings are bounded by pages, not
+/// results: an endpoint that answers empty pages with a new token each time
+/// must not keep the command line (which has no deadline) calling forever.
+/// A thousand pages of 100 is a hundred times SageMaker's default quotas.
+const MAX_PAGES: usize = 1000;
+
+/// The paging of one listing: the token to send, every token seen (a token
+/// that comes back means the listing goes round in circles: SageMaker's
+/// tokens never repeat), and the pages read.
+struct Pager {
+    what: String,
+    next: Option<String>,
+    seen: HashSet<String>,
+    pages: usize,
+    done: bool,
+}
+
+impl Pager {
+    fn new(what: String) -> Pager {
+        Pager {
+            what,
+            next: None,
+            seen: HashSet::new(),
+            pages: 0,
+            done: false,
+        }
+    }
+
+    /// After a page: whether there is another to read, or why the listing
+    /// cannot be trusted to end.
+    fn advance(&mut self, token: Option<String>) -> Result<bool, StopError> {
+        self.pages += 1;
+        let token = token.filter(|token| !token.is_empty());
+        let Some(token) = token else {
+            self.done = true;
+            return Ok(false);
+        };
+        let problem = if !self.seen.insert(token.clone()) {
+            "repeated a page token"
+        } else if self.pages >= MAX_PAGES {
+            "went on past 1000 pages"
+        } else {
+            self.next = Some(token);
+            return Ok(true);
+        };
+        self.done = true;
+        Err(StopError::new(
+            ErrorKind::Upstream,
+            format!("SageMaker's listing of {} {problem}", self.what),
+        ))
+    }
+}
+
 /// Executions per `ListPipelineExecutions` page (SageMaker's maximum).
 pub const LIST_PAGE_SIZE: usize = 100;
 
@@ -67,36 +122,50 @@ pub const LIST_PAGE_SIZE: usize = 100;
 /// so that stops can start before the listing ends; with `created_before`,
 /// SageMaker lists only those created before it. Which of them a sweep stops
 /// is `stopper_core::decide::is_swept`'s to say. The stream ends after an
-/// error.
+/// error (a page's executions are yielded before the error that follows it).
 pub fn list_executions<'a>(
     client: &'a Client,
     pipeline: &'a str,
     created_before: Option<SystemTime>,
 ) -> impl Stream<Item = Result<ListedExecution, StopError>> + 'a {
-    let pages = client
-        .list_pipeline_executions()
-        .pipeline_name(pipeline)
-        .set_created_before(created_before.map(DateTime::from))
-        .max_results(LIST_PAGE_SIZE as i32)
-        .into_paginator()
-        .items()
-        .send();
-    stream::unfold(Some(pages), move |pages| async move {
-        let mut pages = pages?;
+    let pager = Pager::new(format!("pipeline {pipeline}'s executions"));
+    let state = (pager, VecDeque::new(), None::<StopError>);
+    stream::unfold(Some(state), move |state| async move {
+        let (mut pager, mut page, mut failed) = state?;
         loop {
-            let summary = match pages.next().await? {
-                Ok(summary) => summary,
+            if let Some(listed) = page.pop_front() {
+                return Some((Ok(listed), Some((pager, page, failed))));
+            }
+            if let Some(error) = failed.take() {
+                return Some((Err(error), None));
+            }
+            if pager.done {
+                return None;
+            }
+            let out = match client
+                .list_pipeline_executions()
+                .pipeline_name(pipeline)
+                .set_created_before(created_before.map(DateTime::from))
+                .max_results(LIST_PAGE_SIZE as i32)
+                .set_next_token(pager.next.take())
+                .send()
+                .await
+            {
+                Ok(out) => out,
                 Err(e) => return Some((Err(classify(&e, &format!("pipeline {pipeline}"))), None)),
             };
-            let Some(arn) = summary.pipeline_execution_arn else {
-                continue;
-            };
-            let listed = ListedExecution {
-                arn,
-                status: status_of(summary.pipeline_execution_status.as_ref()),
-                started: time_of(summary.start_time),
-            };
-            return Some((Ok(listed), Some(pages)));
+            page = out
+                .pipeline_execution_summaries()
+                .iter()
+                .filter_map(|summary| {
+                    Some(ListedExecution {
+                        arn: summary.pipeline_execution_arn.clone()?,
+                        status: status_of(summary.pipeline_execution_status.as_ref()),
+                        started: time_of(summary.start_time),
+                    })
+                })
+                .collect();
+            failed = pager.advance(out.next_token).err();
         }
     })
 }
@@ -104,13 +173,12 @@ pub fn list_executions<'a>(
 /// Search results per page (SageMaker's maximum).
 pub const SEARCH_PAGE_SIZE: i32 = 100;
 
-/// The most pages of tagged pipelines read (100,000 pipelines, a hundred
-/// times SageMaker's default quota): an endpoint that never stops paging
-/// must not keep the command line running forever.
-const MAX_TAGGED_PAGES: usize = 1000;
-
 /// Every pipeline that carries `tag_key`, with the tag's value: one `Search`
 /// call per 100 tagged pipelines, however many pipelines the account has.
+/// A record without its ARN or name is left out: the guard never judges an
+/// execution by the default without reading its pipeline's tags itself
+/// ([`pipeline_tag`]), so a record missing here cannot exempt or limit
+/// anything wrongly.
 pub async fn search_tagged_pipelines(
     client: &Client,
     tag_key: &str,
@@ -120,93 +188,127 @@ pub async fn search_tagged_pipelines(
         .operator(Operator::Exists)
         .build();
     let mut pipelines = Vec::new();
-    let mut next_token: Option<String> = None;
-    for _ in 0..MAX_TAGGED_PAGES {
+    let mut pager = Pager::new(format!("pipelines tagged {tag_key}"));
+    loop {
         let page = client
             .search()
             .resource(ResourceType::Pipeline)
             .search_expression(SearchExpression::builder().filters(has_tag.clone()).build())
+            .sort_by("CreationTime")
+            .sort_order(SearchSortOrder::Ascending)
             .max_results(SEARCH_PAGE_SIZE)
-            .set_next_token(next_token.clone())
+            .set_next_token(pager.next.take())
             .send()
             .await
             .map_err(|e| classify(&e, &format!("pipelines tagged {tag_key}")))?;
         for pipeline in page.results().iter().filter_map(|r| r.pipeline()) {
-            let Some(name) = pipeline.pipeline_name() else {
+            let (Some(arn), Some(name)) = (pipeline.pipeline_arn(), pipeline.pipeline_name())
+            else {
                 continue;
             };
-            let value = pipeline
-                .tags()
-                .iter()
-                .find(|tag| tag.key() == Some(tag_key))
-                .and_then(|tag| tag.value());
             pipelines.push(TaggedPipeline {
+                arn: arn.to_owned(),
                 name: name.to_owned(),
-                value: value.map(str::to_owned),
+                value: tag_value(pipeline.tags(), tag_key),
             });
         }
-        // As in list_steps: an empty or repeated token ends the listing.
-        match page.next_token.filter(|token| !token.is_empty()) {
-            Some(token) if Some(&token) != next_token.as_ref() => next_token = Some(token),
-            _ => return Ok(pipelines),
+        if !pager.advance(page.next_token)? {
+            return Ok(pipelines);
         }
     }
-    Err(StopError::new(
-        ErrorKind::Upstream,
-        format!("the search for pipelines tagged {tag_key} went on past {MAX_TAGGED_PAGES} pages"),
-    ))
 }
 
-/// The account's `Executing` executions, oldest first, yielded page by page
-/// (one `Search` call per 100), so that stops start before the search ends.
-/// Which of them are over their limit is `stopper_core::guard`'s to say. The
-/// stream ends after an error.
-pub fn search_running_executions(
+/// The value of `key` among `tags`, if it is there.
+fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
+    tags.iter()
+        .find(|tag| tag.key() == Some(key))
+        .and_then(|tag| tag.value())
+        .map(str::to_owned)
+}
+
+/// The value of `tag_key` on one pipeline, read with `ListTags` (`None`: the
+/// pipeline does not carry it). The guard reads it before it stops an
+/// execution by the default: `Search` is an index, and a pipeline missing
+/// from its listing of tagged pipelines is not known to be untagged.
+pub async fn pipeline_tag(
     client: &Client,
-) -> impl Stream<Item = Result<RunningExecution, StopError>> + '_ {
+    pipeline_arn: &str,
+    tag_key: &str,
+) -> Result<Option<String>, StopError> {
+    let mut pager = Pager::new(format!("the tags of {pipeline_arn}"));
+    loop {
+        let page = client
+            .list_tags()
+            .resource_arn(pipeline_arn)
+            .max_results(100)
+            .set_next_token(pager.next.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, &format!("pipeline {pipeline_arn}")))?;
+        if let Some(value) = tag_value(page.tags(), tag_key) {
+            return Ok(Some(value));
+        }
+        if !pager.advance(page.next_token)? {
+            return Ok(None);
+        }
+    }
+}
+
+/// The account's `Executing` executions, oldest first, every page of them,
+/// added to `found` as they arrive (so that what was found before a deadline
+/// or an error is kept). Which of them are over their limit is
+/// `stopper_core::guard`'s to say; nothing relies on the order.
+pub async fn search_running_executions(
+    client: &Client,
+    found: &mut Vec<RunningExecution>,
+) -> Result<(), StopError> {
     let executing = Filter::builder()
         .name("PipelineExecutionStatus")
         .operator(Operator::Equals)
         .value("Executing")
         .build();
-    let pages = client
-        .search()
-        .resource(ResourceType::PipelineExecution)
-        .search_expression(SearchExpression::builder().filters(executing).build())
-        .sort_by("CreationTime")
-        .sort_order(SearchSortOrder::Ascending)
-        .max_results(SEARCH_PAGE_SIZE)
-        .into_paginator()
-        .items()
-        .send();
-    stream::unfold(Some(pages), move |pages| async move {
-        let mut pages = pages?;
-        loop {
-            let record = match pages.next().await? {
-                Ok(record) => record,
-                Err(e) => return Some((Err(classify(&e, "running executions")), None)),
-            };
-            let Some(execution) = record.pipeline_execution else {
-                continue;
-            };
-            let Some(arn) = execution.pipeline_execution_arn else {
-                continue;
-            };
-            let running = RunningExecution {
-                arn,
-                status: status_of(execution.pipeline_execution_status.as_ref()),
-                created: time_of(execution.creation_time),
-            };
-            return Some((Ok(running), Some(pages)));
+    let mut pager = Pager::new("running executions".to_owned());
+    loop {
+        let page = client
+            .search()
+            .resource(ResourceType::PipelineExecution)
+            .search_expression(
+                SearchExpression::builder()
+                    .filters(executing.clone())
+                    .build(),
+            )
+            .sort_by("CreationTime")
+            .sort_order(SearchSortOrder::Ascending)
+            .max_results(SEARCH_PAGE_SIZE)
+            .set_next_token(pager.next.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, "running executions"))?;
+        found.extend(
+            page.results()
+                .iter()
+                .filter_map(|r| r.pipeline_execution())
+                .filter_map(|execution| {
+                    Some(RunningExecution {
+                        arn: execution.pipeline_execution_arn.clone()?,
+                        status: status_of(execution.pipeline_execution_status.as_ref()),
+                        created: time_of(execution.creation_time),
+                    })
+                }),
+        );
+        if !pager.advance(page.next_token)? {
+            return Ok(());
         }
-    })
+    }
 }
 
 /// The steps of an execution, every page of them (which of them block a
-/// stop is `stopper_core::decide::blocking_step`'s to say).
+/// stop is `stopper_core::decide::blocking_step`'s to say). The iterations
+/// of a running `ForEach` step are listed as steps of their own (with an
+/// `IterationContext`), so a Callback or Lambda step inside one is found.
 pub async fn list_steps(client: &Client, arn: &str) -> Result<Vec<ListedStep>, StopError> {
     let mut steps = Vec::new();
-    let mut next_token: Option<String> = None;
+    let mut pager = Pager::new(format!("the steps of execution {arn}"));
     // Paged by hand rather than with the SDK's paginator: a paginator boxes
     // its own task and channel, and a sweep runs one of these per concurrent
     // stop, so this is where its peak memory went.
@@ -215,16 +317,16 @@ pub async fn list_steps(client: &Client, arn: &str) -> Result<Vec<ListedStep>, S
             .list_pipeline_execution_steps()
             .pipeline_execution_arn(arn)
             .max_results(100)
-            .set_next_token(next_token.clone())
+            .set_next_token(pager.next.take())
             .send()
             .await
             .map_err(|e| classify(&e, &format!("execution {arn}")))?;
         steps.extend(page.pipeline_execution_steps().iter().map(listed_step));
-        // As the SDK's paginators do: an empty or repeated token ends the
-        // listing rather than looping on it.
-        match page.next_token.filter(|token| !token.is_empty()) {
-            Some(token) if Some(&token) != next_token.as_ref() => next_token = Some(token),
-            _ => return Ok(steps),
+        // A listing that repeats a token or never ends has shown what it
+        // has: the steps read are kept (they are what `Force` acts on), as
+        // the SDK's paginators end on a repeated token.
+        if !pager.advance(page.next_token).unwrap_or(false) {
+            return Ok(steps);
         }
     }
 }
@@ -294,11 +396,18 @@ macro_rules! not_found_is_modeled {
     )+};
 }
 
-impl ModeledError for SearchError {
-    fn modeled_kind(&self) -> Option<ErrorKind> {
-        None
-    }
+/// Operations that model no error of their own.
+macro_rules! nothing_is_modeled {
+    ($($error:ty),+) => {$(
+        impl ModeledError for $error {
+            fn modeled_kind(&self) -> Option<ErrorKind> {
+                None
+            }
+        }
+    )+};
 }
+
+nothing_is_modeled!(SearchError, ListTagsError);
 
 not_found_is_modeled!(
     DescribePipelineExecutionError,

@@ -105,6 +105,7 @@ def test_no_sagemaker_permission_on_a_wildcard_resource(template):
             "sagemaker:DescribePipelineExecution",
             "sagemaker:ListPipelineExecutions",
             "sagemaker:ListPipelineExecutionSteps",
+            "sagemaker:ListTags",
             "sagemaker:SendPipelineExecutionStepFailure",
         }, st["Action"]
         for resource in as_list(st["Resource"]):
@@ -326,7 +327,7 @@ def emitted_metrics():
     source = (ROOT / "crates/stopper-core/src/metrics.rs").read_text()
     body = source.split("pub fn metrics(&self)", 1)[1].split("\n    }\n", 1)[0]
     names = re.findall(r'\("([A-Za-z]+)", ', body)
-    assert len(names) == 10, names
+    assert len(names) == 11, names
     return set(names)
 
 

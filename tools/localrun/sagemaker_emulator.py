@@ -47,6 +47,16 @@ request: "transitionConflicts": n, the next n stops of an Executing execution
 are refused with ConflictException (as while it moves between steps), and it
 stays Executing; "endsBeforeStop": {arn: status}, that execution ends in
 status just before the first stop of it arrives (a race with a listing).
+Search is an index, eventually consistent and paged by offsets; faults give
+the answers such an index can give: "indexHides": [pipeline names] left out
+of Search's Pipeline results (their tags not indexed yet), "indexExtra":
+[records] added to them (another account's, a name that is not its ARN's),
+"indexOrder": "reversed" (PipelineExecution results newest first, whatever
+SortOrder says), and, for every paged listing, "pageTokens": "endless"
+(empty pages, each with a new token), "cycle" (the last page's token leads
+back to the first) or "overlap" (each page repeats the last item of the one
+before). "operations", when given, limits every fault to those operations,
+latencyMs and hangMs included.
 
 Counting stops. "Stopped once" must be checkable from outside the model's
 own guard, so every StopPipelineExecution request that reaches an existing
@@ -335,19 +345,32 @@ class State:
             raise ApiError("ResourceNotFound", f"Pipeline '{name_or_arn}' does not exist.")
         return p
 
-    @staticmethod
-    def _page(items, body, default_size):
+    def _faulty(self, operation):
+        """The faults that apply to `operation`."""
+        ops = self.faults.get("operations")
+        return {} if ops and operation not in ops else self.faults
+
+    def _page(self, items, body, default_size, operation=None):
         size = body.get("MaxResults", default_size)
         if not isinstance(size, int) or not 1 <= size <= 100:
             raise validation("MaxResults must be between 1 and 100")
+        mode = self._faulty(operation).get("pageTokens") if operation else None
+        token = body.get("NextToken")
+        if mode == "endless" and token:
+            return [], f"endless-{int(token.removeprefix('endless-')) + 1}"
         start = 0
-        if body.get("NextToken"):
+        if token:
             try:
-                start = int(body["NextToken"].removeprefix("page-"))
+                start = int(token.removeprefix("page-"))
             except ValueError:
                 raise validation("Invalid NextToken")
         chunk = items[start:start + size]
-        nxt = f"page-{start + size}" if start + size < len(items) else None
+        step = size - 1 if mode == "overlap" and size > 1 else size
+        nxt = f"page-{start + step}" if start + size < len(items) else None
+        if mode == "endless":
+            nxt = "endless-1"
+        elif mode == "cycle" and nxt is None:
+            nxt = "page-0"
         return chunk, nxt
 
     def ListPipelineExecutions(self, body):
@@ -361,7 +384,7 @@ class State:
         for e in runs:
             self.advance(e)
         runs.sort(key=lambda e: e["started"], reverse=body.get("SortOrder", "Descending") == "Descending")
-        chunk, nxt = self._page(runs, body, 50)
+        chunk, nxt = self._page(runs, body, 50, "ListPipelineExecutions")
         out = {"PipelineExecutionSummaries": [{
             "PipelineExecutionArn": e["arn"],
             "StartTime": e["started"],
@@ -384,7 +407,7 @@ class State:
             elif s.get("type") == "Training":
                 step["Metadata"]["TrainingJob"] = {"Arn": s.get("jobArn", f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{s['name'].lower()}")}
             steps.append(step)
-        chunk, nxt = self._page(steps, body, 50)
+        chunk, nxt = self._page(steps, body, 50, "ListPipelineExecutionSteps")
         out = {"PipelineExecutionSteps": chunk}
         if nxt:
             out["NextToken"] = nxt
@@ -498,7 +521,13 @@ class State:
             if order not in ("Ascending", "Descending"):
                 raise validation("SortOrder must be Ascending or Descending")
             records.sort(key=lambda r: r.get(sort_by, ""), reverse=order == "Descending")
-        chunk, nxt = self._page(records, body, 10)
+        faults = self._faulty("Search")
+        if resource == "Pipeline":
+            hidden = {name.lower() for name in faults.get("indexHides", [])}
+            records = list(faults.get("indexExtra", [])) + [r for r in records if r["PipelineName"].lower() not in hidden]
+        elif faults.get("indexOrder") == "reversed":
+            records.sort(key=lambda r: r["CreationTime"], reverse=True)
+        chunk, nxt = self._page(records, body, 10, "Search")
         out = {"Results": [{resource: r} for r in chunk], "TotalHits": {"Value": len(records), "Relation": "EqualTo"}}
         if nxt:
             out["NextToken"] = nxt
@@ -801,8 +830,9 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.calls.append((operation, body))
                 fault = self.state.fault_for(operation)
-                latency = self.state.faults.get("latencyMs", 0) / 1000
-                hang = self.state.faults.get("hangMs", 0) / 1000
+                applying = self.state._faulty(operation)
+                latency = applying.get("latencyMs", 0) / 1000
+                hang = applying.get("hangMs", 0) / 1000
                 # SageMaker's own text for injected errors: a test sets a marker
                 # to show it never reaches a reply or a log line.
                 message = self.state.faults.get("message")

@@ -9,11 +9,11 @@
 //! is not stopped; `ALLOWED_PIPELINES` and the function's scope bound
 //! everything the tags say.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::arn::{check_execution_arn, quote, Scope};
+use crate::arn::{check_execution_arn, parse_pipeline, quote, ExecutionArn, Scope};
 use crate::config::AllowList;
 use crate::error::StopError;
 use crate::status::ExecutionStatus;
@@ -151,6 +151,9 @@ pub enum PipelineGuard {
     InvalidTag { value: String, why: String },
     /// It has a limit, but `ALLOWED_PIPELINES` does not list it.
     NotAllowed { limit: Limit, why: String },
+    /// Not seen tagged, and its own tags could not be read: the default does
+    /// not apply to a pipeline not known to be untagged.
+    Unconfirmed { why: String },
 }
 
 /// The limit of `pipeline` given its tag (if tagged) and the default.
@@ -203,6 +206,7 @@ fn bounded(value: &str) -> String {
 /// A pipeline that carries the tag, as the guard's discovery finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaggedPipeline {
+    pub arn: String,
     pub name: String,
     /// The tag's value; `None` if the search matched the pipeline but its
     /// tags, as returned, lack the key (reported as an unreadable tag).
@@ -238,11 +242,9 @@ impl GuardedRun {
 pub enum Judged {
     /// Over its limit: stop it with this token.
     Stop { token: String, run: GuardedRun },
-    /// Nothing: within its limit, unguarded, exempt, skipped or not running.
+    /// Nothing: within its limit, unguarded, exempt, skipped, not running,
+    /// or judged already (listed twice).
     Leave,
-    /// Executions are listed oldest first, and this one is younger than the
-    /// smallest limit: so are all that follow; stop listing.
-    RestAreYounger,
 }
 
 /// A pipeline the guard did not act on although a limit applies, and why.
@@ -294,20 +296,37 @@ pub struct GuardPolicy {
     pub scope: Scope,
 }
 
-/// One guard run: the decisions and the tally, fed by the discovery.
+/// One guard run: the decisions and the tally, fed by the discovery: the
+/// tagged pipelines, then the running executions (every page, in any order),
+/// then the tags of the pipelines [`GuardRun::to_confirm`] names, read one by
+/// one; then each execution is judged.
+///
+/// `Search` is an index: its listing of tagged pipelines can miss one
+/// without failing. So the default never applies to a pipeline merely not
+/// seen tagged: only to one whose own tags were read and lack the key.
 #[derive(Debug)]
 pub struct GuardRun<'a> {
     policy: &'a GuardPolicy,
     now: SystemTime,
     dry_run: bool,
-    /// Each pipeline seen, by its name in lower case (as execution ARNs write it).
+    /// Each pipeline whose limit is known, by its ARN in lower case (as
+    /// execution ARNs write it): the tagged ones, and those confirmed untagged.
     pipelines: HashMap<String, PipelineGuard>,
-    /// The creation time of the last execution judged, while they arrive oldest first.
-    last_created: Option<SystemTime>,
-    in_order: bool,
-    /// The smallest limit of the pipelines seen so far (tag or default).
-    smallest: Option<MaxRuntime>,
+    /// Pipelines within the default but not confirmed untagged (dry runs
+    /// list their executions within the limit): counted once.
+    assumed_default: HashSet<String>,
+    /// Executions judged, so one listed twice is judged once.
+    judged: HashSet<String>,
     summary: GuardSummary,
+}
+
+/// A pipeline execution's pipeline, as the key [`GuardRun`] knows it by.
+fn pipeline_key(execution: &ExecutionArn) -> String {
+    format!(
+        "arn:{}:sagemaker:{}:{}:pipeline/{}",
+        execution.partition, execution.region, execution.account, execution.pipeline
+    )
+    .to_ascii_lowercase()
 }
 
 impl<'a> GuardRun<'a> {
@@ -317,9 +336,8 @@ impl<'a> GuardRun<'a> {
             now,
             dry_run,
             pipelines: HashMap::new(),
-            last_created: None,
-            in_order: true,
-            smallest: None,
+            assumed_default: HashSet::new(),
+            judged: HashSet::new(),
             summary: GuardSummary {
                 tag_key: policy.tag_key.clone(),
                 default: policy.default,
@@ -328,90 +346,171 @@ impl<'a> GuardRun<'a> {
         }
     }
 
-    /// A pipeline that carries the tag.
+    /// A pipeline that carries the tag. One outside the function's scope, or
+    /// whose name is not the one its ARN gives, is not this deployment's to
+    /// judge: it sets nothing.
     pub fn add_tagged(&mut self, pipeline: &TaggedPipeline) {
-        self.see(
-            &pipeline.name,
-            Some(pipeline.value.as_deref().unwrap_or_default()),
-        );
+        match parse_pipeline(&pipeline.arn, &self.policy.scope) {
+            Ok(name) if name.eq_ignore_ascii_case(&pipeline.name) => {
+                let tag = pipeline.value.as_deref().unwrap_or_default();
+                self.see(pipeline.arn.to_ascii_lowercase(), &pipeline.name, Some(tag));
+            }
+            _ => {}
+        }
     }
 
-    fn see(&mut self, pipeline: &str, tag: Option<&str>) -> &PipelineGuard {
-        let key = pipeline.to_ascii_lowercase();
+    fn see(&mut self, key: String, pipeline: &str, tag: Option<&str>) -> &PipelineGuard {
         if !self.pipelines.contains_key(&key) {
             let guard = pipeline_guard(pipeline, tag, self.policy.default, &self.policy.allowed);
-            let summary = &mut self.summary;
-            summary.pipelines_examined += 1;
-            match &guard {
-                PipelineGuard::Guarded(limit) => {
-                    summary.pipelines_guarded += 1;
-                    let limit = limit.max_runtime;
-                    self.smallest = Some(self.smallest.map_or(limit, |s| s.min(limit)));
-                }
-                PipelineGuard::Exempt => summary.pipelines_exempt += 1,
-                PipelineGuard::Unguarded => {}
-                PipelineGuard::InvalidTag { value, why } => summary.invalid_tags.push(InvalidTag {
-                    pipeline: pipeline.to_owned(),
-                    value: value.clone(),
-                    reason: why.clone(),
-                }),
-                PipelineGuard::NotAllowed { why, .. } => summary.skipped.push(SkippedPipeline {
-                    pipeline: pipeline.to_owned(),
-                    reason: why.clone(),
-                }),
-            }
+            self.count(pipeline, &guard);
             self.pipelines.insert(key.clone(), guard);
         }
         &self.pipelines[&key]
     }
 
-    /// Executions created after this cannot be over any limit, so the
-    /// listing can end there. `None`: no pipeline seen so far is guarded and
-    /// there is no default, so no execution can be over a limit and there is
-    /// nothing to list.
-    pub fn listing_cutoff(&self) -> Option<SystemTime> {
-        let smallest = self.smallest.into_iter().chain(self.policy.default).min()?;
-        Some(
-            self.now
-                .checked_sub(smallest.as_duration())
-                .unwrap_or(SystemTime::UNIX_EPOCH),
-        )
+    fn count(&mut self, pipeline: &str, guard: &PipelineGuard) {
+        let summary = &mut self.summary;
+        summary.pipelines_examined += 1;
+        match guard {
+            PipelineGuard::Guarded(_) => summary.pipelines_guarded += 1,
+            PipelineGuard::Exempt => summary.pipelines_exempt += 1,
+            PipelineGuard::Unguarded => {}
+            PipelineGuard::InvalidTag { value, why } => summary.invalid_tags.push(InvalidTag {
+                pipeline: pipeline.to_owned(),
+                value: value.clone(),
+                reason: why.clone(),
+            }),
+            PipelineGuard::NotAllowed { why, .. } | PipelineGuard::Unconfirmed { why } => {
+                summary.skipped.push(SkippedPipeline {
+                    pipeline: pipeline.to_owned(),
+                    reason: why.clone(),
+                })
+            }
+        }
+    }
+
+    /// Whether any execution can be over a limit: a pipeline is guarded, or
+    /// there is a default. Without either, there is nothing to list.
+    pub fn lists_executions(&self) -> bool {
+        self.policy.default.is_some()
+            || self
+                .pipelines
+                .values()
+                .any(|p| matches!(p, PipelineGuard::Guarded(_)))
+    }
+
+    /// The pipelines (their ARNs, each once) whose tags must be read before
+    /// any of `executions` is stopped by the default: those not seen tagged
+    /// that have a running execution over the default, in scope and allowed.
+    pub fn to_confirm(&self, executions: &[RunningExecution]) -> Vec<String> {
+        let Some(default) = self.policy.default else {
+            return Vec::new();
+        };
+        let mut wanted = Vec::new();
+        let mut listed = HashSet::new();
+        for execution in executions {
+            let Some((parsed, run)) = self.measure(execution, default) else {
+                continue;
+            };
+            let key = pipeline_key(&parsed);
+            if run.is_over()
+                && !self.pipelines.contains_key(&key)
+                && self.policy.allowed.check(parsed.pipeline).is_ok()
+                && listed.insert(key.clone())
+            {
+                wanted.push(key);
+            }
+        }
+        wanted
+    }
+
+    /// An execution's pipeline and how long it has run against `limit`, if
+    /// it is running, in scope and its start is known.
+    fn measure<'e>(
+        &self,
+        execution: &'e RunningExecution,
+        max_runtime: MaxRuntime,
+    ) -> Option<(ExecutionArn<'e>, GuardedRun)> {
+        if execution.status != ExecutionStatus::Executing {
+            return None;
+        }
+        // The search is the account's; the function acts only in its scope.
+        let parsed = check_execution_arn(&execution.arn, &self.policy.scope).ok()?;
+        let run = GuardedRun {
+            limit: Limit {
+                max_runtime,
+                source: LimitSource::Default,
+            },
+            runtime: self
+                .now
+                .duration_since(execution.created?)
+                .unwrap_or_default(),
+        };
+        Some((parsed, run))
+    }
+
+    /// The tag of a pipeline [`GuardRun::to_confirm`] named, as `ListTags`
+    /// read it (`Ok(None)`: it has none, and the default applies). When its
+    /// tags could not be read, the pipeline is skipped and reported.
+    pub fn add_confirmed(&mut self, pipeline_arn: &str, tag: Result<Option<String>, StopError>) {
+        let key = pipeline_arn.to_ascii_lowercase();
+        let name = pipeline_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        match tag {
+            Ok(tag) => {
+                self.see(key, &name, tag.as_deref());
+            }
+            Err(error) => {
+                let guard = PipelineGuard::Unconfirmed {
+                    why: format!(
+                        "its tags could not be read to confirm it has no {} tag, so the default does \
+                         not apply: {}",
+                        self.policy.tag_key, error.message
+                    ),
+                };
+                self.count(&name, &guard);
+                self.pipelines.insert(key, guard);
+            }
+        }
     }
 
     /// Decides about one running execution.
     pub fn judge(&mut self, execution: &RunningExecution) -> Judged {
-        if let Some(created) = execution.created {
-            if self.last_created.is_some_and(|last| created < last) {
-                // Not oldest first after all: never end the listing early.
-                self.in_order = false;
-            }
-            self.last_created = Some(created);
-            // A dry run lists every guarded execution, within its limit or not.
-            let younger = self.listing_cutoff().is_none_or(|cutoff| created > cutoff);
-            if younger && self.in_order && !self.dry_run {
-                return Judged::RestAreYounger;
-            }
+        if !self.judged.insert(execution.arn.clone()) {
+            return Judged::Leave;
         }
         self.summary.executions_examined += 1;
-        if execution.status != ExecutionStatus::Executing {
-            return Judged::Leave;
-        }
-        // The search is the account's; the function acts only in its scope.
-        let pipeline = match check_execution_arn(&execution.arn, &self.policy.scope) {
-            Ok(parsed) => parsed.pipeline.to_owned(),
-            Err(_) => return Judged::Leave,
-        };
-        let limit = match self.see(&pipeline, None) {
-            PipelineGuard::Guarded(limit) => *limit,
-            _ => return Judged::Leave,
-        };
-        let Some(created) = execution.created else {
+        let default = self.policy.default.unwrap_or(MaxRuntime { minutes: 1 });
+        let Some((parsed, measured)) = self.measure(execution, default) else {
             return Judged::Leave;
         };
-        let run = GuardedRun {
-            limit,
-            runtime: self.now.duration_since(created).unwrap_or_default(),
+        let key = pipeline_key(&parsed);
+        let pipeline = parsed.pipeline.to_owned();
+        let limit = match self.pipelines.get(&key) {
+            Some(PipelineGuard::Guarded(limit)) => *limit,
+            Some(_) => return Judged::Leave,
+            None if self.policy.default.is_none() => {
+                self.see(key, &pipeline, None);
+                return Judged::Leave;
+            }
+            // Not confirmed untagged: never stopped by the default (its tags
+            // are read first; `to_confirm`). Within the default, a dry run
+            // still lists it, as the default would judge it.
+            None => {
+                if measured.is_over() || self.policy.allowed.check(&pipeline).is_err() {
+                    return Judged::Leave;
+                }
+                if self.assumed_default.insert(key) {
+                    self.summary.pipelines_examined += 1;
+                    self.summary.pipelines_guarded += 1;
+                }
+                measured.limit
+            }
         };
+        let run = GuardedRun { limit, ..measured };
         if !run.is_over() {
             if self.dry_run {
                 self.summary.within_limit.push((execution.arn.clone(), run));
@@ -525,31 +624,6 @@ mod tests {
         assert_eq!(
             (LimitSource::Tag.name(), LimitSource::Default.name()),
             ("Tag", "Default")
-        );
-    }
-
-    #[test]
-    fn executions_created_at_the_same_moment_are_still_in_order() {
-        let now = SystemTime::now();
-        let policy = policy(None, None);
-        let mut run = GuardRun::new(&policy, now, false);
-        run.add_tagged(&tagged("a", "1h"));
-        assert!(matches!(
-            run.judge(&running("a", "1", 90, now)),
-            Judged::Stop { .. }
-        ));
-        assert!(matches!(
-            run.judge(&running("a", "2", 90, now)),
-            Judged::Stop { .. }
-        ));
-        assert_eq!(
-            run.judge(&running("a", "3", 30, now)),
-            Judged::RestAreYounger
-        );
-        let summary = run.finish();
-        assert_eq!(
-            summary.executions_examined, 2,
-            "the younger one ends the listing unexamined"
         );
     }
 
@@ -672,9 +746,14 @@ mod tests {
 
     fn tagged(name: &str, value: &str) -> TaggedPipeline {
         TaggedPipeline {
+            arn: format!("{P}/{}", name.to_ascii_lowercase()),
             name: name.into(),
             value: Some(value.into()),
         }
+    }
+
+    fn id(arn: &str) -> &str {
+        arn.rsplit('/').next().unwrap()
     }
 
     #[test]
@@ -682,7 +761,9 @@ mod tests {
         let now = SystemTime::now();
         let policy = policy(None, None);
         let mut run = GuardRun::new(&policy, now, false);
+        assert!(!run.lists_executions(), "nothing guarded: nothing to list");
         run.add_tagged(&tagged("Nightly-Training", "60"));
+        assert!(run.lists_executions());
         let over = running("nightly-training", "a", 61, now);
         let Judged::Stop {
             token,
@@ -700,21 +781,30 @@ mod tests {
             }
         );
         assert_eq!(guarded.runtime.as_secs() / 60, 61);
-        // Exactly the limit is not over it.
-        let at = running("nightly-training", "b", 60, now);
-        assert_eq!(run.judge(&at), Judged::Leave);
+        // Exactly the limit is not over it; nothing relies on the order.
         assert_eq!(
-            run.judge(&running("nightly-training", "c", 59, now)),
-            Judged::RestAreYounger
+            run.judge(&running("nightly-training", "b", 60, now)),
+            Judged::Leave
         );
+        assert_eq!(
+            run.judge(&running("nightly-training", "c", 5, now)),
+            Judged::Leave
+        );
+        assert!(matches!(
+            run.judge(&running("nightly-training", "d", 500, now)),
+            Judged::Stop { .. }
+        ));
+        // Listed twice (a page repeated, tokens that cycle): judged once.
+        assert_eq!(run.judge(&over), Judged::Leave);
         let summary = run.finish();
         assert_eq!(
             (
                 summary.pipelines_examined,
                 summary.pipelines_guarded,
+                summary.executions_examined,
                 summary.over_limit
             ),
-            (1, 1, 1)
+            (1, 1, 4, 2)
         );
     }
 
@@ -728,14 +818,9 @@ mod tests {
         run.add_tagged(&tagged("broken", "2 hours"));
         run.add_tagged(&tagged("elsewhere", "1h"));
         run.add_tagged(&TaggedPipeline {
-            name: "keyless".into(),
             value: None,
+            ..tagged("keyless", "")
         });
-        assert_eq!(
-            run.listing_cutoff(),
-            Some(now - Duration::from_secs(30 * 60))
-        );
-        let mut stopped = Vec::new();
         let executions = [
             running("exempt", "e", 1000, now),
             running("broken", "b", 1000, now),
@@ -746,21 +831,21 @@ mod tests {
             running("guarded", "g2", 100, now),
             running("untagged", "u2", 29, now),
         ];
+        assert_eq!(run.to_confirm(&executions), [format!("{P}/untagged")]);
+        run.add_confirmed(&format!("{P}/untagged"), Ok(None));
         let mut other_account = running("guarded", "o", 999, now);
         other_account.arn = other_account.arn.replace("123456789012", "999999999999");
         let mut stopping = running("guarded", "s", 999, now);
         stopping.status = ExecutionStatus::Stopping;
         let mut unknown_start = running("guarded", "n", 999, now);
         unknown_start.created = None;
+        let mut stopped = Vec::new();
         for e in [other_account, stopping, unknown_start]
             .iter()
             .chain(&executions)
         {
             if let Judged::Stop { run, .. } = run.judge(e) {
-                stopped.push((
-                    e.arn.rsplit('/').next().unwrap().to_owned(),
-                    run.limit.source,
-                ));
+                stopped.push((id(&e.arn).to_owned(), run.limit.source));
             }
         }
         assert_eq!(
@@ -787,12 +872,7 @@ mod tests {
             .collect();
         assert_eq!(invalid, ["broken", "keyless"]);
         assert_eq!(summary.over_limit, 2);
-        let within: Vec<&str> = summary
-            .within_limit
-            .iter()
-            .map(|(a, _)| a.rsplit('/').next().unwrap())
-            .collect();
-        // (Listed out of order, so the listing went on past the cutoff.)
+        let within: Vec<&str> = summary.within_limit.iter().map(|(a, _)| id(a)).collect();
         assert_eq!(
             within,
             ["g2", "u2"],
@@ -800,53 +880,71 @@ mod tests {
         );
     }
 
+    /// `Search` is an index: a pipeline missing from its listing of tagged
+    /// pipelines is not known to be untagged.
     #[test]
-    fn the_listing_ends_at_the_first_execution_younger_than_every_limit_only_while_in_order() {
+    fn the_default_applies_only_to_a_pipeline_whose_own_tags_were_read() {
+        let now = SystemTime::now();
+        let policy = policy(Some(60), None);
+        let run_with = |confirmed: Option<Result<Option<String>, StopError>>| {
+            let mut run = GuardRun::new(&policy, now, false);
+            let execution = running("backfill", "a", 500, now);
+            assert_eq!(
+                run.to_confirm(std::slice::from_ref(&execution)),
+                [format!("{P}/backfill")]
+            );
+            if let Some(tag) = confirmed {
+                run.add_confirmed(&format!("{P}/backfill"), tag);
+            }
+            let judged = run.judge(&execution);
+            (judged, run.finish())
+        };
+        // Not read (the deadline came first): not stopped.
+        assert_eq!(run_with(None).0, Judged::Leave);
+        // Read and untagged: the default.
+        let (judged, _) = run_with(Some(Ok(None)));
+        assert!(
+            matches!(judged, Judged::Stop { run, .. } if run.limit.source == LimitSource::Default)
+        );
+        // Read, and tagged after all (exempt, or a longer limit): the tag.
+        assert_eq!(run_with(Some(Ok(Some("none".into())))).0, Judged::Leave);
+        assert_eq!(run_with(Some(Ok(Some("9h".into())))).0, Judged::Leave);
+        let (judged, _) = run_with(Some(Ok(Some("2h".into()))));
+        assert!(matches!(judged, Judged::Stop { run, .. } if run.limit.source == LimitSource::Tag));
+        // Unreadable: skipped, and said why.
+        let denied = StopError::forbidden("access denied");
+        let (judged, summary) = run_with(Some(Err(denied)));
+        assert_eq!(judged, Judged::Leave);
+        assert_eq!(summary.skipped[0].pipeline, "backfill");
+        assert!(summary.skipped[0].reason.contains("access denied"));
+        // A tagged pipeline needs no confirmation; within the default, none either.
+        let mut run = GuardRun::new(&policy, now, false);
+        run.add_tagged(&tagged("backfill", "none"));
+        let young = running("other", "y", 30, now);
+        assert!(run
+            .to_confirm(&[running("backfill", "a", 500, now), young])
+            .is_empty());
+    }
+
+    #[test]
+    fn a_tag_sets_a_limit_only_for_the_pipeline_its_arn_names_in_scope() {
         let now = SystemTime::now();
         let policy = policy(None, None);
         let mut run = GuardRun::new(&policy, now, false);
-        assert_eq!(
-            run.listing_cutoff(),
-            None,
-            "nothing guarded: nothing to list"
-        );
-        run.add_tagged(&tagged("a", "1h"));
-        run.add_tagged(&tagged("b", "3h"));
-        assert_eq!(run.listing_cutoff(), Some(now - Duration::from_secs(3600)));
-        assert!(matches!(
-            run.judge(&running("b", "1", 200, now)),
-            Judged::Stop { .. }
-        ));
-        assert_eq!(
-            run.judge(&running("a", "2", 59, now)),
-            Judged::RestAreYounger
-        );
-        // Out of order: a younger one, then an older one: listing goes on.
-        let mut shuffled = GuardRun::new(&policy, now, false);
-        shuffled.add_tagged(&tagged("a", "1h"));
-        assert_eq!(
-            shuffled.judge(&running("a", "1", 200, now)).clone(),
-            shuffled_stop(&running("a", "1", 200, now))
-        );
-        let _ = shuffled.judge(&running("a", "2", 300, now));
-        assert_eq!(shuffled.judge(&running("a", "3", 10, now)), Judged::Leave);
-        assert!(matches!(
-            shuffled.judge(&running("a", "4", 90, now)),
-            Judged::Stop { .. }
-        ));
-    }
-
-    fn shuffled_stop(e: &RunningExecution) -> Judged {
-        Judged::Stop {
-            token: token::derive(GUARD_IDENTITY, &e.arn),
-            run: GuardedRun {
-                limit: Limit {
-                    max_runtime: minutes(60),
-                    source: LimitSource::Tag,
-                },
-                runtime: Duration::from_secs(200 * 60),
-            },
-        }
+        let elsewhere = |from: &str, to: &str| TaggedPipeline {
+            arn: tagged("p", "1m").arn.replace(from, to),
+            ..tagged("p", "1m")
+        };
+        run.add_tagged(&elsewhere("123456789012", "999999999999"));
+        run.add_tagged(&elsewhere("us-east-1", "eu-west-1"));
+        // A record whose name is not its ARN's.
+        run.add_tagged(&TaggedPipeline {
+            name: "p".into(),
+            ..tagged("q", "1m")
+        });
+        assert!(!run.lists_executions());
+        assert_eq!(run.judge(&running("p", "a", 500, now)), Judged::Leave);
+        assert_eq!(run.finish().pipelines_guarded, 0);
     }
 
     /// Overlapping runs, a redelivery and the CLI derive the same token for an
@@ -857,6 +955,7 @@ mod tests {
         let policy = policy(Some(10), None);
         let token_of = |e: &RunningExecution, dry: bool| {
             let mut run = GuardRun::new(&policy, now + Duration::from_secs(7), dry);
+            run.add_confirmed(&format!("{P}/p"), Ok(None));
             match run.judge(e) {
                 Judged::Stop { token, .. } => token,
                 other => panic!("{other:?}"),

@@ -1,0 +1,126 @@
+"""The guard reads Search as the index it is: eventually consistent, paged by
+offsets, with no promise of order. Each test gives the built binary an answer
+such an index can give (the emulator's index faults) and checks that nothing
+is stopped that should not be, nothing twice, and nothing found is lost."""
+
+import json
+import time
+
+from conftest import ACCOUNT, REGION, assert_stopped_once
+from test_cli import cli
+from test_guard import (BROKEN, EXEMPT, OUTSIDE, PIPELINE_ARN, RUNAWAY, TAG, UNTAGGED, YOUNG, calls, guard,
+                        guard_seed, stopped_arns)
+from test_operations import notifying
+
+DEFAULT = {"DEFAULT_MAX_RUNTIME": "2h"}
+
+
+def test_a_pipeline_the_index_has_not_seen_tagged_is_not_taken_for_untagged(emulator, start_function):
+    """long-backfill (tagged none) and broken-tag (an unreadable tag) are
+    missing from Search's tagged pipelines; with a default, their 5,000- and
+    500-minute executions are still left alone: the guard reads a pipeline's
+    own tags before it stops anything of it by the default."""
+    emulator.seed(guard_seed())
+    emulator.faults(indexHides=["long-backfill", "broken-tag"])
+    fn = start_function(env=DEFAULT)
+    inv = fn.invoke({"Guard": True})
+    assert inv.ok, inv.payload
+    stopped = stopped_arns(inv.payload)
+    assert EXEMPT not in stopped and BROKEN not in stopped, stopped
+    assert sorted(stopped) == sorted([OUTSIDE, RUNAWAY, UNTAGGED])
+    [by_default] = [e for e in inv.payload["Executions"] if e["PipelineExecutionArn"] == UNTAGGED]
+    assert by_default["Guard"]["LimitSource"] == "Default"
+    read = sorted(body["ResourceArn"] for body in calls(emulator, "ListTags"))
+    assert read == [f"{PIPELINE_ARN}/{p}" for p in ("broken-tag", "feature-eng", "long-backfill")], read
+    assert [t["PipelineName"] for t in inv.payload["Guard"]["InvalidTags"]] == ["broken-tag"]
+    assert_stopped_once(emulator.state(), stopped)
+
+
+def test_a_pipeline_whose_tags_cannot_be_read_is_not_stopped_by_the_default(emulator, start_function):
+    emulator.seed(guard_seed())
+    emulator.faults(accessDenied=100, operations=["ListTags"])
+    fn = start_function(env=DEFAULT)
+    inv = fn.invoke({"Guard": True})
+    assert inv.ok, inv.payload
+    assert sorted(stopped_arns(inv.payload)) == sorted([OUTSIDE, RUNAWAY]), "the tags' limits still apply"
+    skipped = {s["PipelineName"]: s["Reason"] for s in inv.payload["Guard"]["PipelinesSkipped"]}
+    assert "its tags could not be read" in skipped["feature-eng"], skipped
+
+
+def test_a_record_of_another_account_or_whose_name_is_not_its_arns_sets_no_limit(emulator, start_function):
+    other = PIPELINE_ARN.replace(ACCOUNT, "999999999999")
+    emulator.seed(guard_seed())
+    emulator.faults(indexExtra=[
+        {"PipelineArn": f"{other}/feature-eng", "PipelineName": "feature-eng", "Tags": [{"Key": TAG, "Value": "1m"}]},
+        {"PipelineArn": f"{PIPELINE_ARN}/somewhere-else", "PipelineName": "feature-eng",
+         "Tags": [{"Key": TAG, "Value": "1m"}]},
+        {"PipelineName": "feature-eng", "Tags": [{"Key": TAG, "Value": "1m"}]},
+        {"PipelineArn": f"{PIPELINE_ARN}/long-backfill", "Tags": [{"Key": TAG, "Value": "1m"}]},
+    ])
+    _, reply = guard(emulator, start_function)
+    assert sorted(stopped_arns(reply)) == sorted([OUTSIDE, RUNAWAY]), "feature-eng is untagged, no default"
+
+
+def test_an_execution_on_two_pages_is_stopped_reported_counted_and_notified_once(emulator, start_function):
+    emulator.seed({"account": ACCOUNT, "region": REGION, "pipelines": [
+        {"name": "bulk", "tags": {TAG: "1h"}, "generate": {"Executing": 250}, "generateStartedMinutesAgo": 180}]})
+    emulator.faults(pageTokens="overlap", operations=["Search"])
+    fn = notifying(emulator, start_function)
+    inv = fn.invoke({"Guard": True})
+    assert inv.ok, inv.payload
+    stopped = stopped_arns(inv.payload)
+    assert len(stopped) == len(set(stopped)) == 250
+    assert inv.payload["Guard"]["ExecutionsStopped"] == 250 and inv.payload["Guard"]["ExecutionsOverLimit"] == 250
+    state = emulator.state()
+    assert_stopped_once(state, stopped, requests_each=1)
+    notified = [arn for n in state["notifications"] if n["service"] == "events" for arn in n["resources"]]
+    assert sorted(notified) == sorted(stopped)
+
+
+def test_newest_first_results_do_not_hide_a_runaway(emulator, start_function):
+    seed = guard_seed()
+    seed["pipelines"].append({"name": "fresh", "tags": {TAG: "1h"}, "generate": {"Executing": 150}})
+    emulator.seed(seed)
+    emulator.faults(indexOrder="reversed")
+    fn = start_function()
+    inv = fn.invoke({"Guard": True})
+    assert inv.ok, inv.payload
+    assert stopped_arns(inv.payload) == [OUTSIDE, RUNAWAY], "the longest-running first"
+    assert YOUNG not in stopped_arns(inv.payload)
+
+
+def test_listings_that_never_end_or_go_round_in_circles_end(emulator):
+    """The CLI has no deadline: each listing is bounded by pages, and a token
+    seen before ends it as a failure, having stopped nothing twice."""
+    emulator.seed(guard_seed())
+    for mode, most in (("endless", 1000), ("cycle", 2)):
+        emulator.faults(pageTokens=mode, operations=["Search"])
+        started = time.monotonic()
+        run = cli(emulator, "--guard", "--dry-run")
+        assert run.returncode != 0 and "listing of pipelines tagged" in run.stderr, (mode, run.stderr[-500:])
+        assert len(calls(emulator, "Search")) <= most, mode
+        assert time.monotonic() - started < 60
+        emulator.seed(guard_seed())
+    emulator.faults(pageTokens="endless", operations=["ListPipelineExecutions"])
+    sweep = cli(emulator, "--pipeline-name", "nightly-training", "--dry-run")
+    assert sweep.returncode != 0 and "went on past 1000 pages" in sweep.stderr, sweep.stderr[-500:]
+    assert len(calls(emulator, "ListPipelineExecutions")) == 1000
+
+
+def test_a_slow_discovery_still_stops_what_it_found(emulator, start_function):
+    """Search pages 1 s each, a 7.5 s deadline: the searches get half of it,
+    so the third page of running executions is cut off, and the 200 runaways
+    of the first two are stopped with the time left, the oldest first."""
+    emulator.seed({"account": ACCOUNT, "region": REGION, "pipelines": [
+        {"name": "bulk", "tags": {TAG: "1h"}, "generate": {"Executing": 250}, "generateStartedMinutesAgo": 180}]})
+    emulator.faults(latencyMs=1000, operations=["Search"])
+    fn = start_function(timeout_seconds=8)
+    inv = fn.invoke({"Guard": True}, timeout_seconds=8)
+    # The cut discovery is the run's one failure: retried, and alarmed on.
+    assert not inv.ok and inv.error_type == "PartialFailure", inv.payload
+    assert inv.payload["errorMessage"].startswith("1 of 201 targets failed: guard discovery"), inv.payload
+    state = emulator.state()
+    stopped = [arn for arn, s in state["executions"].items() if s["status"] in ("Stopping", "Stopped")]
+    assert len(stopped) == 200, len(stopped)
+    assert_stopped_once(state, stopped, requests_each=1)
+    assert "before the function's deadline" in json.dumps(inv.payload)
