@@ -13,7 +13,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
 use sagemaker_pipeline_stopper::notify::Notifier;
 use sagemaker_pipeline_stopper::timing::InitMarks;
-use sagemaker_pipeline_stopper::trust::Trust;
+use sagemaker_pipeline_stopper::trust::{self, Trust};
 use sagemaker_pipeline_stopper::{cli, logging, setup};
 use serde_json::value::RawValue;
 use stopper_core::config::{Config, Operations};
@@ -43,7 +43,7 @@ async fn function() -> Result<(), Error> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     let operations = Operations::from_env(|name| std::env::var(name).ok())?;
     InitMarks::mark(&mut marks, "settings");
-    let trust = Trust::for_function(|name| std::env::var(name).ok(), |path| std::fs::read(path))?;
+    let trust = Trust::for_function(|name| std::env::var(name).ok(), trust::read_bundle)?;
     tracing::debug!("{}", trust.describe());
     InitMarks::mark(&mut marks, "trust");
     let loader = trust.configure(aws_config::defaults(BehaviorVersion::latest()));

@@ -176,13 +176,37 @@ fn connector(
     connector.build()
 }
 
+/// Reads an `AWS_CA_BUNDLE` file: a regular file only (opening a FIFO would
+/// hang the init; `/dev/zero` would fill the memory), and at most one byte
+/// past the limit, which [`check_bundle`] then refuses.
+pub fn read_bundle(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CA_BUNDLE_BYTES as u64 + 1)
+        .read_to_end(&mut pem)?;
+    Ok(pem)
+}
+
 /// `AWS_CA_BUNDLE`'s file, read and checked, when it is set.
 fn added_bundle(
     path: Option<String>,
     read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
 ) -> Result<Option<(String, Vec<u8>)>, StopError> {
     let Some(path) = path else { return Ok(None) };
-    let pem = read(&path).map_err(|e| bundle_error(&path, &e.kind().to_string()))?;
+    let pem = read(&path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::InvalidInput => e.to_string(),
+            kind => kind.to_string(),
+        };
+        bundle_error(&path, &why)
+    })?;
     check_bundle(&pem).map_err(|why| bundle_error(&path, &why))?;
     Ok(Some((path, pem)))
 }

@@ -82,7 +82,7 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
     if let Some(profile) = &run.profile {
         loader = loader.profile_name(profile);
     }
-    let loader = match Trust::for_cli(|name| std::env::var(name).ok(), |path| std::fs::read(path)) {
+    let loader = match Trust::for_cli(|name| std::env::var(name).ok(), crate::trust::read_bundle) {
         Ok(trust) => trust.configure(loader),
         Err(e) => return fail(&e),
     };

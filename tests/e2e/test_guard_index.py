@@ -124,3 +124,35 @@ def test_a_slow_discovery_still_stops_what_it_found(emulator, start_function):
     assert len(stopped) == 200, len(stopped)
     assert_stopped_once(state, stopped, requests_each=1)
     assert "before the function's deadline" in json.dumps(inv.payload)
+
+
+# -- tokens ---------------------------------------------------------------------
+
+def test_a_caller_cannot_send_a_token_from_the_derived_space(emulator, start_function):
+    """The guard's token for an execution derives from public inputs: a caller
+    allowed to stop one execution could send it, as theirs, for another, and
+    SageMaker would then refuse the guard's stop. Such tokens are refused."""
+    emulator.seed(guard_seed())
+    fn = start_function()
+    assert fn.invoke({"Guard": True, "DryRun": True}).ok
+    guard_token = "stopper-" + "0" * 64
+    inv = fn.invoke({"PipelineExecutionArn": YOUNG, "ClientRequestToken": guard_token})
+    assert not inv.ok and inv.error_type == "ValidationError" and "stopper-" in inv.payload["errorMessage"]
+    assert calls(emulator, "StopPipelineExecution") == []
+    inv = fn.invoke({"Guard": True})
+    assert inv.ok and RUNAWAY in stopped_arns(inv.payload)
+    tokens = emulator.state()["stopTokens"][RUNAWAY]
+    assert all(t.startswith("stopper-") for t in tokens), tokens
+
+
+def test_overlapping_guard_runs_fail_a_callback_step_with_one_token(emulator, start_function):
+    from conftest import deliver_at_once, start_instances
+    from test_guard import QUEUE
+    step = {"name": "WaitForApproval", "type": "Callback", "callbackToken": "Xk3vQ9aL2m", "queueUrl": QUEUE}
+    emulator.seed(guard_seed([step]))
+    emulator.faults(gate={"operation": "Search", "parties": 2, "match": {"Resource": "PipelineExecution"}})
+    instances = start_instances(start_function, 2, env={"ALLOWED_PIPELINES": "nightly-training"})
+    for inv in deliver_at_once(instances, {"Guard": True, "Force": True}):
+        assert inv.ok, inv.payload
+    sent = calls(emulator, "SendPipelineExecutionStepFailure")
+    assert len(sent) == 2 and len({s["ClientRequestToken"] for s in sent}) == 1, sent

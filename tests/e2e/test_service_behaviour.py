@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import A, ACCOUNT, B, DONE, PIPELINE, REGION, assert_stopped_once, load_event
+from conftest import A, ACCOUNT, B, PIPELINE, REGION, load_event
 from test_cli import cli
 from test_guard import QUEUE, arn, guard_seed, stopped_arns
 from test_operations import emf_records, metric_values, notifying

@@ -83,9 +83,12 @@ def test_an_unusable_aws_ca_bundle_fails_the_init_naming_it(tls_emulator, tls_fi
     url, _ = tls_emulator
     (tmp_path / "empty.pem").write_text("")
     (tmp_path / "key.pem").write_bytes((tls_files / "key.pem").read_bytes())
+    # A FIFO (opening it would wait for a writer forever) and an endless device.
+    os.mkfifo(tmp_path / "fifo.pem")
     api = lambda_runtime.RuntimeApi()
     try:
-        for path in (tmp_path / "empty.pem", tmp_path / "key.pem", tmp_path / "missing.pem", tmp_path):
+        for path in (tmp_path / "empty.pem", tmp_path / "key.pem", tmp_path / "missing.pem", tmp_path,
+                     tmp_path / "fifo.pem", "/dev/zero"):
             run = subprocess.run([binary()], env=lambda_runtime.function_env(api, url, {"AWS_CA_BUNDLE": str(path)}),
                                  capture_output=True, text=True, timeout=20)
             assert run.returncode != 0 and f'AWS_CA_BUNDLE "{path}" cannot be used' in run.stderr, (path, run.stderr)

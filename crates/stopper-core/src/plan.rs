@@ -55,12 +55,15 @@ impl Plan {
     }
 
     /// The idempotency token of `SendPipelineExecutionStepFailure` for one
-    /// forced Callback step: the same event forces the same step once.
+    /// forced Callback step: the same event forces the same step once, and
+    /// so does every guard run (overlapping runs, a redelivery, the CLI's
+    /// `--guard`), as the guard's stop tokens derive from the execution alone.
     pub fn force_token(&self, execution_arn: &str, callback_token: &str) -> String {
-        token::derive(
-            &self.identity,
-            &format!("{execution_arn}#force#{callback_token}"),
-        )
+        let identity = match self.guard {
+            Some(_) => crate::guard::GUARD_IDENTITY,
+            None => &self.identity,
+        };
+        token::derive(identity, &format!("{execution_arn}#force#{callback_token}"))
     }
 }
 
@@ -155,6 +158,12 @@ pub fn plan(
                 token::MIN_TOKEN_LEN,
                 token::MAX_TOKEN_LEN,
                 given.chars().count()
+            )));
+        }
+        if token::is_reserved(given) {
+            return Err(StopError::validation(format!(
+                "ClientRequestToken may not start with {}: the function derives its own tokens there",
+                token::DERIVED_PREFIX
             )));
         }
         if selection.execution_arns.len() != 1 || !pipelines_named.is_empty() {

@@ -169,7 +169,7 @@ proptest! {
     ) {
         let t = token::derive(&identity, &arn);
         prop_assert!(token::is_valid(&t));
-        prop_assert!(t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+        prop_assert!(t.len() == 72 && t.strip_prefix(token::DERIVED_PREFIX).is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
         prop_assert_eq!(&t, &token::derive(&identity, &arn));
         if (&identity, &arn) != (&other_identity, &other_arn) {
             prop_assert_ne!(t, token::derive(&other_identity, &other_arn));
