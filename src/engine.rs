@@ -79,12 +79,14 @@ pub trait Progress: Debug + Send + Sync {
     }
 }
 
-/// How a target was found: named by the caller (status unknown) or listed as
-/// `Executing` by a sweep.
-#[derive(Debug, Clone, Copy)]
+/// How a target was found: named by the caller (status unknown), listed as
+/// `Executing` by a sweep, or found `Executing` by the guard in `Search`, an
+/// index that lags (so it may be this run's own earlier stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
     Named,
     Executing,
+    Indexed,
 }
 
 /// One item of an event's work: a target to act on (with the limit it ran
@@ -308,7 +310,7 @@ impl Engine<'_> {
         self.tell(|p| p.found(over_limit.len()));
         for (target, run) in over_limit {
             if found
-                .send(Work::Act(target, Found::Executing, Some(run)))
+                .send(Work::Act(target, Found::Indexed, Some(run)))
                 .await
                 .is_err()
             {
@@ -358,7 +360,7 @@ impl Engine<'_> {
         let mut execution = if plan.options.dry_run {
             let status = match found {
                 Found::Executing => Ok(ExecutionStatus::Executing),
-                Found::Named => self.describe_status(arn).await,
+                Found::Named | Found::Indexed => self.describe_status(arn).await,
             };
             decide::dry_run_report(arn, status)
         } else {
@@ -366,7 +368,20 @@ impl Engine<'_> {
             // needs: running out of time is then `UpstreamUnavailable`
             // (retry), never a refusal that was not understood.
             let outcome = self
-                .bounded(self.stop(arn, &target.token))
+                .bounded(async {
+                    // An execution not known to be `Executing` is looked at
+                    // first: one already stopping (a redelivered event, an
+                    // alarm and a schedule for the same runaway) or ended is
+                    // reported as such, not stopped again, counted and
+                    // notified. A sweep's listing has just said `Executing`.
+                    if found != Found::Executing {
+                        let status = sagemaker::describe_status(self.client, arn).await;
+                        if let Some(outcome) = decide::before_stop(&status) {
+                            return Ok(outcome);
+                        }
+                    }
+                    self.stop(arn, &target.token).await
+                })
                 .await
                 .unwrap_or_else(Outcome::Failed);
             ExecutionReport::new(arn, outcome)

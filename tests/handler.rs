@@ -92,6 +92,11 @@ fn describe(status: PipelineExecutionStatus) -> Rule {
     })
 }
 
+/// A named execution, looked at before its stop: running.
+fn executing() -> Rule {
+    describe(PipelineExecutionStatus::Executing)
+}
+
 /// No step holds the stop.
 fn no_steps() -> Rule {
     mock!(Client::list_pipeline_execution_steps)
@@ -181,7 +186,11 @@ async fn a_direct_stop_calls_sagemaker_once_with_a_derived_token_and_replies_wit
                 .pipeline_execution_arn(A)
                 .build()
         });
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&rule, &no_steps(), &executing()]
+    );
     let reply = run(client, fixture("direct.json")).await.unwrap();
     assert_eq!(
         reply,
@@ -196,7 +205,11 @@ async fn a_caller_token_is_passed_through_unchanged() {
     let rule = mock!(Client::stop_pipeline_execution)
         .match_requests(move |r| r.client_request_token() == Some(given))
         .then_output(|| StopPipelineExecutionOutput::builder().build());
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&rule, &no_steps(), &executing()]
+    );
     run(
         client,
         json!({"PipelineExecutionArn": A, "ClientRequestToken": given}),
@@ -215,8 +228,12 @@ async fn sagemaker_errors_map_to_error_types_and_http_statuses_without_leaking_i
         ("ServiceUnavailable", 503, "UpstreamError", 502),
     ] {
         let rule = stop_error(code, status);
-        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule], |c| c
-            .retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::disabled()));
+        let client = mock_client!(
+            aws_sdk_sagemaker,
+            RuleMode::MatchAny,
+            [&rule, &executing()],
+            |c| c.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::disabled())
+        );
         let err = run(client.clone(), fixture("direct.json"))
             .await
             .unwrap_err();
@@ -240,7 +257,11 @@ async fn a_modeled_not_found_error_is_resource_not_found() {
     let rule = mock!(Client::stop_pipeline_execution).then_error(|| {
         StopPipelineExecutionError::ResourceNotFound(ResourceNotFound::builder().build())
     });
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&rule, &no_steps(), &executing()]
+    );
     let err = run(client, fixture("direct.json")).await.unwrap_err();
     assert_eq!(err.error_type, "ResourceNotFound");
     assert!(err.error_message.contains(A));
@@ -322,7 +343,7 @@ async fn an_alarm_sweeps_every_page_and_stops_only_executing_executions() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&page1, &page2, &stop_a, &stop_b, &no_steps()]
+        [&page1, &page2, &stop_a, &stop_b, &no_steps(), &executing()]
     );
     let reply = run(client, fixture("alarm-eventbridge.json"))
         .await
@@ -367,7 +388,7 @@ async fn stops_start_from_the_first_page_and_a_listing_that_fails_later_is_a_par
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&page1, &page2, &stop, &no_steps()]
+        [&page1, &page2, &stop, &no_steps(), &executing()]
     );
     let err = run(client, fixture("alarm-eventbridge.json"))
         .await
@@ -396,7 +417,7 @@ async fn a_slow_target_keeps_its_place_in_the_reply() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop_a, &stop_b, &no_steps()],
+        [&stop_a, &stop_b, &no_steps(), &executing()],
         |conf| conf.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::standard())
     );
     let reply = run(client, json!({"PipelineExecutionArns": [A, B]}))
@@ -443,7 +464,7 @@ async fn a_target_in_backoff_holds_back_new_starts() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&record, &stop_a, &stop_ok(), &no_steps()],
+        [&record, &stop_a, &stop_ok(), &no_steps(), &executing()],
         |conf| conf.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::standard())
     );
     let stopper = Stopper::new(
@@ -474,7 +495,7 @@ async fn a_target_in_backoff_holds_back_new_starts() {
 async fn a_sweep_that_finds_nothing_running_succeeds_and_says_so() {
     let list = mock!(Client::list_pipeline_executions)
         .then_output(|| ListPipelineExecutionsOutput::builder().build());
-    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&list]);
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&list, &executing()]);
     let reply = run(client, fixture("alarm-sns.json")).await.unwrap();
     assert!(reply["Message"]
         .as_str()
@@ -495,7 +516,7 @@ async fn one_failed_target_among_several_is_a_partial_failure_that_names_it() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop_a, &stop_b, &no_steps()]
+        [&stop_a, &stop_b, &no_steps(), &executing()]
     );
     let err = run(client.clone(), fixture("eventbridge-custom.json"))
         .await
@@ -513,7 +534,11 @@ async fn one_failed_target_among_several_is_a_partial_failure_that_names_it() {
 async fn every_http_front_end_gets_its_response_shape() {
     for file in ["http-rest-api.json", "http-api.json", "function-url.json"] {
         let rule = stop_ok();
-        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &no_steps()]);
+        let client = mock_client!(
+            aws_sdk_sagemaker,
+            RuleMode::MatchAny,
+            [&rule, &no_steps(), &executing()]
+        );
         let http = run(client, fixture(file)).await.unwrap();
         assert_eq!(http["statusCode"], 200, "{file}");
         assert_eq!(
@@ -628,7 +653,7 @@ async fn a_scheduled_event_stops_the_default_pipelines_running_executions() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&list, &stop, &no_steps()]
+        [&list, &stop, &no_steps(), &executing()]
     );
     let stopper = Stopper::new(
         client,
@@ -720,7 +745,7 @@ async fn the_running_callback_and_lambda_steps_that_hold_a_stop_are_reported() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop, &steps, &fail]
+        [&stop, &steps, &fail, &executing()]
     );
     let (reply, logs) = logged(run(client, fixture("direct.json"))).await;
     let reply = reply.unwrap();
@@ -779,7 +804,7 @@ async fn blocking_steps_are_read_from_every_page_and_a_repeated_token_ends_the_l
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop, &page1, &page2]
+        [&stop, &page1, &page2, &executing()]
     );
     let reply = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -814,7 +839,7 @@ async fn force_fails_running_callback_steps_once_with_a_derived_token_and_says_l
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop, &steps, &fail]
+        [&stop, &steps, &fail, &executing()]
     );
     let (reply, logs) = logged(run(
         client,
@@ -870,7 +895,7 @@ async fn a_force_that_sagemaker_refuses_fails_the_invocation_and_its_retry_repea
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop, &steps, &fail],
+        [&stop, &steps, &fail, &executing()],
         |c| c.retry_config(aws_sdk_sagemaker::config::retry::RetryConfig::disabled())
     );
     let stopper = stopper(client);
@@ -908,6 +933,11 @@ async fn wait_polls_until_the_execution_has_ended_and_replies_with_its_final_sta
         .sequence()
         .output(|| {
             DescribePipelineExecutionOutput::builder()
+                .pipeline_execution_status(PipelineExecutionStatus::Executing)
+                .build()
+        })
+        .output(|| {
+            DescribePipelineExecutionOutput::builder()
                 .pipeline_execution_status(PipelineExecutionStatus::Stopping)
                 .build()
         })
@@ -933,7 +963,11 @@ async fn wait_polls_until_the_execution_has_ended_and_replies_with_its_final_sta
     .unwrap();
     assert_eq!(reply["Status"], "Stopped");
     assert_eq!(reply["Outcome"], "StopRequested");
-    assert_eq!(describe.num_calls(), 3);
+    assert_eq!(
+        describe.num_calls(),
+        4,
+        "the look before the stop, then 3 polls"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -958,6 +992,10 @@ async fn a_wait_that_runs_out_replies_stopping_with_what_still_holds_it() {
         waited <= std::time::Duration::from_secs(10) && waited >= std::time::Duration::from_secs(5),
         "{waited:?}"
     );
+    // Already Stopping (a stop held by its callback step): not stopped
+    // again, but Force still fails what holds it, and the wait waits.
+    assert_eq!(reply["Outcome"], "AlreadyStopping");
+    assert_eq!(stop.num_calls(), 0);
     assert_eq!(reply["Status"], "Stopping");
     assert_eq!(reply["BlockingSteps"][0]["StepName"], "approve");
     // The step still holds the stop after the wait: what Force did to it stays.
@@ -1047,7 +1085,7 @@ async fn older_than_minutes_stops_only_executions_that_started_before_the_cutoff
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&list, &stop, &no_steps()]
+        [&list, &stop, &no_steps(), &executing()]
     );
     let reply = run(
         client,
@@ -1074,7 +1112,7 @@ async fn a_callback_step_that_ended_before_the_force_is_reported_not_failed() {
     let client = mock_client!(
         aws_sdk_sagemaker,
         RuleMode::MatchAny,
-        [&stop, &steps, &fail]
+        [&stop, &steps, &fail, &executing()]
     );
     let reply = run(client, json!({"PipelineExecutionArn": A, "Force": true}))
         .await

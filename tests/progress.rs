@@ -123,7 +123,13 @@ fn sweep_rules() -> Vec<Rule> {
         .then_output(|| StopPipelineExecutionOutput::builder().build());
     let steps = mock!(Client::list_pipeline_execution_steps)
         .then_output(|| ListPipelineExecutionStepsOutput::builder().build());
-    vec![page1, page2, stop, steps]
+    // The named execution is looked at before its stop.
+    let running = mock!(Client::describe_pipeline_execution).then_output(|| {
+        DescribePipelineExecutionOutput::builder()
+            .pipeline_execution_status(PipelineExecutionStatus::Executing)
+            .build()
+    });
+    vec![page1, page2, stop, steps, running]
 }
 
 fn sweep_client() -> Client {

@@ -186,10 +186,14 @@ async fn the_stop_request_is_exactly_what_sagemaker_documents() {
     let requests = server.requests();
     assert_eq!(
         requests.len(),
-        2,
-        "the stop, then the listing of the steps that hold it"
+        3,
+        "a look at the execution, the stop, then the listing of the steps that hold it"
     );
-    let steps = &requests[1];
+    assert_eq!(
+        requests[0].headers["x-amz-target"],
+        "SageMaker.DescribePipelineExecution"
+    );
+    let steps = &requests[2];
     assert_eq!(
         steps.headers["x-amz-target"],
         "SageMaker.ListPipelineExecutionSteps"
@@ -198,7 +202,7 @@ async fn the_stop_request_is_exactly_what_sagemaker_documents() {
         steps.body,
         json!({"PipelineExecutionArn": A, "MaxResults": 100})
     );
-    let r = &requests[0];
+    let r = &requests[1];
     assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/"));
     assert_eq!(r.headers["x-amz-target"], "SageMaker.StopPipelineExecution");
     assert_eq!(r.headers["content-type"], "application/x-amz-json-1.1");
@@ -227,8 +231,9 @@ async fn the_stop_request_is_exactly_what_sagemaker_documents() {
 
 #[tokio::test]
 async fn throttling_is_retried_with_the_same_token_until_it_succeeds() {
+    // The look before the stop (request 0) passes; the stop is throttled twice.
     let server = fake_sagemaker(respond(|_, n| match n {
-        0 | 1 => (
+        1 | 2 => (
             400,
             r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into(),
             Duration::ZERO,
@@ -295,19 +300,26 @@ async fn sagemaker_error_shapes_become_the_documented_errors() {
     }
 }
 
+/// SageMaker's refusal of a stop of an execution that is no longer
+/// `Executing`, as real clients see it (a `ValidationException` told apart by
+/// its message), read off the wire: the execution ended between the look
+/// before the stop and the stop.
 #[tokio::test]
-async fn a_conflict_is_checked_against_the_executions_status() {
-    let server = fake_sagemaker(respond(|r, _| match r.headers["x-amz-target"].as_str() {
-        "SageMaker.StopPipelineExecution" => (
-            400,
-            r#"{"__type":"ConflictException","Message":"Pipeline execution is not in a stoppable state"}"#.into(),
-            Duration::ZERO,
-        ),
-        _ => (
-            200,
-            format!("{{\"PipelineExecutionArn\":\"{A}\",\"PipelineExecutionStatus\":\"Failed\"}}"),
-            Duration::ZERO,
-        ),
+async fn a_stop_refused_as_not_executing_is_checked_against_the_executions_status() {
+    let server = fake_sagemaker(respond(|r, n| {
+        let status = if n == 0 { "Executing" } else { "Failed" };
+        match r.headers["x-amz-target"].as_str() {
+            "SageMaker.StopPipelineExecution" => (
+                400,
+                r#"{"__type":"ValidationException","Message":"Only pipelines with 'Executing' status can be stopped"}"#.into(),
+                Duration::ZERO,
+            ),
+            _ => (
+                200,
+                format!("{{\"PipelineExecutionArn\":\"{A}\",\"PipelineExecutionStatus\":\"{status}\"}}"),
+                Duration::ZERO,
+            ),
+        }
     }))
     .await;
     let reply = server.stop_a(Duration::from_secs(30)).await.unwrap();
@@ -323,6 +335,7 @@ async fn a_conflict_is_checked_against_the_executions_status() {
     assert_eq!(
         targets,
         [
+            "SageMaker.DescribePipelineExecution",
             "SageMaker.StopPipelineExecution",
             "SageMaker.DescribePipelineExecution"
         ]

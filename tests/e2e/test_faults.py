@@ -38,7 +38,8 @@ FAULTS = {
     "connection refused": ("http://127.0.0.1:9", "UpstreamUnavailable", 503, (0, 0), 0),
     # The first attempt is still held when the function gives up on it.
     # (None: the held attempt applies, with the same token, whenever its hang ends.)
-    "answers after the deadline": ({"hangMs": 6000}, "UpstreamUnavailable", 503, (1, ATTEMPTS), None),
+    "answers after the deadline": ({"hangMs": 6000, "operations": ["StopPipelineExecution"]}, "UpstreamUnavailable",
+                                   503, (1, ATTEMPTS), None),
 }
 
 # trigger -> whether it is HTTP. Each names A alone.

@@ -156,3 +156,21 @@ def test_overlapping_guard_runs_fail_a_callback_step_with_one_token(emulator, st
         assert inv.ok, inv.payload
     sent = calls(emulator, "SendPipelineExecutionStepFailure")
     assert len(sent) == 2 and len({s["ClientRequestToken"] for s in sent}) == 1, sent
+
+
+def test_a_guard_run_that_finds_its_own_earlier_stop_in_a_stale_index_neither_stops_nor_notifies_it(
+        emulator, start_function):
+    emulator.seed(guard_seed())
+    fn = notifying(emulator, start_function)
+    first = fn.invoke({"Guard": True})
+    assert first.ok and sorted(stopped_arns(first.payload)) == sorted([OUTSIDE, RUNAWAY]), first.payload
+    emulator.faults(indexStale={RUNAWAY: "Executing", OUTSIDE: "Executing"}, operations=["Search"])
+    again = fn.invoke({"Guard": True})
+    assert again.ok, again.payload
+    outcomes = {e["PipelineExecutionArn"]: e["Outcome"] for e in again.payload["Executions"]}
+    # Still Stopping, or Stopped by now (the emulator settles a stop in 0.2 s).
+    assert set(outcomes) == {OUTSIDE, RUNAWAY}, again.payload
+    assert set(outcomes.values()) <= {"AlreadyStopping", "AlreadyFinished"}, again.payload
+    state = emulator.state()
+    assert_stopped_once(state, [OUTSIDE, RUNAWAY], requests_each=1)
+    assert len([n for n in state["notifications"] if n["service"] == "events"]) == 1

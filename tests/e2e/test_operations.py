@@ -13,7 +13,7 @@ import zipfile
 import lambda_runtime
 import pytest
 
-from conftest import A, B, DONE, OTHER, PIPELINE, assert_stopped_once, binary, load_event
+from conftest import A, B, DONE, OTHER, PIPELINE, assert_stopped_once, binary, load_event, standard_seed
 from test_guard import conforms, guard_seed, stopped_arns
 
 BUS = "ops-stops"
@@ -144,6 +144,11 @@ def http_event(request, name="http-api.json"):
 # -- metrics ------------------------------------------------------------------
 
 def test_each_event_leaves_one_emf_record_with_its_counts(emulator, start_function):
+    seed = standard_seed()
+    # A's stop is held by a callback step: it stays Stopping, whatever the time.
+    seed["pipelines"][0]["executions"][0]["steps"] = [
+        {"name": "Approve", "type": "Callback", "callbackToken": "cbtoken001", "queueUrl": "https://sqs/q"}]
+    emulator.seed(seed)
     fn = start_function(env={"DEFAULT_PIPELINE_NAME": PIPELINE})
     cases = [
         # event, expected trigger, expected metrics (besides Events: 1)

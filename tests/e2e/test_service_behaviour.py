@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import A, ACCOUNT, B, PIPELINE, REGION, load_event
+from conftest import A, ACCOUNT, B, PIPELINE, REGION, deliver_at_once, load_event
 from test_cli import cli
 from test_guard import QUEUE, arn, guard_seed, stopped_arns
 from test_operations import emf_records, metric_values, notifying
@@ -19,23 +19,42 @@ def stop_answers(state, execution):
     return [r["answer"] for r in state["stopRequests"] if r["arn"] == execution]
 
 
-def seed_with(emulator, status, documented=()):
-    """nightly-training with A in `status` (held Stopping by a callback step
-    that never answers, if Stopping) and B Executing."""
-    held = [{"name": "Approve", "type": "Callback", "callbackToken": "cbtoken001", "queueUrl": QUEUE}]
+CALLBACK = {"name": "Approve", "type": "Callback", "callbackToken": "cbtoken001", "queueUrl": QUEUE}
+
+
+def seed_with(emulator, status, documented=(), steps=None):
+    """nightly-training with A in `status` and B Executing. A stop of A is
+    held Stopping by a callback step that never answers (unless `steps` says
+    otherwise), so that what a test sees after it does not depend on time."""
+    if steps is None:
+        steps = [CALLBACK] if status in ("Executing", "Stopping") else []
     emulator.seed({"account": ACCOUNT, "region": REGION, "documented": list(documented), "pipelines": [
         {"name": PIPELINE, "executions": [
-            {"id": A.rsplit("/", 1)[1], "status": status, "steps": held if status == "Stopping" else []},
+            {"id": A.rsplit("/", 1)[1], "status": status, "steps": steps},
             {"id": B.rsplit("/", 1)[1], "status": "Executing"},
         ]},
     ]})
 
 
+@pytest.mark.parametrize("status", FINISHED)
+def test_an_ended_execution_is_looked_at_not_stopped(emulator, start_function, status):
+    seed_with(emulator, status)
+    fn = start_function()
+    inv = fn.invoke({"PipelineExecutionArn": A})
+    assert inv.ok, inv.payload
+    assert inv.payload == {"PipelineExecutionArn": A, "Outcome": "AlreadyFinished", "Status": status}
+    assert stop_answers(emulator.state(), A) == []
+    assert metric_values(emf_records(fn)[0]) == {"Events": 1, "AlreadyFinished": 1}
+
+
 @pytest.mark.parametrize("documented", [(), ("stopNotExecuting",)], ids=["as-observed", "as-documented"])
 @pytest.mark.parametrize("status", FINISHED)
-def test_a_stop_of_an_ended_execution_reports_how_it_ended_and_does_not_fail(
+def test_an_execution_that_ends_before_its_stop_reports_how_it_ended_and_does_not_fail(
         emulator, start_function, status, documented):
-    seed_with(emulator, status, documented)
+    """Executing when looked at, ended by the stop: SageMaker refuses it
+    (ValidationException as observed, ConflictException as documented)."""
+    seed_with(emulator, "Executing", documented)
+    emulator.faults(endsBeforeStop={A: status})
     fn = start_function()
     inv = fn.invoke({"PipelineExecutionArn": A})
     assert inv.ok, inv.payload
@@ -45,37 +64,55 @@ def test_a_stop_of_an_ended_execution_reports_how_it_ended_and_does_not_fail(
     assert metric_values(emf_records(fn)[0]) == {"Events": 1, "AlreadyFinished": 1}
 
 
-@pytest.mark.parametrize("documented", [(), ("stopNotExecuting",)], ids=["as-observed", "as-documented"])
 def test_a_second_stop_of_an_execution_already_stopping_is_neither_a_failure_nor_a_new_stop(
-        emulator, start_function, documented):
+        emulator, start_function):
     """An alarm and a schedule for the same runaway, then an HTTP caller
     pressing twice: one stop, one notice, one StopsRequested; the others say
-    the stop is already under way."""
-    seed_with(emulator, "Executing", documented)
+    the stop is already under way, and send none."""
+    seed_with(emulator, "Executing")
     fn = notifying(emulator, start_function)
     first = fn.invoke({"PipelineExecutionArn": A})
     assert first.ok and first.payload["Outcome"] == "StopRequested", first.payload
-    # A new identity, so a new token: SageMaker sees a second stop.
     again = fn.invoke({"PipelineExecutionArn": A})
     assert again.ok, again.payload
-    assert again.payload == {"PipelineExecutionArn": A, "Outcome": "AlreadyStopping", "Status": "Stopping"}
+    assert (again.payload["Outcome"], again.payload["Status"]) == ("AlreadyStopping", "Stopping"), again.payload
+    # What holds the stop is listed, as for a stop of its own ("Force" would fail it).
+    assert [s["StepName"] for s in again.payload["BlockingSteps"]] == ["Approve"]
     http = fn.invoke(load_event("http-api.json"))
     assert http.payload["statusCode"] == 200, http.payload
     assert json.loads(http.payload["body"])["Outcome"] == "AlreadyStopping"
     state = emulator.state()
-    refused = "ConflictException" if documented else "ValidationException"
-    assert stop_answers(state, A) == ["Stopping", refused, refused]
+    assert stop_answers(state, A) == ["Stopping"]
     notices = [n for n in state["notifications"] if n["service"] == "events"]
     assert len(notices) == 1, "only the event that stopped it is notified"
     assert [metric_values(r) for r in emf_records(fn)] == [
         {"Events": 1, "StopsRequested": 1}, {"Events": 1, "AlreadyStopping": 1}, {"Events": 1, "AlreadyStopping": 1}]
 
 
+@pytest.mark.parametrize("documented", [(), ("stopNotExecuting",)], ids=["as-observed", "as-documented"])
+def test_two_stops_racing_with_different_tokens_make_one_stop_and_one_already_stopping(
+        emulator, start_function, documented):
+    """Both look at the execution while it is Executing; SageMaker takes the
+    first stop and refuses the second (ValidationException as observed,
+    ConflictException as documented), which is read as the other's stop
+    under way."""
+    seed_with(emulator, "Executing", documented)
+    emulator.faults(gate={"operation": "DescribePipelineExecution", "parties": 2})
+    fn, other = start_function(), start_function()
+    replies = deliver_at_once([fn, other], {"PipelineExecutionArn": A})
+    assert sorted(r.payload["Outcome"] for r in replies) == ["AlreadyStopping", "StopRequested"], \
+        [r.payload for r in replies]
+    refused = "ConflictException" if documented else "ValidationException"
+    assert sorted(stop_answers(emulator.state(), A)) == sorted(["Stopping", refused])
+
+
 def test_waiting_on_an_execution_already_stopping_waits_for_its_end(emulator, start_function):
-    seed_with(emulator, "Executing")
+    notify = {"name": "Notify", "type": "Lambda", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:n",
+              "finishesInSeconds": 5, "timeoutSeconds": 600}
+    seed_with(emulator, "Executing", steps=[notify])
     fn = start_function()
     assert fn.invoke({"PipelineExecutionArn": A}).payload["Outcome"] == "StopRequested"
-    inv = fn.invoke({"PipelineExecutionArn": A, "Wait": True})
+    inv = fn.invoke({"PipelineExecutionArn": A, "WaitSeconds": 20}, timeout_seconds=30)
     assert inv.ok and inv.payload["Outcome"] == "AlreadyStopping" and inv.payload["Status"] == "Stopped", inv.payload
 
 

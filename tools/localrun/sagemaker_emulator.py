@@ -52,7 +52,8 @@ the answers such an index can give: "indexHides": [pipeline names] left out
 of Search's Pipeline results (their tags not indexed yet), "indexExtra":
 [records] added to them (another account's, a name that is not its ARN's),
 "indexOrder": "reversed" (PipelineExecution results newest first, whatever
-SortOrder says), and, for every paged listing, "pageTokens": "endless"
+SortOrder says), "indexStale": {arn: status} (PipelineExecution records
+that still show an old status, as before a stop is indexed), and, for every paged listing, "pageTokens": "endless"
 (empty pages, each with a new token), "cycle" (the last page's token leads
 back to the first) or "overlap" (each page repeats the last item of the one
 before). "operations", when given, limits every fault to those operations,
@@ -512,6 +513,9 @@ class State:
             for e in self.executions.values():
                 self.advance(e)
             records = [self._execution_record(e) for e in self.executions.values()]
+            stale = self._faulty("Search").get("indexStale") or {}
+            for r in records:
+                r["PipelineExecutionStatus"] = stale.get(r["PipelineExecutionArn"], r["PipelineExecutionStatus"])
         records = [r for r in records if all(self._matches(r, f) for f in filters)]
         sort_by = body.get("SortBy")
         if sort_by is not None:

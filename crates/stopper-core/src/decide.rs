@@ -20,6 +20,21 @@ pub fn is_swept(listed: &ListedExecution, started_before: Option<SystemTime>) ->
         && started_before.is_none_or(|cutoff| listed.started.is_some_and(|t| t < cutoff))
 }
 
+/// What the status looked up before a stop says, if it makes the stop
+/// needless: an ended execution, or one already `Stopping` (another
+/// request's stop, or this event's own, delivered before). `None`: send the
+/// stop (the execution is `Executing`, or its status is unknown or could not
+/// be read: the stop's answer then decides).
+pub fn before_stop(status: &Result<ExecutionStatus, StopError>) -> Option<Outcome> {
+    match status {
+        Ok(status) if status.is_finished() => Some(Outcome::AlreadyFinished {
+            status: status.clone(),
+        }),
+        Ok(ExecutionStatus::Stopping) => Some(Outcome::AlreadyStopping),
+        _ => None,
+    }
+}
+
 /// What `StopPipelineExecution`'s answer comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterStop {
@@ -283,6 +298,26 @@ mod tests {
                 after_stop(Err(e.clone())),
                 AfterStop::Outcome(Outcome::Failed(e))
             );
+        }
+    }
+
+    #[test]
+    fn a_stop_is_needless_only_for_an_execution_ended_or_already_stopping() {
+        use ExecutionStatus::*;
+        assert_eq!(
+            before_stop(&Ok(CompletedWithFailures)),
+            Some(Outcome::AlreadyFinished {
+                status: CompletedWithFailures
+            })
+        );
+        assert_eq!(before_stop(&Ok(Stopping)), Some(Outcome::AlreadyStopping));
+        for status in [
+            Ok(Executing),
+            Ok(ExecutionStatus::unknown()),
+            Ok(Other("Paused".into())),
+            Err(StopError::new(ErrorKind::Forbidden, "denied")),
+        ] {
+            assert_eq!(before_stop(&status), None, "{status:?}");
         }
     }
 
