@@ -725,12 +725,17 @@ def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, f
         checks += [
             check("cold init median <= 10 ms", f"{rust['cold_init_ms']:.1f} ms", rust["cold_init_ms"], 10,
                   n["cold_init_ms"]),
-            check("first invocation (HTTPS) median <= 5 ms", f"{rust['first_invocation_ms']:.1f} ms",
-                  rust["first_invocation_ms"], 5, n["first_invocation_ms"]),
-            # 1.5 ms (was 1 ms, with 5% headroom at c2a1d36): two runs with the
-            # guard measured 1.00 and 1.15 ms, the second on a machine where the
-            # boto3 peer also ran 13% slower than at c2a1d36 (docs/performance.md).
-            check("warm p50 <= 1.5 ms", f"{rust['warm_p50_ms']:.2f} ms", rust["warm_p50_ms"], 1.5,
+            # 6 ms and 2 ms (were 5 and 1.5) since issue 25: a named stop
+            # looks at the execution (DescribePipelineExecution) before it
+            # stops it, one more round trip (0.42 ms on the connection here),
+            # so that a redelivered event or a second stop of an execution
+            # already stopping is not counted or notified as a new stop
+            # (docs/service-behaviour.md). The run that set them measured
+            # 5.09 and 1.69 ms, on a machine where the bare runtime and the
+            # boto3 peer also ran 45% slower than in the run before.
+            check("first invocation (HTTPS) median <= 6 ms", f"{rust['first_invocation_ms']:.1f} ms",
+                  rust["first_invocation_ms"], 6, n["first_invocation_ms"]),
+            check("warm p50 <= 2 ms", f"{rust['warm_p50_ms']:.2f} ms", rust["warm_p50_ms"], 2,
                   n["warm_p50_ms"]),
             # 13 MB since the runtime guard (was 12): the first run with it peaked
             # at 12.2 MB (the rate-limited sweep; warm 10.0 MB) against 10.9 MB,

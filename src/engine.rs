@@ -265,13 +265,33 @@ impl Engine<'_> {
         if run.lists_executions() {
             let searched = bounded(
                 searches_until,
-                sagemaker::search_running_executions(self.client, &mut executions),
+                sagemaker::search_executions(self.client, "Executing", &mut executions),
             )
             .await;
             if let Err(error) = searched {
                 self.discovery_failed(&mut run, error, "running executions");
             }
         }
+        // Executions asked to stop that still are not, past the grace period.
+        let mut stopping = Vec::new();
+        if run.lists_stopping() {
+            let searched = bounded(
+                searches_until,
+                sagemaker::search_executions(self.client, "Stopping", &mut stopping),
+            )
+            .await;
+            if let Err(error) = searched {
+                self.discovery_failed(&mut run, error, "stopping executions");
+            }
+        }
+        let stuck: Vec<Target> = stopping
+            .iter()
+            .filter_map(|execution| run.judge_stopping(execution))
+            .map(|stuck| Target {
+                arn: stuck.arn,
+                token: stuck.token,
+            })
+            .collect();
         let to_confirm = run.to_confirm(&executions);
         let tags = self
             .call_each(to_confirm.into_iter(), |pipeline| async move {
@@ -307,13 +327,19 @@ impl Engine<'_> {
             }
         }
         over_limit.sort_by_key(|(_, run)| std::cmp::Reverse(run.runtime));
-        self.tell(|p| p.found(over_limit.len()));
-        for (target, run) in over_limit {
-            if found
-                .send(Work::Act(target, Found::Indexed, Some(run)))
-                .await
-                .is_err()
-            {
+        self.tell(|p| p.found(over_limit.len() + stuck.len()));
+        // Then the stuck ones: looked at (still `Stopping`: not stopped
+        // again), their blocking steps listed and, with `Force`, failed.
+        let work = over_limit
+            .into_iter()
+            .map(|(target, run)| Work::Act(target, Found::Indexed, Some(run)))
+            .chain(
+                stuck
+                    .into_iter()
+                    .map(|target| Work::Act(target, Found::Indexed, None)),
+            );
+        for work in work {
+            if found.send(work).await.is_err() {
                 break;
             }
         }
@@ -589,12 +615,20 @@ fn log_guard(trigger: Trigger, summary: &GuardSummary, executions: &[ExecutionRe
             "max-runtime tag cannot be read; the pipeline is left alone"
         );
     }
-    for skipped in &summary.skipped {
+    for skipped in summary.skipped.iter().chain(&summary.not_allowed) {
         warn!(
             trigger = trigger.name(),
             pipeline = skipped.pipeline.as_str(),
             reason = skipped.reason.as_str(),
             "guarded pipeline skipped"
+        );
+    }
+    for stuck in &summary.stuck_stopping {
+        warn!(
+            trigger = trigger.name(),
+            arn = stuck.arn.as_str(),
+            stopping_minutes = stuck.stopping_for.as_secs() / 60,
+            "execution stuck stopping: a callback step that is not answered holds its stop"
         );
     }
     info!(
@@ -604,6 +638,8 @@ fn log_guard(trigger: Trigger, summary: &GuardSummary, executions: &[ExecutionRe
         pipelines_guarded = summary.pipelines_guarded,
         pipelines_exempt = summary.pipelines_exempt,
         pipelines_skipped = summary.skipped.len(),
+        pipelines_not_allowed = summary.not_allowed.len(),
+        stuck_stopping = summary.stuck_stopping.len(),
         invalid_tags = summary.invalid_tags.len(),
         executions_examined = summary.executions_examined,
         over_limit = summary.over_limit,

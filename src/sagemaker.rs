@@ -254,20 +254,22 @@ pub async fn pipeline_tag(
     }
 }
 
-/// The account's `Executing` executions, oldest first, every page of them,
-/// added to `found` as they arrive (so that what was found before a deadline
-/// or an error is kept). Which of them are over their limit is
+/// The account's executions in `status` (`Executing`, `Stopping`), oldest
+/// first, every page of them, added to `found` as they arrive (so that what
+/// was found before a deadline or an error is kept). What they come to is
 /// `stopper_core::guard`'s to say; nothing relies on the order.
-pub async fn search_running_executions(
+pub async fn search_executions(
     client: &Client,
+    status: &str,
     found: &mut Vec<RunningExecution>,
 ) -> Result<(), StopError> {
     let executing = Filter::builder()
         .name("PipelineExecutionStatus")
         .operator(Operator::Equals)
-        .value("Executing")
+        .value(status)
         .build();
-    let mut pager = Pager::new("running executions".to_owned());
+    let what = format!("{} executions", status.to_ascii_lowercase());
+    let mut pager = Pager::new(what.clone());
     loop {
         let page = client
             .search()
@@ -283,7 +285,7 @@ pub async fn search_running_executions(
             .set_next_token(pager.next.take())
             .send()
             .await
-            .map_err(|e| classify(&e, "running executions"))?;
+            .map_err(|e| classify(&e, &what))?;
         found.extend(
             page.results()
                 .iter()
@@ -293,6 +295,7 @@ pub async fn search_running_executions(
                         arn: execution.pipeline_execution_arn.clone()?,
                         status: status_of(execution.pipeline_execution_status.as_ref()),
                         created: time_of(execution.creation_time),
+                        modified: time_of(execution.last_modified_time),
                     })
                 }),
         );

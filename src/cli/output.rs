@@ -90,7 +90,7 @@ fn report_lines(report: &Report) -> Vec<String> {
             guard.pipelines_examined,
             guard.pipelines_guarded,
             guard.pipelines_exempt,
-            guard.skipped.len(),
+            guard.skipped.len() + guard.not_allowed.len(),
             guard.invalid_tags.len(),
             guard.executions_examined,
             guard.over_limit,
@@ -107,6 +107,10 @@ fn report_lines(report: &Report) -> Vec<String> {
         }
         for (arn, run) in &guard.within_limit {
             lines.push(tsv(&run_fields("WITHINLIMIT", arn, run)));
+        }
+        for stuck in &guard.stuck_stopping {
+            let minutes = (stuck.stopping_for.as_secs() / 60).to_string();
+            lines.push(tsv(&["STUCKSTOPPING", &stuck.arn, &minutes]));
         }
         if let Some(error) = &guard.error {
             lines.push(tsv(&["GUARD", "Failed", error.kind.error_type()]));

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ACCOUNT, REGION, assert_stopped_once, binary, deliver_at_once, start_instances
 from test_cli import cli
-from test_hardening import all_logs
+from test_hardening import all_logs, http_api
 
 TAG = "pipeline-stopper:max-runtime"
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline"
@@ -85,8 +85,10 @@ def test_a_tagged_pipelines_runaway_is_stopped_and_only_it(emulator, start_funct
     assert summary["TagKey"] == TAG and summary["DefaultMaxRuntime"] is None
     assert summary["ExecutionsOverLimit"] == 2 and summary["ExecutionsStopped"] == 2
     assert summary["ExecutionsFailed"] == 0
-    # Two Search calls: the tagged pipelines, then the running executions.
-    assert len(calls(emulator, "Search")) == 2
+    # Three Search calls: the tagged pipelines, the running executions, and
+    # those stopping (for stops stuck past the grace period).
+    statuses = [c["SearchExpression"]["Filters"][0].get("Value") for c in calls(emulator, "Search")]
+    assert statuses == [None, "Executing", "Stopping"], statuses
 
 
 def test_an_untagged_pipeline_is_never_touched_without_the_default(emulator, start_function):
@@ -128,13 +130,25 @@ def test_an_unreadable_tag_is_reported_and_its_pipeline_left_alone_even_with_a_d
     assert "WARN" in warn.upper() and "broken-tag" in warn and "4 hours" in warn, warn
 
 
-def test_a_tagged_pipeline_outside_allowed_pipelines_is_skipped_and_says_why(emulator, start_function):
-    fn, reply = guard(emulator, start_function, env={"ALLOWED_PIPELINES": "nightly-*"})
-    assert stopped_arns(reply) == [RUNAWAY]
+def test_a_tagged_pipeline_outside_allowed_pipelines_is_skipped_counted_and_named_only_in_the_log(
+        emulator, start_function):
+    """A caller of this deployment (over HTTP, say) learns nothing of pipelines
+    it may not act on: not their names, not their tags' values; the operator's
+    log names them."""
+    emulator.seed(guard_seed())
+    fn = start_function(env={"ALLOWED_PIPELINES": "nightly-*"})
+    inv = fn.invoke(http_api(json.dumps({"Guard": True, "DryRun": True})))
+    assert inv.payload["statusCode"] == 200, inv.payload
+    body = inv.payload["body"]
+    for secret in ("prod-inference", "broken-tag", "4 hours", "long-backfill", "feature-eng"):
+        assert secret not in body, secret
+    reply = json.loads(body)
+    assert reply["Guard"]["PipelinesSkipped"] == [] and reply["Guard"]["InvalidTags"] == []
+    assert reply["Guard"]["PipelinesNotAllowed"] == 2, "prod-inference (30m) and broken-tag (unreadable)"
+    assert [e["PipelineExecutionArn"] for e in reply["Executions"]] == [RUNAWAY]
+    run = fn.invoke({"Guard": True})
+    assert stopped_arns(run.payload) == [RUNAWAY]
     assert emulator.status(OUTSIDE) == "Executing"
-    [skipped] = reply["Guard"]["PipelinesSkipped"]
-    assert skipped["PipelineName"] == "prod-inference"
-    assert "ALLOWED_PIPELINES" in skipped["Reason"]
     assert_stopped_once(emulator.state(), [RUNAWAY])
     assert any("skipped" in line and "prod-inference" in line for line in all_logs(fn))
 
@@ -206,7 +220,8 @@ def test_discovery_reads_every_page_and_relies_on_no_order(emulator, start_funct
     _, reply = guard(emulator, start_function, seed={"account": ACCOUNT, "region": REGION, "pipelines": pipelines})
     searches = calls(emulator, "Search")
     assert len(stopped_arns(reply)) == 250, (reply["Guard"], searches)
-    assert [s["Resource"] for s in searches] == ["Pipeline"] * 2 + ["PipelineExecution"] * 4, searches
+    assert [s["Resource"] for s in searches] == ["Pipeline"] * 2 + ["PipelineExecution"] * 5, searches
+    assert sum("Stopping" in json.dumps(s) for s in searches) == 1, "4 pages Executing, 1 Stopping"
     state = emulator.state()
     assert_stopped_once(state, stopped_arns(reply))
     assert all(a.startswith(f"{PIPELINE_ARN}/bulk/") for a in stopped_arns(reply))
@@ -222,8 +237,8 @@ def test_the_cli_guard_sends_the_same_token_as_the_function(emulator, start_func
     assert f"{RUNAWAY}\tWouldStop\tExecuting" in lines
     assert "OVERLIMIT\t1h\tTag\t90" in lines
     assert f"WITHINLIMIT\t{YOUNG}\t1h\tTag\t10" in lines
-    assert any(line.startswith(f"SKIPPED\tprod-inference\t") for line in lines)
-    assert "INVALIDTAG\tbroken-tag\t4 hours" in lines
+    # Outside ALLOWED_PIPELINES: counted (skipped: 2), not named.
+    assert not any("prod-inference" in line or "broken-tag" in line for line in lines), lines
     run = cli(emulator, "--guard", env=env)
     assert run.returncode == 0, run.stderr
     assert stopped_arns(json.loads(run.stdout)) == [RUNAWAY]
@@ -338,13 +353,18 @@ def test_the_discovery_calls_and_the_emulators_answers_follow_the_service_model(
     assert stopped_arns(reply)
     ops = model["operations"]
     sent = [c for c in emulator.state()["calls"] if c["operation"] == "Search"]
-    assert len(sent) == 2
+    assert len(sent) == 3, "tagged pipelines, executions Executing, executions Stopping"
     for call in sent:
         assert conforms(model, ops["Search"]["input"]["shape"], call["body"]) == [], call["body"]
         status, answer = emulator.call("Search", call["body"])
         assert status == 200
-        assert answer["Results"], call["body"]
+        assert answer["Results"] or "Stopping" in json.dumps(call["body"]), call["body"]
         assert conforms(model, ops["Search"]["output"]["shape"], answer) == [], answer
+    # The tags of the untagged pipeline the default stops something of, read by the function.
+    listed = [c["body"] for c in emulator.state()["calls"] if c["operation"] == "ListTags"]
+    assert [b["ResourceArn"] for b in listed] == [f"{PIPELINE_ARN}/feature-eng"], listed
+    for body in listed:
+        assert conforms(model, ops["ListTags"]["input"]["shape"], body) == [], body
     # The other way of discovery, measured in bench/guard.py, answers in the model's shapes too.
     for operation, body, items in (
         ("ListPipelines", {"MaxResults": 100}, "PipelineSummaries"),
@@ -388,3 +408,48 @@ def test_a_run_whose_search_failed_is_retried_and_then_stops_each_runaway_once(e
     again = fn.invoke({"Guard": True})
     assert again.ok, again.payload
     assert_stopped_once(emulator.state(), [RUNAWAY, OUTSIDE])
+
+
+def test_an_execution_stuck_stopping_is_reported_and_with_force_its_callback_step_failed(emulator, start_function):
+    """Stopping for 120 minutes (past the 15-minute grace): a callback step
+    whose consumer never answers holds it. The guard reports it (reply, log,
+    metric), sends no second stop, and with Force fails the step."""
+    from test_operations import emf_records, metric_values
+    step = {"name": "WaitForApproval", "type": "Callback", "callbackToken": "Zz9stuck01", "queueUrl": QUEUE}
+    stuck = arn("nightly-training", "stuck0000001")
+    seed = guard_seed()
+    seed["pipelines"][0]["executions"].append(
+        {"id": "stuck0000001", "status": "Stopping", "startedMinutesAgo": 120, "steps": [step]})
+    emulator.seed(seed)
+    fn = start_function()
+    plain = fn.invoke({"Guard": True})
+    assert plain.ok, plain.payload
+    assert plain.payload["Guard"]["ExecutionsStuckStopping"] == [
+        {"PipelineExecutionArn": stuck, "StoppingMinutes": 120}]
+    [entry] = [e for e in plain.payload["Executions"] if e["PipelineExecutionArn"] == stuck]
+    assert entry["Outcome"] == "AlreadyStopping" and "Guard" not in entry, entry
+    assert [s["StepName"] for s in entry["BlockingSteps"]] == ["WaitForApproval"]
+    assert "Force" not in entry["BlockingSteps"][0]
+    assert stuck not in emulator.state()["stopTokens"], "not stopped again"
+    assert calls(emulator, "SendPipelineExecutionStepFailure") == []
+    forced = fn.invoke({"Guard": True, "Force": True, "WaitSeconds": 5})
+    assert forced.ok, forced.payload
+    [entry] = [e for e in forced.payload["Executions"] if e["PipelineExecutionArn"] == stuck]
+    assert entry["BlockingSteps"][0]["Force"] == "Sent" and entry["Status"] == "Stopped", entry
+    [sent] = calls(emulator, "SendPipelineExecutionStepFailure")
+    assert sent["CallbackToken"] == "Zz9stuck01"
+    assert stuck not in emulator.state()["stopTokens"]
+    records = emf_records(fn)
+    assert metric_values(records[0])["ExecutionsStuckStopping"] == 1
+    assert "StopsFailed" not in metric_values(records[0]), "reported, not a failed stop"
+    assert any("stuck stopping" in line and stuck in line for line in fn.process.logs)
+
+
+def test_the_stopping_grace_can_be_switched_off(emulator, start_function):
+    seed = guard_seed()
+    seed["pipelines"][0]["executions"].append({"id": "stuck0000001", "status": "Stopping", "startedMinutesAgo": 120})
+    emulator.seed(seed)
+    fn = start_function(env={"STOPPING_GRACE": "off"})
+    inv = fn.invoke({"Guard": True})
+    assert inv.ok and inv.payload["Guard"]["ExecutionsStuckStopping"] == [], inv.payload
+    assert [c for c in calls(emulator, "Search") if "Stopping" in json.dumps(c)] == []

@@ -150,7 +150,9 @@ def test_overlapping_guard_runs_fail_a_callback_step_with_one_token(emulator, st
     from test_guard import QUEUE
     step = {"name": "WaitForApproval", "type": "Callback", "callbackToken": "Xk3vQ9aL2m", "queueUrl": QUEUE}
     emulator.seed(guard_seed([step]))
-    emulator.faults(gate={"operation": "Search", "parties": 2, "match": {"Resource": "PipelineExecution"}})
+    # Both runs find it (the index still shows it Executing after the other's
+    # stop) and both look at it before either stops it.
+    emulator.faults(indexStale={RUNAWAY: "Executing"}, gate={"operation": "DescribePipelineExecution", "parties": 2})
     instances = start_instances(start_function, 2, env={"ALLOWED_PIPELINES": "nightly-training"})
     for inv in deliver_at_once(instances, {"Guard": True, "Force": True}):
         assert inv.ok, inv.payload

@@ -69,6 +69,7 @@ def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
         "ALLOWED_PIPELINES": {"Ref": "AllowedPipelines"},
         "MAX_RUNTIME_TAG": {"Ref": "MaxRuntimeTag"},
         "DEFAULT_MAX_RUNTIME": {"Ref": "DefaultMaxRuntime"},
+        "STOPPING_GRACE": {"Ref": "StoppingGrace"},
         "METRICS_NAMESPACE": {"Ref": "MetricsNamespace"},
         "NOTIFY_EVENT_BUS": {"Ref": "NotificationEventBusName"},
         "NOTIFY_TOPIC_ARN": {"Ref": "NotificationTopicArn"},
@@ -327,7 +328,7 @@ def emitted_metrics():
     source = (ROOT / "crates/stopper-core/src/metrics.rs").read_text()
     body = source.split("pub fn metrics(&self)", 1)[1].split("\n    }\n", 1)[0]
     names = re.findall(r'\("([A-Za-z]+)", ', body)
-    assert len(names) == 11, names
+    assert len(names) == 12, names
     return set(names)
 
 
@@ -365,6 +366,7 @@ def test_the_dashboard_shows_the_function_the_stops_and_the_dead_letter_queue(te
 def test_failed_stops_and_failed_notifications_raise_alarms(template):
     conditions = template["Conditions"]
     for name, metric, condition in (("StopsFailedAlarm", "StopsFailed", "MetricAlarmsOn"),
+                                    ("StuckStoppingAlarm", "ExecutionsStuckStopping", "MetricAlarmsOn"),
                                     ("NotificationsFailedAlarm", "NotificationsFailed", "NotificationAlarmOn")):
         alarm = template["Resources"][name]
         assert alarm["Condition"] == condition

@@ -26,7 +26,17 @@ pub struct Config {
     pub max_runtime_tag: String,
     /// `DEFAULT_MAX_RUNTIME`: the limit of untagged pipelines; `None`: they are never touched.
     pub default_max_runtime: Option<MaxRuntime>,
+    /// `STOPPING_GRACE`: how long an execution may stay `Stopping` before the
+    /// guard reports it stuck (and, with `Force`, fails what holds it);
+    /// `None` (`off`): never.
+    pub stopping_grace: Option<MaxRuntime>,
 }
+
+/// `STOPPING_GRACE` when unset: 15 minutes. A stop held by a Lambda step ends
+/// within the step's timeout (at most 10 minutes), so an execution still
+/// `Stopping` after 15 is held by something that will not end on its own: a
+/// Callback step whose consumer does not answer.
+pub const DEFAULT_STOPPING_GRACE_MINUTES: u64 = 15;
 
 /// The configuration with nothing set. Written out rather than derived: a
 /// derived `max_concurrency` of 0 would act on nothing and never finish.
@@ -38,6 +48,7 @@ impl Default for Config {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_runtime_tag: DEFAULT_MAX_RUNTIME_TAG.to_owned(),
             default_max_runtime: None,
+            stopping_grace: MaxRuntime::from_minutes(DEFAULT_STOPPING_GRACE_MINUTES),
         }
     }
 }
@@ -179,12 +190,26 @@ impl Config {
                 }
             },
         };
+        let stopping_grace = match set("STOPPING_GRACE") {
+            None => MaxRuntime::from_minutes(DEFAULT_STOPPING_GRACE_MINUTES),
+            Some(text) => match parse_max_runtime(&text) {
+                Ok(TagValue::Limit(grace)) => Some(grace),
+                Ok(TagValue::Exempt) => None,
+                Err(_) => {
+                    return Err(StopError::validation(format!(
+                        "STOPPING_GRACE {} is not a duration: expected {DURATION_FORMS}, or off",
+                        quote(&text)
+                    )))
+                }
+            },
+        };
         Ok(Config {
             default_pipeline,
             allowed,
             max_concurrency,
             max_runtime_tag,
             default_max_runtime,
+            stopping_grace,
         })
     }
 }
@@ -333,6 +358,7 @@ mod tests {
         assert_eq!(c.max_concurrency, DEFAULT_MAX_CONCURRENCY);
         assert_eq!(c.max_runtime_tag, DEFAULT_MAX_RUNTIME_TAG);
         assert_eq!(c.default_max_runtime, None);
+        assert_eq!(c.stopping_grace, MaxRuntime::from_minutes(15));
     }
 
     #[test]
@@ -340,10 +366,18 @@ mod tests {
         let c = config(&[
             ("MAX_RUNTIME_TAG", " team:max-runtime "),
             ("DEFAULT_MAX_RUNTIME", "6h"),
+            ("STOPPING_GRACE", "30m"),
         ])
         .unwrap();
         assert_eq!(c.max_runtime_tag, "team:max-runtime");
         assert_eq!(c.default_max_runtime, MaxRuntime::from_minutes(360));
+        assert_eq!(c.stopping_grace, MaxRuntime::from_minutes(30));
+        assert_eq!(
+            config(&[("STOPPING_GRACE", "off")]).unwrap().stopping_grace,
+            None
+        );
+        let err = config(&[("STOPPING_GRACE", "soon")]).unwrap_err();
+        assert!(err.message.contains("STOPPING_GRACE"), "{}", err.message);
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn dry_run_report(arn: &str, status: Result<ExecutionStatus, StopError>) -> 
         Ok(status) if status.is_finished() => {
             ExecutionReport::new(arn, Outcome::AlreadyFinished { status })
         }
+        Ok(ExecutionStatus::Stopping) => ExecutionReport::new(arn, Outcome::AlreadyStopping),
         Ok(status) => ExecutionReport {
             status: Some(status),
             ..ExecutionReport::new(arn, Outcome::WouldStop)
@@ -376,8 +377,9 @@ mod tests {
         let running = dry_run_report(A, Ok(ExecutionStatus::Executing));
         assert_eq!(running.outcome, Outcome::WouldStop);
         assert_eq!(running.status, Some(ExecutionStatus::Executing));
+        // As a real run would find it: another stop is under way.
         let stopping = dry_run_report(A, Ok(ExecutionStatus::Stopping));
-        assert_eq!(stopping.outcome, Outcome::WouldStop);
+        assert_eq!(stopping.outcome, Outcome::AlreadyStopping);
         let ended = dry_run_report(A, Ok(ExecutionStatus::Failed));
         assert_eq!(
             ended.outcome,

@@ -149,8 +149,10 @@ pub enum PipelineGuard {
     Unguarded,
     /// The tag cannot be read: the pipeline is left alone and reported.
     InvalidTag { value: String, why: String },
-    /// It has a limit, but `ALLOWED_PIPELINES` does not list it.
-    NotAllowed { limit: Limit, why: String },
+    /// It has a limit (or a tag that cannot be read), but `ALLOWED_PIPELINES`
+    /// does not list it: this deployment may not act on it, so replies count
+    /// it and say nothing of it (its name and tag are in the log only).
+    NotAllowed { why: String },
     /// Not seen tagged, and its own tags could not be read: the default does
     /// not apply to a pipeline not known to be untagged.
     Unconfirmed { why: String },
@@ -163,33 +165,32 @@ pub fn pipeline_guard(
     default: Option<MaxRuntime>,
     allowed: &AllowList,
 ) -> PipelineGuard {
-    let limit = match tag.map(parse_max_runtime) {
+    let read = tag.map(parse_max_runtime);
+    match (&read, default) {
+        (Some(Ok(TagValue::Exempt)), _) => return PipelineGuard::Exempt,
+        (None, None) => return PipelineGuard::Unguarded,
+        _ => {}
+    }
+    if let Err(e) = allowed.check(pipeline) {
+        return PipelineGuard::NotAllowed { why: e.message };
+    }
+    let limit = match read {
         Some(Ok(TagValue::Limit(max_runtime))) => Limit {
             max_runtime,
             source: LimitSource::Tag,
         },
-        Some(Ok(TagValue::Exempt)) => return PipelineGuard::Exempt,
         Some(Err(why)) => {
             return PipelineGuard::InvalidTag {
                 value: bounded(tag.unwrap_or_default()),
                 why,
             }
         }
-        None => match default {
-            Some(max_runtime) => Limit {
-                max_runtime,
-                source: LimitSource::Default,
-            },
-            None => return PipelineGuard::Unguarded,
+        _ => Limit {
+            max_runtime: default.unwrap_or(MaxRuntime { minutes: 1 }),
+            source: LimitSource::Default,
         },
     };
-    match allowed.check(pipeline) {
-        Ok(()) => PipelineGuard::Guarded(limit),
-        Err(e) => PipelineGuard::NotAllowed {
-            limit,
-            why: e.message,
-        },
-    }
+    PipelineGuard::Guarded(limit)
 }
 
 /// A tag value as echoed back: tag values have at most 256 characters, but a
@@ -220,6 +221,20 @@ pub struct RunningExecution {
     pub status: ExecutionStatus,
     /// When it was created; `None` when SageMaker did not say.
     pub created: Option<SystemTime>,
+    /// When its status last changed (for one `Stopping`: when it was asked
+    /// to stop); `None` when SageMaker did not say.
+    pub modified: Option<SystemTime>,
+}
+
+/// An execution `Stopping` for longer than the grace period: a Callback step
+/// whose consumer does not answer holds it (a stopped runaway still running).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckStop {
+    pub arn: String,
+    /// Its guard token (a stop is not sent again: it is `Stopping`; `Force`'s
+    /// step-failure tokens derive from the execution alone too).
+    pub token: String,
+    pub stopping_for: Duration,
 }
 
 /// An execution measured against its limit.
@@ -273,7 +288,12 @@ pub struct GuardSummary {
     /// Of those, pipelines with a limit (tag or default) the guard may act on.
     pub pipelines_guarded: usize,
     pub pipelines_exempt: usize,
+    /// Pipelines with a limit that the guard did not act on: their tags could
+    /// not be read to confirm the default.
     pub skipped: Vec<SkippedPipeline>,
+    /// Pipelines with a limit (or an unreadable tag) outside
+    /// `ALLOWED_PIPELINES`: logged by name, counted in replies.
+    pub not_allowed: Vec<SkippedPipeline>,
     pub invalid_tags: Vec<InvalidTag>,
     /// Running executions looked at.
     pub executions_examined: usize,
@@ -282,6 +302,8 @@ pub struct GuardSummary {
     /// Running executions of guarded pipelines within their limit (dry runs
     /// only: a real run reports what it stopped).
     pub within_limit: Vec<(String, GuardedRun)>,
+    /// Executions `Stopping` for longer than the grace period.
+    pub stuck_stopping: Vec<StuckStop>,
     /// The discovery itself failed (the search for tagged pipelines or running
     /// executions): what was found before it is still acted on.
     pub error: Option<StopError>,
@@ -292,6 +314,8 @@ pub struct GuardSummary {
 pub struct GuardPolicy {
     pub tag_key: String,
     pub default: Option<MaxRuntime>,
+    /// How long an execution may stay `Stopping` before it is reported stuck.
+    pub stopping_grace: Option<MaxRuntime>,
     pub allowed: AllowList,
     pub scope: Scope,
 }
@@ -380,12 +404,14 @@ impl<'a> GuardRun<'a> {
                 value: value.clone(),
                 reason: why.clone(),
             }),
-            PipelineGuard::NotAllowed { why, .. } | PipelineGuard::Unconfirmed { why } => {
-                summary.skipped.push(SkippedPipeline {
-                    pipeline: pipeline.to_owned(),
-                    reason: why.clone(),
-                })
-            }
+            PipelineGuard::NotAllowed { why } => summary.not_allowed.push(SkippedPipeline {
+                pipeline: pipeline.to_owned(),
+                reason: why.clone(),
+            }),
+            PipelineGuard::Unconfirmed { why } => summary.skipped.push(SkippedPipeline {
+                pipeline: pipeline.to_owned(),
+                reason: why.clone(),
+            }),
         }
     }
 
@@ -522,6 +548,33 @@ impl<'a> GuardRun<'a> {
             token: token::derive(GUARD_IDENTITY, &execution.arn),
             run,
         }
+    }
+
+    /// Whether executions stuck `Stopping` are looked for.
+    pub fn lists_stopping(&self) -> bool {
+        self.policy.stopping_grace.is_some()
+    }
+
+    /// Whether an execution found `Stopping` has been so for longer than the
+    /// grace period, in scope, of a pipeline this deployment may act on.
+    pub fn judge_stopping(&mut self, execution: &RunningExecution) -> Option<StuckStop> {
+        let grace = self.policy.stopping_grace?;
+        if execution.status != ExecutionStatus::Stopping {
+            return None;
+        }
+        let parsed = check_execution_arn(&execution.arn, &self.policy.scope).ok()?;
+        self.policy.allowed.check(parsed.pipeline).ok()?;
+        let stopping_for = self.now.duration_since(execution.modified?).ok()?;
+        if stopping_for <= grace.as_duration() || !self.judged.insert(execution.arn.clone()) {
+            return None;
+        }
+        let stuck = StuckStop {
+            arn: execution.arn.clone(),
+            token: token::derive(GUARD_IDENTITY, &execution.arn),
+            stopping_for,
+        };
+        self.summary.stuck_stopping.push(stuck.clone());
+        Some(stuck)
     }
 
     /// The discovery failed part-way.
@@ -670,6 +723,7 @@ mod tests {
         GuardPolicy {
             tag_key: DEFAULT_MAX_RUNTIME_TAG.into(),
             default: default.map(minutes),
+            stopping_grace: None,
             allowed: allowed.map_or_else(AllowList::default, |a| AllowList::parse(a).unwrap()),
             scope: Scope::for_region("us-east-1", Some("123456789012")).unwrap(),
         }
@@ -734,6 +788,15 @@ mod tests {
             PipelineGuard::Unguarded
         );
         assert_eq!(pipeline_guard("Q", Some("4h"), None, &only_q), tag(240));
+        // A tag this deployment may not act on is not read back to anyone.
+        assert!(matches!(
+            pipeline_guard("p", Some("4 hours"), None, &only_q),
+            PipelineGuard::NotAllowed { .. }
+        ));
+        assert_eq!(
+            pipeline_guard("p", Some("none"), Some(minutes(5)), &only_q),
+            PipelineGuard::Exempt
+        );
     }
 
     fn running(pipeline: &str, id: &str, age_minutes: u64, now: SystemTime) -> RunningExecution {
@@ -741,7 +804,48 @@ mod tests {
             arn: format!("{P}/{pipeline}/execution/{id}"),
             status: ExecutionStatus::Executing,
             created: Some(now - Duration::from_secs(age_minutes * 60)),
+            modified: None,
         }
+    }
+
+    fn stopping(pipeline: &str, id: &str, minutes: u64, now: SystemTime) -> RunningExecution {
+        RunningExecution {
+            status: ExecutionStatus::Stopping,
+            modified: Some(now - Duration::from_secs(minutes * 60)),
+            ..running(pipeline, id, 1000, now)
+        }
+    }
+
+    #[test]
+    fn an_execution_stopping_past_the_grace_period_is_stuck_once() {
+        let now = SystemTime::now();
+        let mut policy = policy(None, Some("p"));
+        policy.stopping_grace = MaxRuntime::from_minutes(15);
+        let mut run = GuardRun::new(&policy, now, false);
+        assert!(run.lists_stopping());
+        let stuck = stopping("p", "a", 16, now);
+        let found = run.judge_stopping(&stuck).unwrap();
+        assert_eq!(found.token, token::derive(GUARD_IDENTITY, &stuck.arn));
+        assert_eq!(found.stopping_for.as_secs() / 60, 16);
+        assert_eq!(run.judge_stopping(&stuck), None, "listed twice: once");
+        let mut other_account = stopping("p", "o", 99, now);
+        other_account.arn = other_account.arn.replace("123456789012", "999999999999");
+        let mut unknown = stopping("p", "u", 99, now);
+        unknown.modified = None;
+        for e in [
+            stopping("p", "b", 15, now),
+            stopping("q", "c", 99, now),
+            running("p", "d", 99, now),
+            other_account,
+            unknown,
+        ] {
+            assert_eq!(run.judge_stopping(&e), None, "{e:?}");
+        }
+        assert_eq!(run.finish().stuck_stopping, [found]);
+        policy.stopping_grace = None;
+        let mut off = GuardRun::new(&policy, now, false);
+        assert!(!off.lists_stopping());
+        assert_eq!(off.judge_stopping(&stopping("p", "a", 999, now)), None);
     }
 
     fn tagged(name: &str, value: &str) -> TaggedPipeline {
@@ -811,7 +915,7 @@ mod tests {
     #[test]
     fn nothing_unguarded_exempt_skipped_unreadable_or_out_of_scope_is_stopped() {
         let now = SystemTime::now();
-        let policy = policy(Some(30), Some("guarded,exempt,broken,untagged"));
+        let policy = policy(Some(30), Some("guarded,exempt,broken,untagged,keyless"));
         let mut run = GuardRun::new(&policy, now, true);
         run.add_tagged(&tagged("guarded", "2h"));
         run.add_tagged(&tagged("exempt", "none"));
@@ -862,9 +966,10 @@ mod tests {
             "guarded and untagged (default)"
         );
         assert_eq!(summary.pipelines_exempt, 1);
-        assert_eq!(summary.skipped.len(), 1);
-        assert_eq!(summary.skipped[0].pipeline, "elsewhere");
-        assert!(summary.skipped[0].reason.contains("ALLOWED_PIPELINES"));
+        assert!(summary.skipped.is_empty());
+        assert_eq!(summary.not_allowed.len(), 1);
+        assert_eq!(summary.not_allowed[0].pipeline, "elsewhere");
+        assert!(summary.not_allowed[0].reason.contains("ALLOWED_PIPELINES"));
         let invalid: Vec<&str> = summary
             .invalid_tags
             .iter()
@@ -924,6 +1029,69 @@ mod tests {
         assert!(run
             .to_confirm(&[running("backfill", "a", 500, now), young])
             .is_empty());
+    }
+
+    #[test]
+    fn only_allowed_pipelines_are_confirmed_each_once_and_a_default_means_a_listing() {
+        let now = SystemTime::now();
+        let policy = policy(Some(60), Some("backfill"));
+        let run = GuardRun::new(&policy, now, false);
+        assert!(
+            run.lists_executions(),
+            "a default: every running execution may be over it"
+        );
+        let executions = [
+            running("backfill", "a", 500, now),
+            running("backfill", "b", 300, now),
+            running("elsewhere", "c", 500, now),
+        ];
+        assert_eq!(run.to_confirm(&executions), [format!("{P}/backfill")]);
+    }
+
+    #[test]
+    fn an_unconfirmed_pipeline_within_the_default_is_listed_in_a_dry_run_and_counted_once() {
+        let now = SystemTime::now();
+        let policy = policy(Some(60), None);
+        let mut run = GuardRun::new(&policy, now, true);
+        for id in ["a", "b"] {
+            assert_eq!(run.judge(&running("fresh", id, 30, now)), Judged::Leave);
+        }
+        // Over the default but never confirmed: left alone, and not counted.
+        assert_eq!(run.judge(&running("unread", "c", 90, now)), Judged::Leave);
+        let summary = run.finish();
+        assert_eq!(
+            (summary.pipelines_examined, summary.pipelines_guarded),
+            (1, 1)
+        );
+        let within: Vec<&str> = summary.within_limit.iter().map(|(a, _)| id(a)).collect();
+        assert_eq!(within, ["a", "b"]);
+        assert_eq!(summary.within_limit[0].1.limit.source, LimitSource::Default);
+        assert_eq!(summary.over_limit, 0);
+    }
+
+    #[test]
+    fn without_a_default_an_untagged_pipeline_is_examined_and_left_alone() {
+        let now = SystemTime::now();
+        let policy = policy(None, None);
+        let mut run = GuardRun::new(&policy, now, true);
+        assert_eq!(
+            run.judge(&running("untagged", "a", 5000, now)),
+            Judged::Leave
+        );
+        assert_eq!(
+            run.judge(&running("untagged", "b", 5000, now)),
+            Judged::Leave
+        );
+        let summary = run.finish();
+        assert_eq!(
+            (
+                summary.pipelines_examined,
+                summary.pipelines_guarded,
+                summary.executions_examined
+            ),
+            (1, 0, 2)
+        );
+        assert!(summary.within_limit.is_empty());
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Tally {
     /// tag could not be read.
     pub over_limit: u64,
     pub invalid_tags: u64,
+    /// Executions `Stopping` for longer than the grace period.
+    pub stuck_stopping: u64,
     /// Stop notifications that could not be published.
     pub notifications_failed: u64,
 }
@@ -79,12 +81,13 @@ impl Tally {
         if let Some(guard) = &report.guard {
             tally.over_limit = guard.over_limit as u64;
             tally.invalid_tags = guard.invalid_tags.len() as u64;
+            tally.stuck_stopping = guard.stuck_stopping.len() as u64;
         }
         tally
     }
 
     /// Metric name and value, every metric (zeros included).
-    pub fn metrics(&self) -> [(&'static str, u64); 11] {
+    pub fn metrics(&self) -> [(&'static str, u64); 12] {
         [
             ("Events", 1),
             ("Refused", self.refused),
@@ -96,6 +99,7 @@ impl Tally {
             ("StopsFailed", self.stops_failed),
             ("ExecutionsOverLimit", self.over_limit),
             ("InvalidMaxRuntimeTags", self.invalid_tags),
+            ("ExecutionsStuckStopping", self.stuck_stopping),
             ("NotificationsFailed", self.notifications_failed),
         ]
     }
@@ -317,12 +321,18 @@ mod tests {
                     reason: "r".into(),
                 },
             ],
+            stuck_stopping: vec![crate::guard::StuckStop {
+                arn: A.into(),
+                token: "t".into(),
+                stopping_for: std::time::Duration::from_secs(3600),
+            }],
             error: Some(StopError::new(ErrorKind::Unavailable, "down")),
             ..GuardSummary::default()
         }));
         let tally = Tally::of(&Answer::Acted(r));
         assert_eq!(tally.over_limit, 3);
         assert_eq!(tally.invalid_tags, 2);
+        assert_eq!(tally.stuck_stopping, 1);
         // The failed discovery is a failed target.
         assert_eq!(tally.stops_failed, 1);
     }

@@ -249,6 +249,7 @@ fn plan_guard(
         guard: Some(Box::new(GuardPolicy {
             tag_key: config.max_runtime_tag.clone(),
             default: config.default_max_runtime,
+            stopping_grace: config.stopping_grace,
             allowed: config.allowed.clone(),
             scope: scope.clone(),
         })),
@@ -324,6 +325,29 @@ mod tests {
             .unwrap_err()
             .message
             .contains("32 to 128"));
+        // The derived tokens' space is the function's own.
+        let mut reserved = arns(&[A]);
+        reserved.token = Some(token::derive(crate::guard::GUARD_IDENTITY, B));
+        let err = plan(&reserved, &Config::default(), &scope(), "x").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation);
+        assert!(err.message.contains("stopper-"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_guard_runs_force_token_is_the_same_whatever_the_event() {
+        let guard = Selection {
+            guard: true,
+            ..Selection::default()
+        };
+        let one = plan(&guard, &Config::default(), &scope(), "event-1").unwrap();
+        let other = plan(&guard, &Config::default(), &scope(), "event-2").unwrap();
+        assert_eq!(one.force_token(A, "cb-1"), other.force_token(A, "cb-1"));
+        assert_eq!(
+            one.force_token(A, "cb-1"),
+            token::derive(crate::guard::GUARD_IDENTITY, &format!("{A}#force#cb-1"))
+        );
+        let named = plan(&arns(&[A]), &Config::default(), &scope(), "event-1").unwrap();
+        assert_ne!(named.force_token(A, "cb-1"), one.force_token(A, "cb-1"));
     }
 
     #[test]

@@ -91,6 +91,8 @@ impl Serialize for GuardEntry<'_> {
         entry.serialize_entry("PipelinesGuarded", &guard.pipelines_guarded)?;
         entry.serialize_entry("PipelinesExempt", &guard.pipelines_exempt)?;
         entry.serialize_entry("PipelinesSkipped", &SkippedEntries(guard))?;
+        // Counted, never named: the caller's deployment may not act on them.
+        entry.serialize_entry("PipelinesNotAllowed", &guard.not_allowed.len())?;
         entry.serialize_entry("InvalidTags", &InvalidTagEntries(guard))?;
         entry.serialize_entry("ExecutionsExamined", &guard.executions_examined)?;
         entry.serialize_entry("ExecutionsOverLimit", &guard.over_limit)?;
@@ -106,6 +108,12 @@ impl Serialize for GuardEntry<'_> {
             )?;
         }
         entry.serialize_entry("ExecutionsFailed", &count(|e| e.error().is_some()))?;
+        let stuck: Vec<Value> = guard
+            .stuck_stopping
+            .iter()
+            .map(|s| json!({"PipelineExecutionArn": s.arn, "StoppingMinutes": s.stopping_for.as_secs() / 60}))
+            .collect();
+        entry.serialize_entry("ExecutionsStuckStopping", &stuck)?;
         if report.dry_run {
             let within: Vec<WithinEntry> = guard
                 .within_limit
@@ -413,6 +421,20 @@ mod tests {
     }
 
     #[test]
+    fn an_execution_already_stopping_is_a_success_with_its_status() {
+        let mut r = report(true, vec![(A, Outcome::AlreadyStopping)]);
+        assert_eq!(
+            ok(&r),
+            json!({"PipelineExecutionArn": A, "Outcome": "AlreadyStopping", "Status": "Stopping"})
+        );
+        let (status, body) = http(&r);
+        assert_eq!((status, &body["Outcome"]), (200, &json!("AlreadyStopping")));
+        // After a `Wait`, the status it ended in.
+        r.executions[0].status = Some(ExecutionStatus::Stopped);
+        assert_eq!(ok(&r)["Status"], "Stopped");
+    }
+
+    #[test]
     fn each_failure_class_maps_to_its_error_type_and_status() {
         for (kind, error_type, status) in [
             (ErrorKind::NotFound, "ResourceNotFound", 404),
@@ -558,7 +580,11 @@ mod tests {
             pipelines_exempt: 1,
             skipped: vec![SkippedPipeline {
                 pipeline: "q".into(),
-                reason: "not allowed".into(),
+                reason: "tags unread".into(),
+            }],
+            not_allowed: vec![SkippedPipeline {
+                pipeline: "secret-pipeline".into(),
+                reason: "not in ALLOWED_PIPELINES".into(),
             }],
             invalid_tags: vec![InvalidTag {
                 pipeline: "r".into(),
@@ -568,6 +594,11 @@ mod tests {
             executions_examined: 7,
             over_limit: 2,
             within_limit: vec![(A.into(), run(60, LimitSource::Tag, 10))],
+            stuck_stopping: vec![crate::guard::StuckStop {
+                arn: B.into(),
+                token: "t".into(),
+                stopping_for: Duration::from_secs(20 * 60 + 59),
+            }],
             error: None,
         };
         // Ended before the stop reached it: neither stopped nor failed.
@@ -592,10 +623,12 @@ mod tests {
             body["Guard"],
             json!({"TagKey": "pipeline-stopper:max-runtime", "DefaultMaxRuntime": "90m",
                    "PipelinesExamined": 5, "PipelinesGuarded": 2, "PipelinesExempt": 1,
-                   "PipelinesSkipped": [{"PipelineName": "q", "Reason": "not allowed"}],
+                   "PipelinesSkipped": [{"PipelineName": "q", "Reason": "tags unread"}],
+                   "PipelinesNotAllowed": 1,
                    "InvalidTags": [{"PipelineName": "r", "Value": "4 hours", "Reason": "bad"}],
                    "ExecutionsExamined": 7, "ExecutionsOverLimit": 2, "ExecutionsStopped": 1,
-                   "ExecutionsFailed": 1})
+                   "ExecutionsFailed": 1,
+                   "ExecutionsStuckStopping": [{"PipelineExecutionArn": B, "StoppingMinutes": 20}]})
         );
         assert_eq!(err(&report).kind, ErrorKind::PartialFailure);
         // A dry run counts what would be stopped and lists what is within its limit.
