@@ -6,6 +6,8 @@ is stopped that should not be, nothing twice, and nothing found is lost."""
 import json
 import time
 
+import pytest
+
 from conftest import ACCOUNT, REGION, assert_stopped_once
 from test_cli import cli
 from test_guard import (BROKEN, EXEMPT, OUTSIDE, PIPELINE_ARN, RUNAWAY, TAG, UNTAGGED, YOUNG, calls, guard,
@@ -107,6 +109,7 @@ def test_listings_that_never_end_or_go_round_in_circles_end(emulator):
     assert len(calls(emulator, "ListPipelineExecutions")) == 1000
 
 
+@pytest.mark.timing("which page the half-deadline cuts depends on the function's own speed")
 def test_a_slow_discovery_still_stops_what_it_found(emulator, start_function):
     """Search pages 1 s each, a 7.5 s deadline: the searches get half of it,
     so the third page of running executions is cut off, and the 200 runaways

@@ -106,6 +106,7 @@ def test_two_stops_racing_with_different_tokens_make_one_stop_and_one_already_st
     assert sorted(stop_answers(emulator.state(), A)) == sorted(["Stopping", refused])
 
 
+@pytest.mark.timing("the Lambda step's 5 s count from the seed, before the function starts and stops it twice")
 def test_waiting_on_an_execution_already_stopping_waits_for_its_end(emulator, start_function):
     notify = {"name": "Notify", "type": "Lambda", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:n",
               "finishesInSeconds": 5, "timeoutSeconds": 600}
@@ -163,6 +164,7 @@ def test_a_stop_refused_for_longer_than_the_retries_is_a_conflict(emulator, star
     assert stop_answers(emulator.state(), A) == ["ConflictException"] * 5, "the stop and four retries"
 
 
+@pytest.mark.timing("a 2 s deadline against 400 ms per call")
 def test_the_retries_end_at_the_deadline(emulator, start_function):
     seed_with(emulator, "Executing")
     emulator.faults(transitionConflicts=100, latencyMs=400, operations=["StopPipelineExecution"])
