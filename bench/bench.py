@@ -770,11 +770,13 @@ def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, f
             checks += [
                 check("cold init >= 30x faster than boto3", f"{m['ratio_cold_init']:.0f}x", m["ratio_cold_init"],
                       30, n["ratio_cold_init"], at_least=True),
-                # 50x since issue 17 (was 30x), with each side paying its real
-                # certificate cost (trust_settings).
-                check("cold start (init + first) >= 50x faster than boto3",
+                # 30x, issue 26's figure (50x from issue 17 to issue 25): the
+                # look before a stop adds a round trip to the first invocation
+                # (0.42 ms here), which put a quiet machine's ratio (49.4-52.7x
+                # before it, bench/noise.json) at the edge of the noise.
+                check("cold start (init + first) >= 30x faster than boto3",
                       f"{m['ratio_cold_start']:.1f}x ({rust['cold_start_ms']:.2f} vs {peer['cold_start_ms']:.1f} ms)",
-                      m["ratio_cold_start"], 50, n["ratio_cold_start"], at_least=True),
+                      m["ratio_cold_start"], 30, n["ratio_cold_start"], at_least=True),
                 # 4.5x since the runtime guard (was 5x): see the peak RSS budget.
                 check("peak RSS >= 4.5x less than boto3", f"{m['ratio_peak_rss']:.1f}x", m["ratio_peak_rss"], 4.5,
                       n["ratio_peak_rss"], at_least=True),
