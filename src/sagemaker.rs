@@ -337,8 +337,14 @@ pub async fn list_steps(client: &Client, arn: &str) -> Result<Vec<ListedStep>, S
 /// A step as SageMaker lists it.
 fn listed_step(step: &PipelineExecutionStep) -> ListedStep {
     let metadata = step.metadata();
+    // The iterations of a `ForEach` step share their body step's name: the
+    // iteration's index tells them apart in replies and in `Wait`'s listing.
+    let iteration = step.iteration_context().and_then(|c| c.index());
     ListedStep {
-        name: step.step_name().map(str::to_owned),
+        name: step.step_name().map(|name| match iteration {
+            Some(index) => format!("{name}[{index}]"),
+            None => name.to_owned(),
+        }),
         status: step.step_status().map(|s| s.as_str().to_owned()),
         callback: metadata
             .and_then(|m| m.callback())

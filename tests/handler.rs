@@ -763,6 +763,63 @@ async fn the_running_callback_and_lambda_steps_that_hold_a_stop_are_reported() {
     assert_eq!(fail.num_calls(), 0, "no Force, no step failed");
 }
 
+/// A `ForEach` step's iterations are listed as steps of their own, each with
+/// the body step's name and an `IterationContext`: each one that holds the
+/// stop is reported, told apart by its index, and forced with its own token.
+#[tokio::test]
+async fn the_iterations_of_a_foreach_step_that_hold_a_stop_are_each_reported_and_forced() {
+    let iteration = |index: i32, token: &str| {
+        PipelineExecutionStep::builder()
+            .step_name("approve")
+            .step_status(StepStatus::Executing)
+            .iteration_context(
+                aws_sdk_sagemaker::types::IterationContext::builder()
+                    .parent_step_name("per-region")
+                    .index(index)
+                    .build(),
+            )
+            .metadata(
+                PipelineExecutionStepMetadata::builder()
+                    .callback(
+                        CallbackStepMetadata::builder()
+                            .sqs_queue_url(QUEUE)
+                            .callback_token(token)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let steps = mock!(Client::list_pipeline_execution_steps).then_output(move || {
+        ListPipelineExecutionStepsOutput::builder()
+            .pipeline_execution_steps(iteration(0, "Iter0token"))
+            .pipeline_execution_steps(iteration(1, "Iter1token"))
+            .build()
+    });
+    let (stop, fail) = (stop_ok(), fail_step_ok());
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [&stop, &steps, &fail, &executing()]
+    );
+    let reply = run(client, json!({"PipelineExecutionArn": A, "Force": true}))
+        .await
+        .unwrap();
+    let names: Vec<&str> = reply["BlockingSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["StepName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["approve[0]", "approve[1]"]);
+    assert!(reply["BlockingSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["Force"] == "Sent"));
+    assert_eq!(fail.num_calls(), 2, "each iteration's step failed");
+}
+
 #[tokio::test]
 async fn blocking_steps_are_read_from_every_page_and_a_repeated_token_ends_the_listing() {
     let callback = || {
