@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
-use stopper_core::decide::{self, AfterConflict, AfterStop, ForceStep};
+use stopper_core::decide::{self, AfterConflict, AfterStop, ForceStep, Look};
 use stopper_core::guard::{GuardPolicy, GuardRun, GuardSummary, GuardedRun, Judged};
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
@@ -80,13 +80,15 @@ pub trait Progress: Debug + Send + Sync {
 }
 
 /// How a target was found: named by the caller (status unknown), listed as
-/// `Executing` by a sweep, or found `Executing` by the guard in `Search`, an
-/// index that lags (so it may be this run's own earlier stop).
+/// `Executing` by a sweep, found `Executing` and over its limit by the guard
+/// in `Search`, an index that lags (so it may be a run's own earlier stop),
+/// or found there `Stopping` past the grace period (never stopped again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
     Named,
     Executing,
     Indexed,
+    Stuck,
 }
 
 /// One item of an event's work: a target to act on (with the limit it ran
@@ -284,6 +286,23 @@ impl Engine<'_> {
                 self.discovery_failed(&mut run, error, "stopping executions");
             }
         }
+        // The tags of the untagged pipelines the default would act on, read
+        // within the searches' half of the time: one not read is skipped, and
+        // the stops of what the tags limit go ahead.
+        let to_confirm = run.to_confirm(&executions, &stopping);
+        let tags = self
+            .call_each(to_confirm.into_iter(), |pipeline| async move {
+                let tag = bounded(
+                    searches_until,
+                    sagemaker::pipeline_tag(self.client, &pipeline, &policy.tag_key),
+                )
+                .await;
+                (pipeline, tag)
+            })
+            .await;
+        for (pipeline, tag) in tags {
+            run.add_confirmed(&pipeline, tag);
+        }
         let stuck: Vec<Target> = stopping
             .iter()
             .filter_map(|execution| run.judge_stopping(execution))
@@ -292,22 +311,6 @@ impl Engine<'_> {
                 token: stuck.token,
             })
             .collect();
-        let to_confirm = run.to_confirm(&executions);
-        let tags = self
-            .call_each(to_confirm.into_iter(), |pipeline| async move {
-                let tag = self
-                    .bounded(sagemaker::pipeline_tag(
-                        self.client,
-                        &pipeline,
-                        &policy.tag_key,
-                    ))
-                    .await;
-                (pipeline, tag)
-            })
-            .await;
-        for (pipeline, tag) in tags {
-            run.add_confirmed(&pipeline, tag);
-        }
         let mut over_limit = Vec::new();
         for execution in executions {
             if let Judged::Stop { token, run } = run.judge(&execution) {
@@ -336,7 +339,7 @@ impl Engine<'_> {
             .chain(
                 stuck
                     .into_iter()
-                    .map(|target| Work::Act(target, Found::Indexed, None)),
+                    .map(|target| Work::Act(target, Found::Stuck, None)),
             );
         for work in work {
             if found.send(work).await.is_err() {
@@ -386,7 +389,7 @@ impl Engine<'_> {
         let mut execution = if plan.options.dry_run {
             let status = match found {
                 Found::Executing => Ok(ExecutionStatus::Executing),
-                Found::Named | Found::Indexed => self.describe_status(arn).await,
+                Found::Named | Found::Indexed | Found::Stuck => self.describe_status(arn).await,
             };
             decide::dry_run_report(arn, status)
         } else {
@@ -400,9 +403,15 @@ impl Engine<'_> {
                     // alarm and a schedule for the same runaway) or ended is
                     // reported as such, not stopped again, counted and
                     // notified. A sweep's listing has just said `Executing`.
-                    if found != Found::Executing {
+                    let look = match found {
+                        Found::Executing => None,
+                        Found::Named => Some(Look::Named),
+                        Found::Indexed => Some(Look::Indexed),
+                        Found::Stuck => Some(Look::Stuck),
+                    };
+                    if let Some(look) = look {
                         let status = sagemaker::describe_status(self.client, arn).await;
-                        if let Some(outcome) = decide::before_stop(&status) {
+                        if let Some(outcome) = decide::before_stop(arn, status, look) {
                             return Ok(outcome);
                         }
                     }

@@ -218,12 +218,12 @@ pub async fn search_tagged_pipelines(
     }
 }
 
-/// The value of `key` among `tags`, if it is there.
+/// The value of `key` among `tags`, if it is there (empty when the tag has
+/// no value: a tag that is there is never read as no tag).
 fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
     tags.iter()
         .find(|tag| tag.key() == Some(key))
-        .and_then(|tag| tag.value())
-        .map(str::to_owned)
+        .map(|tag| tag.value().unwrap_or_default().to_owned())
 }
 
 /// The value of `tag_key` on one pipeline, read with `ListTags` (`None`: the

@@ -420,6 +420,10 @@ def test_an_execution_stuck_stopping_is_reported_and_with_force_its_callback_ste
     seed = guard_seed()
     seed["pipelines"][0]["executions"].append(
         {"id": "stuck0000001", "status": "Stopping", "startedMinutesAgo": 120, "steps": [step]})
+    # An exempt pipeline's stop, stuck as long: not the guard's to report or force.
+    exempt_step = dict(step, name="Approve", callbackToken="Ex3mpt0001")
+    seed["pipelines"][2]["executions"].append(
+        {"id": "stuck0000002", "status": "Stopping", "startedMinutesAgo": 120, "steps": [exempt_step]})
     emulator.seed(seed)
     fn = start_function()
     plain = fn.invoke({"Guard": True})
@@ -439,6 +443,8 @@ def test_an_execution_stuck_stopping_is_reported_and_with_force_its_callback_ste
     [sent] = calls(emulator, "SendPipelineExecutionStepFailure")
     assert sent["CallbackToken"] == "Zz9stuck01"
     assert stuck not in emulator.state()["stopTokens"]
+    exempt = arn("long-backfill", "stuck0000002")
+    assert exempt not in json.dumps(forced.payload) and emulator.status(exempt) == "Stopping"
     records = emf_records(fn)
     assert metric_values(records[0])["ExecutionsStuckStopping"] == 1
     assert "StopsFailed" not in metric_values(records[0]), "reported, not a failed stop"

@@ -20,18 +20,44 @@ pub fn is_swept(listed: &ListedExecution, started_before: Option<SystemTime>) ->
         && started_before.is_none_or(|cutoff| listed.started.is_some_and(|t| t < cutoff))
 }
 
-/// What the status looked up before a stop says, if it makes the stop
-/// needless: an ended execution, or one already `Stopping` (another
+/// How a target that is looked at before its stop was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Named by the caller: it asked for this execution to be stopped.
+    Named,
+    /// Found `Executing` and over its limit by the guard, in an index.
+    Indexed,
+    /// Found `Stopping` past the grace period by the guard: never stopped,
+    /// only looked at (and, with `Force`, its blocking steps failed).
+    Stuck,
+}
+
+/// What the status looked up before a stop says, if it settles the target
+/// without a stop: an ended execution, or one already `Stopping` (another
 /// request's stop, or this event's own, delivered before). `None`: send the
-/// stop (the execution is `Executing`, or its status is unknown or could not
-/// be read: the stop's answer then decides).
-pub fn before_stop(status: &Result<ExecutionStatus, StopError>) -> Option<Outcome> {
-    match status {
-        Ok(status) if status.is_finished() => Some(Outcome::AlreadyFinished {
-            status: status.clone(),
-        }),
-        Ok(ExecutionStatus::Stopping) => Some(Outcome::AlreadyStopping),
-        _ => None,
+/// stop. A named execution is stopped whatever the look said (the caller
+/// asked; the stop's answer decides); the guard acts only on a look that
+/// confirms what the index said: an over-limit execution still `Executing`.
+pub fn before_stop(
+    arn: &str,
+    status: Result<ExecutionStatus, StopError>,
+    look: Look,
+) -> Option<Outcome> {
+    let left_alone = |status: &dyn std::fmt::Display| {
+        Outcome::Failed(StopError::new(
+            ErrorKind::Upstream,
+            format!(
+                "the guard found execution {arn} in the index but it is {status} now: left alone \
+                 until a later run finds it again"
+            ),
+        ))
+    };
+    match (status, look) {
+        (Ok(status), _) if status.is_finished() => Some(Outcome::AlreadyFinished { status }),
+        (Ok(ExecutionStatus::Stopping), _) => Some(Outcome::AlreadyStopping),
+        (_, Look::Named) | (Ok(ExecutionStatus::Executing), Look::Indexed) => None,
+        (Ok(status), _) => Some(left_alone(&status)),
+        (Err(error), _) => Some(Outcome::Failed(error)),
     }
 }
 
@@ -303,22 +329,46 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_is_needless_only_for_an_execution_ended_or_already_stopping() {
+    fn the_look_before_a_stop_settles_ended_and_stopping_executions_and_the_guard_trusts_only_it() {
         use ExecutionStatus::*;
-        assert_eq!(
-            before_stop(&Ok(CompletedWithFailures)),
-            Some(Outcome::AlreadyFinished {
-                status: CompletedWithFailures
-            })
-        );
-        assert_eq!(before_stop(&Ok(Stopping)), Some(Outcome::AlreadyStopping));
-        for status in [
-            Ok(Executing),
-            Ok(ExecutionStatus::unknown()),
-            Ok(Other("Paused".into())),
-            Err(StopError::new(ErrorKind::Forbidden, "denied")),
+        let denied = || Err(StopError::new(ErrorKind::Forbidden, "denied"));
+        for look in [Look::Named, Look::Indexed, Look::Stuck] {
+            assert_eq!(
+                before_stop(A, Ok(CompletedWithFailures), look),
+                Some(Outcome::AlreadyFinished {
+                    status: CompletedWithFailures
+                })
+            );
+            assert_eq!(
+                before_stop(A, Ok(Stopping), look),
+                Some(Outcome::AlreadyStopping)
+            );
+        }
+        // Named: stopped whatever the look said; the stop's answer decides.
+        for status in [Ok(Executing), Ok(ExecutionStatus::unknown()), denied()] {
+            assert_eq!(before_stop(A, status, Look::Named), None);
+        }
+        // The guard: an over-limit execution is stopped only when the look
+        // confirms it runs; a stuck one is never stopped.
+        assert_eq!(before_stop(A, Ok(Executing), Look::Indexed), None);
+        for (status, look) in [
+            (Ok(ExecutionStatus::unknown()), Look::Indexed),
+            (Ok(Executing), Look::Stuck),
+            (Ok(Other("Paused".into())), Look::Stuck),
         ] {
-            assert_eq!(before_stop(&status), None, "{status:?}");
+            let Some(Outcome::Failed(e)) = before_stop(A, status, look) else {
+                panic!("{look:?}: left alone")
+            };
+            assert!(e.message.contains("left alone"), "{}", e.message);
+        }
+        for look in [Look::Indexed, Look::Stuck] {
+            assert_eq!(
+                before_stop(A, denied(), look),
+                Some(Outcome::Failed(StopError::new(
+                    ErrorKind::Forbidden,
+                    "denied"
+                )))
+            );
         }
     }
 

@@ -426,21 +426,30 @@ impl<'a> GuardRun<'a> {
     }
 
     /// The pipelines (their ARNs, each once) whose tags must be read before
-    /// any of `executions` is stopped by the default: those not seen tagged
-    /// that have a running execution over the default, in scope and allowed.
-    pub fn to_confirm(&self, executions: &[RunningExecution]) -> Vec<String> {
+    /// the default applies to any of them: those not seen tagged, in scope and
+    /// allowed, that have a running execution over the default, or one of
+    /// `stopping` stuck past the grace period.
+    pub fn to_confirm(
+        &self,
+        executions: &[RunningExecution],
+        stopping: &[RunningExecution],
+    ) -> Vec<String> {
         let Some(default) = self.policy.default else {
             return Vec::new();
         };
+        let over = executions
+            .iter()
+            .filter_map(|e| self.measure(e, default))
+            .filter(|(_, run)| run.is_over())
+            .map(|(parsed, _)| parsed);
+        let stuck = stopping
+            .iter()
+            .filter_map(|e| self.stuck_for(e).map(|(p, _)| p));
         let mut wanted = Vec::new();
         let mut listed = HashSet::new();
-        for execution in executions {
-            let Some((parsed, run)) = self.measure(execution, default) else {
-                continue;
-            };
+        for parsed in over.chain(stuck) {
             let key = pipeline_key(&parsed);
-            if run.is_over()
-                && !self.pipelines.contains_key(&key)
+            if !self.pipelines.contains_key(&key)
                 && self.policy.allowed.check(parsed.pipeline).is_ok()
                 && listed.insert(key.clone())
             {
@@ -448,6 +457,21 @@ impl<'a> GuardRun<'a> {
             }
         }
         wanted
+    }
+
+    /// An execution's pipeline and how long it has been `Stopping`, if it is,
+    /// in scope, for longer than the grace period.
+    fn stuck_for<'e>(
+        &self,
+        execution: &'e RunningExecution,
+    ) -> Option<(ExecutionArn<'e>, Duration)> {
+        let grace = self.policy.stopping_grace?;
+        if execution.status != ExecutionStatus::Stopping {
+            return None;
+        }
+        let parsed = check_execution_arn(&execution.arn, &self.policy.scope).ok()?;
+        let stopping_for = self.now.duration_since(execution.modified?).ok()?;
+        (stopping_for > grace.as_duration()).then_some((parsed, stopping_for))
     }
 
     /// An execution's pipeline and how long it has run against `limit`, if
@@ -556,16 +580,17 @@ impl<'a> GuardRun<'a> {
     }
 
     /// Whether an execution found `Stopping` has been so for longer than the
-    /// grace period, in scope, of a pipeline this deployment may act on.
+    /// grace period, in scope, of a pipeline the guard guards (a limit from
+    /// its tag, or the default once its tags were read): an exempt or
+    /// unguarded pipeline's stops are not the guard's to force. Judged after
+    /// the tags [`GuardRun::to_confirm`] names were read.
     pub fn judge_stopping(&mut self, execution: &RunningExecution) -> Option<StuckStop> {
-        let grace = self.policy.stopping_grace?;
-        if execution.status != ExecutionStatus::Stopping {
-            return None;
-        }
-        let parsed = check_execution_arn(&execution.arn, &self.policy.scope).ok()?;
-        self.policy.allowed.check(parsed.pipeline).ok()?;
-        let stopping_for = self.now.duration_since(execution.modified?).ok()?;
-        if stopping_for <= grace.as_duration() || !self.judged.insert(execution.arn.clone()) {
+        let (parsed, stopping_for) = self.stuck_for(execution)?;
+        let guarded = matches!(
+            self.pipelines.get(&pipeline_key(&parsed)),
+            Some(PipelineGuard::Guarded(_))
+        );
+        if !guarded || !self.judged.insert(execution.arn.clone()) {
             return None;
         }
         let stuck = StuckStop {
@@ -819,10 +844,18 @@ mod tests {
     #[test]
     fn an_execution_stopping_past_the_grace_period_is_stuck_once() {
         let now = SystemTime::now();
-        let mut policy = policy(None, Some("p"));
+        let mut policy = policy(None, Some("p,q,exempt,untagged"));
         policy.stopping_grace = MaxRuntime::from_minutes(15);
         let mut run = GuardRun::new(&policy, now, false);
         assert!(run.lists_stopping());
+        run.add_tagged(&tagged("p", "4h"));
+        run.add_tagged(&tagged("exempt", "none"));
+        // Exempt, or untagged without a default: not the guard's to force.
+        assert_eq!(run.judge_stopping(&stopping("exempt", "x", 99, now)), None);
+        assert_eq!(
+            run.judge_stopping(&stopping("untagged", "y", 99, now)),
+            None
+        );
         let stuck = stopping("p", "a", 16, now);
         let found = run.judge_stopping(&stuck).unwrap();
         assert_eq!(found.token, token::derive(GUARD_IDENTITY, &stuck.arn));
@@ -834,7 +867,7 @@ mod tests {
         unknown.modified = None;
         for e in [
             stopping("p", "b", 15, now),
-            stopping("q", "c", 99, now),
+            stopping("elsewhere", "c", 99, now),
             running("p", "d", 99, now),
             other_account,
             unknown,
@@ -935,7 +968,7 @@ mod tests {
             running("guarded", "g2", 100, now),
             running("untagged", "u2", 29, now),
         ];
-        assert_eq!(run.to_confirm(&executions), [format!("{P}/untagged")]);
+        assert_eq!(run.to_confirm(&executions, &[]), [format!("{P}/untagged")]);
         run.add_confirmed(&format!("{P}/untagged"), Ok(None));
         let mut other_account = running("guarded", "o", 999, now);
         other_account.arn = other_account.arn.replace("123456789012", "999999999999");
@@ -995,7 +1028,7 @@ mod tests {
             let mut run = GuardRun::new(&policy, now, false);
             let execution = running("backfill", "a", 500, now);
             assert_eq!(
-                run.to_confirm(std::slice::from_ref(&execution)),
+                run.to_confirm(std::slice::from_ref(&execution), &[]),
                 [format!("{P}/backfill")]
             );
             if let Some(tag) = confirmed {
@@ -1027,15 +1060,16 @@ mod tests {
         run.add_tagged(&tagged("backfill", "none"));
         let young = running("other", "y", 30, now);
         assert!(run
-            .to_confirm(&[running("backfill", "a", 500, now), young])
+            .to_confirm(&[running("backfill", "a", 500, now), young], &[])
             .is_empty());
     }
 
     #[test]
     fn only_allowed_pipelines_are_confirmed_each_once_and_a_default_means_a_listing() {
         let now = SystemTime::now();
-        let policy = policy(Some(60), Some("backfill"));
-        let run = GuardRun::new(&policy, now, false);
+        let mut policy = policy(Some(60), Some("backfill,stuck"));
+        policy.stopping_grace = MaxRuntime::from_minutes(15);
+        let mut run = GuardRun::new(&policy, now, false);
         assert!(
             run.lists_executions(),
             "a default: every running execution may be over it"
@@ -1045,7 +1079,18 @@ mod tests {
             running("backfill", "b", 300, now),
             running("elsewhere", "c", 500, now),
         ];
-        assert_eq!(run.to_confirm(&executions), [format!("{P}/backfill")]);
+        let stopping = [
+            stopping("stuck", "s", 60, now),
+            stopping("elsewhere", "t", 60, now),
+            stopping("backfill", "u", 5, now),
+        ];
+        assert_eq!(
+            run.to_confirm(&executions, &stopping),
+            [format!("{P}/backfill"), format!("{P}/stuck")]
+        );
+        // Confirmed untagged: the default guards it, and its stuck stop is the guard's.
+        run.add_confirmed(&format!("{P}/stuck"), Ok(None));
+        assert!(run.judge_stopping(&stopping[0]).is_some());
     }
 
     #[test]
