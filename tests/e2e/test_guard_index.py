@@ -91,6 +91,7 @@ def test_newest_first_results_do_not_hide_a_runaway(emulator, start_function):
     assert YOUNG not in stopped_arns(inv.payload)
 
 
+@pytest.mark.timing("2,000 calls from CLI runs each bounded at 30 s: under qemu every call is many times slower")
 def test_listings_that_never_end_or_go_round_in_circles_end(emulator):
     """The CLI has no deadline: each listing is bounded by pages, and a token
     seen before ends it as a failure, having stopped nothing twice."""
