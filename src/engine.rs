@@ -148,10 +148,11 @@ impl Engine<'_> {
             }
         };
         let (guard, ()) = future::join(finding, acting).await;
-        if let Some(guard) = &guard {
+        report.guard = guard.map(Box::new);
+        report.settle_stuck();
+        if let Some(guard) = &report.guard {
             log_guard(self.trigger, guard, &report.executions);
         }
-        report.guard = guard.map(Box::new);
         // The wait ends early enough for its last poll and the fresh step
         // listing to be answered before the deadline.
         let room = self.deadline.map(|at| {

@@ -174,6 +174,21 @@ pub struct Report {
 }
 
 impl Report {
+    /// Keeps in the guard's summary only the executions found stuck
+    /// `Stopping` that the look before acting still found so (one that ended
+    /// meanwhile is not stuck: it would raise the metric and its alarm).
+    pub fn settle_stuck(&mut self) {
+        let Some(guard) = self.guard.as_mut() else {
+            return;
+        };
+        let executions = &self.executions;
+        guard.stuck_stopping.retain(|stuck| {
+            executions
+                .iter()
+                .any(|e| e.arn == stuck.arn && e.outcome == Outcome::AlreadyStopping)
+        });
+    }
+
     /// The message of a sweep that found nothing running (and failed on
     /// nothing): there is no entry to say so.
     pub fn nothing_found(&self) -> Option<String> {
@@ -306,6 +321,38 @@ pub(crate) fn report(single: bool, outcomes: Vec<(&str, Outcome)>) -> Report {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_executions_still_stopping_when_looked_at_stay_stuck() {
+        use crate::guard::StuckStop;
+        let stuck = |arn: &str| StuckStop {
+            arn: arn.into(),
+            token: "t".into(),
+            stopping_for: std::time::Duration::from_secs(3600),
+        };
+        let (a, b, c) = ("arn:a", "arn:b", "arn:c");
+        let mut r = super::report(
+            false,
+            vec![
+                (a, Outcome::AlreadyStopping),
+                (
+                    b,
+                    Outcome::AlreadyFinished {
+                        status: ExecutionStatus::Stopped,
+                    },
+                ),
+            ],
+        );
+        r.guard = Some(Box::new(GuardSummary {
+            stuck_stopping: vec![stuck(a), stuck(b), stuck(c)],
+            ..GuardSummary::default()
+        }));
+        r.settle_stuck();
+        assert_eq!(r.guard.as_ref().unwrap().stuck_stopping, [stuck(a)]);
+        let mut plain = super::report(false, vec![]);
+        plain.settle_stuck();
+        assert!(plain.guard.is_none());
+    }
+
     use super::*;
 
     const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/a";
