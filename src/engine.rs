@@ -287,14 +287,19 @@ impl Engine<'_> {
                 self.discovery_failed(&mut run, error, "stopping executions");
             }
         }
-        // The tags of the untagged pipelines the default would act on, read
-        // within the searches' half of the time: one not read is skipped, and
-        // the stops of what the tags limit go ahead.
+        // The own tags of the pipelines the guard would act on (the index
+        // may lag a tag change, and misses pipelines): read within half of
+        // the time then left; one not read is skipped, and the stops of the
+        // others go ahead with the rest.
         let to_confirm = run.to_confirm(&executions, &stopping);
+        let tags_until = self.deadline.map(|at| {
+            let now = Instant::now();
+            now + at.saturating_duration_since(now) / 2
+        });
         let tags = self
             .call_each(to_confirm.into_iter(), |pipeline| async move {
                 let tag = bounded(
-                    searches_until,
+                    tags_until,
                     sagemaker::pipeline_tag(self.client, &pipeline, &policy.tag_key),
                 )
                 .await;

@@ -33,20 +33,39 @@ def test_a_pipeline_the_index_has_not_seen_tagged_is_not_taken_for_untagged(emul
     [by_default] = [e for e in inv.payload["Executions"] if e["PipelineExecutionArn"] == UNTAGGED]
     assert by_default["Guard"]["LimitSource"] == "Default"
     read = sorted(body["ResourceArn"] for body in calls(emulator, "ListTags"))
-    assert read == [f"{PIPELINE_ARN}/{p}" for p in ("broken-tag", "feature-eng", "long-backfill")], read
+    assert read == [f"{PIPELINE_ARN}/{p}" for p in ("broken-tag", "feature-eng", "long-backfill", "nightly-training",
+                                                     "prod-inference")], read
     assert [t["PipelineName"] for t in inv.payload["Guard"]["InvalidTags"]] == ["broken-tag"]
     assert_stopped_once(emulator.state(), stopped)
 
 
-def test_a_pipeline_whose_tags_cannot_be_read_is_not_stopped_by_the_default(emulator, start_function):
+def test_a_pipeline_whose_tags_cannot_be_read_is_not_stopped(emulator, start_function):
+    """Neither by the default nor by a limit only the index gives."""
     emulator.seed(guard_seed())
     emulator.faults(accessDenied=100, operations=["ListTags"])
     fn = start_function(env=DEFAULT)
     inv = fn.invoke({"Guard": True})
     assert inv.ok, inv.payload
-    assert sorted(stopped_arns(inv.payload)) == sorted([OUTSIDE, RUNAWAY]), "the tags' limits still apply"
+    assert stopped_arns(inv.payload) == []
     skipped = {s["PipelineName"]: s["Reason"] for s in inv.payload["Guard"]["PipelinesSkipped"]}
-    assert "its tags could not be read" in skipped["feature-eng"], skipped
+    # Those the guard would act on; the exempt and the unreadable ones it would not.
+    assert set(skipped) == {"feature-eng", "nightly-training", "prod-inference"}
+    assert all("its tags could not be read" in reason for reason in skipped.values()), skipped
+    assert calls(emulator, "StopPipelineExecution") == []
+
+
+def test_a_tag_changed_since_the_index_saw_it_is_what_counts(emulator, start_function):
+    """The owner has just exempted nightly-training (none); the index still
+    shows its old limit (60): its 90-minute runaway is left alone."""
+    seed = guard_seed()
+    seed["pipelines"][0]["tags"][TAG] = "none"
+    emulator.seed(seed)
+    emulator.faults(indexTags={"Nightly-Training": {TAG: "60"}}, operations=["Search"])
+    inv = start_function().invoke({"Guard": True})
+    assert inv.ok, inv.payload
+    assert stopped_arns(inv.payload) == [OUTSIDE]
+    assert emulator.status(RUNAWAY) == "Executing"
+    assert inv.payload["Guard"]["PipelinesExempt"] == 2, "long-backfill, and nightly-training now"
 
 
 def test_a_record_of_another_account_or_whose_name_is_not_its_arns_sets_no_limit(emulator, start_function):

@@ -53,7 +53,8 @@ of Search's Pipeline results (their tags not indexed yet), "indexExtra":
 [records] added to them (another account's, a name that is not its ARN's),
 "indexOrder": "reversed" (PipelineExecution results newest first, whatever
 SortOrder says), "indexStale": {arn: status} (PipelineExecution records
-that still show an old status, as before a stop is indexed), and, for every paged listing, "pageTokens": "endless"
+that still show an old status, as before a stop is indexed), "indexTags":
+{pipeline name: {key: value}} (Pipeline records that still show old tags), and, for every paged listing, "pageTokens": "endless"
 (empty pages, each with a new token), "cycle" (the last page's token leads
 back to the first) or "overlap" (each page repeats the last item of the one
 before). "operations", when given, limits every fault to those operations,
@@ -509,6 +510,9 @@ class State:
             raise validation("Filters must be a list of at most 20")
         if resource == "Pipeline":
             records = [self._pipeline_record(p) for p in self.pipelines.values()]
+            stale = {name.lower(): tags for name, tags in (self._faulty("Search").get("indexTags") or {}).items()}
+            records = [dict(r, Tags=[{"Key": k, "Value": v} for k, v in stale[r["PipelineName"].lower()].items()])
+                       if r["PipelineName"].lower() in stale else r for r in records]
         else:
             for e in self.executions.values():
                 self.advance(e)

@@ -341,6 +341,8 @@ pub struct GuardRun<'a> {
     assumed_default: HashSet<String>,
     /// Executions judged, so one listed twice is judged once.
     judged: HashSet<String>,
+    /// Pipelines whose own tags `ListTags` read (see [`GuardRun::to_confirm`]).
+    confirmed: HashSet<String>,
     summary: GuardSummary,
 }
 
@@ -362,6 +364,7 @@ impl<'a> GuardRun<'a> {
             pipelines: HashMap::new(),
             assumed_default: HashSet::new(),
             judged: HashSet::new(),
+            confirmed: HashSet::new(),
             summary: GuardSummary {
                 tag_key: policy.tag_key.clone(),
                 default: policy.default,
@@ -425,31 +428,39 @@ impl<'a> GuardRun<'a> {
                 .any(|p| matches!(p, PipelineGuard::Guarded(_)))
     }
 
-    /// The pipelines (their ARNs, each once) whose tags must be read before
-    /// the default applies to any of them: those not seen tagged, in scope and
-    /// allowed, that have a running execution over the default, or one of
-    /// `stopping` stuck past the grace period.
+    /// The pipelines (their ARNs, each once) whose own tags must be read
+    /// before the guard acts on any of their executions: those, in scope and
+    /// allowed, with a running execution over their limit (the tag's, as the
+    /// index has it, or the default for one not seen tagged), or one of
+    /// `stopping` stuck past the grace period. `Search` is an index: a tag
+    /// changed a moment ago (to `off`, say) may not be in it yet, and a
+    /// pipeline missing from it is not known to be untagged.
     pub fn to_confirm(
         &self,
         executions: &[RunningExecution],
         stopping: &[RunningExecution],
     ) -> Vec<String> {
-        let Some(default) = self.policy.default else {
-            return Vec::new();
+        let limit_of = |parsed: &ExecutionArn| match self.pipelines.get(&pipeline_key(parsed)) {
+            Some(PipelineGuard::Guarded(limit)) => Some(limit.max_runtime),
+            Some(_) => None,
+            None => self.policy.default,
         };
         let over = executions
             .iter()
-            .filter_map(|e| self.measure(e, default))
-            .filter(|(_, run)| run.is_over())
+            .filter_map(|e| self.measure(e, MaxRuntime { minutes: 1 }))
+            .filter(|(parsed, run)| {
+                limit_of(parsed).is_some_and(|limit| run.runtime > limit.as_duration())
+            })
             .map(|(parsed, _)| parsed);
         let stuck = stopping
             .iter()
-            .filter_map(|e| self.stuck_for(e).map(|(p, _)| p));
+            .filter_map(|e| self.stuck_for(e).map(|(parsed, _)| parsed))
+            .filter(|parsed| limit_of(parsed).is_some());
         let mut wanted = Vec::new();
         let mut listed = HashSet::new();
         for parsed in over.chain(stuck) {
             let key = pipeline_key(&parsed);
-            if !self.pipelines.contains_key(&key)
+            if !self.confirmed.contains(&key)
                 && self.policy.allowed.check(parsed.pipeline).is_ok()
                 && listed.insert(key.clone())
             {
@@ -509,6 +520,13 @@ impl<'a> GuardRun<'a> {
             .next()
             .unwrap_or_default()
             .to_owned();
+        self.confirmed.insert(key.clone());
+        if let Some(PipelineGuard::Guarded(_)) = self.pipelines.get(&key) {
+            // The limit the index's tag gave: replaced by what the tags say.
+            self.pipelines.remove(&key);
+            self.summary.pipelines_examined -= 1;
+            self.summary.pipelines_guarded -= 1;
+        }
         match tag {
             Ok(tag) => {
                 self.see(key, &name, tag.as_deref());
@@ -516,8 +534,8 @@ impl<'a> GuardRun<'a> {
             Err(error) => {
                 let guard = PipelineGuard::Unconfirmed {
                     why: format!(
-                        "its tags could not be read to confirm it has no {} tag, so the default does \
-                         not apply: {}",
+                        "its tags could not be read to confirm its {} tag (or that it has none), \
+                         so no limit applies: {}",
                         self.policy.tag_key, error.message
                     ),
                 };
@@ -540,7 +558,13 @@ impl<'a> GuardRun<'a> {
         let key = pipeline_key(&parsed);
         let pipeline = parsed.pipeline.to_owned();
         let limit = match self.pipelines.get(&key) {
-            Some(PipelineGuard::Guarded(limit)) => *limit,
+            // Over it, the limit must be what the pipeline's own tags say.
+            Some(PipelineGuard::Guarded(limit))
+                if self.confirmed.contains(&key)
+                    || measured.runtime <= limit.max_runtime.as_duration() =>
+            {
+                *limit
+            }
             Some(_) => return Judged::Leave,
             None if self.policy.default.is_none() => {
                 self.see(key, &pipeline, None);
@@ -586,10 +610,9 @@ impl<'a> GuardRun<'a> {
     /// the tags [`GuardRun::to_confirm`] names were read.
     pub fn judge_stopping(&mut self, execution: &RunningExecution) -> Option<StuckStop> {
         let (parsed, stopping_for) = self.stuck_for(execution)?;
-        let guarded = matches!(
-            self.pipelines.get(&pipeline_key(&parsed)),
-            Some(PipelineGuard::Guarded(_))
-        );
+        let key = pipeline_key(&parsed);
+        let guarded = matches!(self.pipelines.get(&key), Some(PipelineGuard::Guarded(_)))
+            && self.confirmed.contains(&key);
         if !guarded || !self.judged.insert(execution.arn.clone()) {
             return None;
         }
@@ -850,13 +873,19 @@ mod tests {
         assert!(run.lists_stopping());
         run.add_tagged(&tagged("p", "4h"));
         run.add_tagged(&tagged("exempt", "none"));
+        let stuck = stopping("p", "a", 16, now);
+        assert_eq!(run.judge_stopping(&stuck), None, "its tags not read yet");
+        assert_eq!(
+            run.to_confirm(&[], std::slice::from_ref(&stuck)),
+            [format!("{P}/p")]
+        );
+        run.add_confirmed(&format!("{P}/p"), Ok(Some("4h".into())));
         // Exempt, or untagged without a default: not the guard's to force.
         assert_eq!(run.judge_stopping(&stopping("exempt", "x", 99, now)), None);
         assert_eq!(
             run.judge_stopping(&stopping("untagged", "y", 99, now)),
             None
         );
-        let stuck = stopping("p", "a", 16, now);
         let found = run.judge_stopping(&stuck).unwrap();
         assert_eq!(found.token, token::derive(GUARD_IDENTITY, &stuck.arn));
         assert_eq!(found.stopping_for.as_secs() / 60, 16);
@@ -902,6 +931,16 @@ mod tests {
         run.add_tagged(&tagged("Nightly-Training", "60"));
         assert!(run.lists_executions());
         let over = running("nightly-training", "a", 61, now);
+        // Over its limit as the index has it: the pipeline's own tags decide.
+        assert_eq!(
+            run.to_confirm(
+                &[over.clone(), running("nightly-training", "y", 5, now)],
+                &[]
+            ),
+            [format!("{P}/nightly-training")]
+        );
+        run.add_confirmed(&format!("{P}/nightly-training"), Ok(Some("60".into())));
+        assert!(run.to_confirm(std::slice::from_ref(&over), &[]).is_empty());
         let Judged::Stop {
             token,
             run: guarded,
@@ -968,7 +1007,11 @@ mod tests {
             running("guarded", "g2", 100, now),
             running("untagged", "u2", 29, now),
         ];
-        assert_eq!(run.to_confirm(&executions, &[]), [format!("{P}/untagged")]);
+        assert_eq!(
+            run.to_confirm(&executions, &[]),
+            [format!("{P}/guarded"), format!("{P}/untagged")]
+        );
+        run.add_confirmed(&format!("{P}/guarded"), Ok(Some("2h".into())));
         run.add_confirmed(&format!("{P}/untagged"), Ok(None));
         let mut other_account = running("guarded", "o", 999, now);
         other_account.arn = other_account.arn.replace("123456789012", "999999999999");
@@ -1137,6 +1180,47 @@ mod tests {
             (1, 0, 2)
         );
         assert!(summary.within_limit.is_empty());
+    }
+
+    /// The index can lag a tag change: a limit the index gives is acted on
+    /// only once the pipeline's own tags confirm it.
+    #[test]
+    fn a_tag_changed_since_the_index_saw_it_decides() {
+        let now = SystemTime::now();
+        let policy = policy(Some(600), None);
+        let judge_after = |confirmed: Option<Result<Option<String>, StopError>>| {
+            let mut run = GuardRun::new(&policy, now, false);
+            run.add_tagged(&tagged("p", "1h"));
+            if let Some(tag) = confirmed {
+                run.add_confirmed(&format!("{P}/p"), tag);
+            }
+            let judged = run.judge(&running("p", "a", 90, now));
+            (judged, run.finish())
+        };
+        // Not read (the deadline came first): nothing stopped on the index's word.
+        assert_eq!(judge_after(None).0, Judged::Leave);
+        let (judged, summary) = judge_after(Some(Ok(Some("off".into()))));
+        assert_eq!(judged, Judged::Leave);
+        assert_eq!(
+            (
+                summary.pipelines_examined,
+                summary.pipelines_guarded,
+                summary.pipelines_exempt
+            ),
+            (1, 0, 1)
+        );
+        // The tag removed: the default (10 h) applies, and 90 minutes is within it.
+        assert_eq!(judge_after(Some(Ok(None))).0, Judged::Leave);
+        let (judged, summary) = judge_after(Some(Ok(Some("1h".into()))));
+        assert!(matches!(judged, Judged::Stop { run, .. } if run.limit.source == LimitSource::Tag));
+        assert_eq!(
+            (summary.pipelines_examined, summary.pipelines_guarded),
+            (1, 1)
+        );
+        let (judged, summary) = judge_after(Some(Err(StopError::forbidden("denied"))));
+        assert_eq!(judged, Judged::Leave);
+        assert_eq!(summary.skipped.len(), 1);
+        assert_eq!(summary.pipelines_guarded, 0);
     }
 
     #[test]
