@@ -190,3 +190,23 @@ def test_the_cli_reports_an_execution_already_stopping(emulator):
     run = cli(emulator, "--pipeline-execution-arn", A)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["Outcome"] == "AlreadyStopping"
+
+
+def test_a_foreach_steps_iterations_that_hold_a_stop_are_each_reported_and_forced(emulator, start_function):
+    """A ForEach step's iterations are listed as steps of their own (with an
+    IterationContext, sharing their body step's name); each running Callback
+    iteration holds the stop, is named by its index, and is failed by Force."""
+    def iteration(index, token):
+        return {"name": "Approve", "type": "Callback", "callbackToken": token, "queueUrl": QUEUE,
+                "iteration": {"parent": "PerRegion", "index": index}}
+    steps = [{"name": "PerRegion", "type": "ForEach", "items": 2}, iteration(0, "Iter0token"), iteration(1, "Iter1token")]
+    seed_with(emulator, "Executing", steps=steps)
+    fn = start_function()
+    inv = fn.invoke({"PipelineExecutionArn": A, "Force": True, "WaitSeconds": 5})
+    assert inv.ok, inv.payload
+    assert [(s["StepName"], s["Force"]) for s in inv.payload["BlockingSteps"]] == [
+        ("Approve[0]", "Sent"), ("Approve[1]", "Sent")], inv.payload
+    assert inv.payload["Status"] == "Stopped"
+    sent = [c["body"]["CallbackToken"] for c in emulator.state()["calls"]
+            if c["operation"] == "SendPipelineExecutionStepFailure"]
+    assert sorted(sent) == ["Iter0token", "Iter1token"]

@@ -168,7 +168,8 @@ class State:
         """spec: {"account", "region", "pipelines": [{"name", "executions": [
         {"id", "status", "startedMinutesAgo", "steps": [{"name", "type":
         "Training"|"Callback"|"Lambda"|..., "status", "callbackToken",
-        "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds"}]}],
+        "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds",
+        "iteration": {"parent", "index"}}]}],
         "generate": {"Executing": 1000, "Succeeded": 3}, "generateStartedMinutesAgo": 1,
         "tags": {"key": "value"}}], "maxArnLength": 2048}"""
         self.reset()
@@ -408,6 +409,10 @@ class State:
                 step["Metadata"]["Lambda"] = {"Arn": s.get("functionArn")}
             elif s.get("type") == "Training":
                 step["Metadata"]["TrainingJob"] = {"Arn": s.get("jobArn", f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{s['name'].lower()}")}
+            elif s.get("type") == "ForEach":
+                step["Metadata"]["ForEach"] = {"InputItemCount": s.get("items", 0)}
+            if "iteration" in s:  # a ForEach iteration's step: {"parent": name, "index": n}
+                step["IterationContext"] = {"ParentStepName": s["iteration"]["parent"], "Index": s["iteration"]["index"]}
             steps.append(step)
         chunk, nxt = self._page(steps, body, 50, "ListPipelineExecutionSteps")
         out = {"PipelineExecutionSteps": chunk}
