@@ -939,6 +939,10 @@ mod tests {
             ),
             [format!("{P}/nightly-training")]
         );
+        // Exactly at its limit is not over it: nothing to confirm.
+        assert!(run
+            .to_confirm(&[running("nightly-training", "b", 60, now)], &[])
+            .is_empty());
         run.add_confirmed(&format!("{P}/nightly-training"), Ok(Some("60".into())));
         assert!(run.to_confirm(std::slice::from_ref(&over), &[]).is_empty());
         let Judged::Stop {
