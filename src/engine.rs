@@ -17,7 +17,9 @@ use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
 use stopper_core::decide::{self, AfterConflict, AfterStop, ForceStep, Look};
-use stopper_core::guard::{GuardPolicy, GuardRun, GuardSummary, GuardedRun, Judged};
+use stopper_core::guard::{
+    GuardPolicy, GuardRun, GuardSummary, GuardedRun, Judged, RunningExecution,
+};
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
     step_labels, ExecutionReport, Outcome, PipelineFailure, Report, StepReport,
@@ -264,29 +266,15 @@ impl Engine<'_> {
                 return run.finish();
             }
         }
-        let mut executions = Vec::new();
-        if run.lists_executions() {
-            let searched = bounded(
-                searches_until,
-                sagemaker::search_executions(self.client, "Executing", &mut executions),
-            )
+        let wanted = run.lists_executions();
+        let executions = self
+            .search_executions(&mut run, wanted, "Executing", searches_until)
             .await;
-            if let Err(error) = searched {
-                self.discovery_failed(&mut run, error, "running executions");
-            }
-        }
         // Executions asked to stop that still are not, past the grace period.
-        let mut stopping = Vec::new();
-        if run.lists_stopping() {
-            let searched = bounded(
-                searches_until,
-                sagemaker::search_executions(self.client, "Stopping", &mut stopping),
-            )
+        let wanted = run.lists_stopping();
+        let stopping = self
+            .search_executions(&mut run, wanted, "Stopping", searches_until)
             .await;
-            if let Err(error) = searched {
-                self.discovery_failed(&mut run, error, "stopping executions");
-            }
-        }
         // The own tags of the pipelines the guard would act on (the index
         // may lag a tag change, and misses pipelines): read within half of
         // the time then left; one not read is skipped, and the stops of the
@@ -353,6 +341,31 @@ impl Engine<'_> {
             }
         }
         run.finish()
+    }
+
+    /// The account's executions in `status`, when `wanted`, searched until
+    /// `until`; a search that fails is the run's error, and what it found
+    /// before is kept.
+    async fn search_executions(
+        &self,
+        run: &mut GuardRun<'_>,
+        wanted: bool,
+        status: &str,
+        until: Option<Instant>,
+    ) -> Vec<RunningExecution> {
+        let mut found = Vec::new();
+        if wanted {
+            let searched = bounded(
+                until,
+                sagemaker::search_executions(self.client, status, &mut found),
+            )
+            .await;
+            if let Err(error) = searched {
+                let searched = format!("{} executions", status.to_ascii_lowercase());
+                self.discovery_failed(run, error, &searched);
+            }
+        }
+        found
     }
 
     /// A search of the guard's discovery failed: logged, and kept as the run's error.

@@ -227,9 +227,9 @@ fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
 }
 
 /// The value of `tag_key` on one pipeline, read with `ListTags` (`None`: the
-/// pipeline does not carry it). The guard reads it before it stops an
-/// execution by the default: `Search` is an index, and a pipeline missing
-/// from its listing of tagged pipelines is not known to be untagged.
+/// pipeline does not carry it). The guard reads it before it acts on any of
+/// the pipeline's executions: `Search` is an index, which can miss a tagged
+/// pipeline or show a tag its owner has just changed.
 pub async fn pipeline_tag(
     client: &Client,
     pipeline_arn: &str,
