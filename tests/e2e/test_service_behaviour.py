@@ -210,3 +210,15 @@ def test_a_foreach_steps_iterations_that_hold_a_stop_are_each_reported_and_force
     sent = [c["body"]["CallbackToken"] for c in emulator.state()["calls"]
             if c["operation"] == "SendPipelineExecutionStepFailure"]
     assert sorted(sent) == ["Iter0token", "Iter1token"]
+
+
+def test_a_callback_step_that_ends_before_force_reaches_it_is_reported_not_failed(emulator, start_function):
+    """Its consumer answered between the listing and the failure: SageMaker
+    answers ConflictException, which means the step no longer holds the stop."""
+    seed_with(emulator, "Executing")
+    emulator.faults(stepEndsBeforeAnswer={"cbtoken001": "Succeeded"})
+    fn = start_function()
+    inv = fn.invoke({"PipelineExecutionArn": A, "Force": True})
+    assert inv.ok, inv.payload
+    assert inv.payload["Outcome"] == "StopRequested"
+    assert inv.payload["BlockingSteps"][0]["Force"] == "StepAlreadyEnded", inv.payload

@@ -46,7 +46,9 @@ Faults for behaviour that real clients report but that cannot be on for every
 request: "transitionConflicts": n, the next n stops of an Executing execution
 are refused with ConflictException (as while it moves between steps), and it
 stays Executing; "endsBeforeStop": {arn: status}, that execution ends in
-status just before the first stop of it arrives (a race with a listing).
+status just before the first stop of it arrives (a race with a listing);
+"stepEndsBeforeAnswer": {callbackToken: status}, that callback step ends in
+status just before the first SendPipelineExecutionStep* for it arrives.
 Search is an index, eventually consistent and paged by offsets; faults give
 the answers such an index can give: "indexHides": [pipeline names] left out
 of Search's Pipeline results (their tags not indexed yet), "indexExtra":
@@ -432,6 +434,10 @@ class State:
             for ex in self.executions.values():
                 for step in ex["steps"]:
                     if step.get("type") == "Callback" and step.get("callbackToken") == token:
+                        ends = self.faults.get("stepEndsBeforeAnswer") or {}
+                        if token in ends:  # its consumer answered just before this call
+                            step["status"] = ends.pop(token)
+                            self.advance(ex)
                         if step["status"] != "Executing":
                             raise ApiError("ConflictException", "The callback step is not running.")
                         step["status"] = outcome
