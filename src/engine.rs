@@ -81,23 +81,12 @@ pub trait Progress: Debug + Send + Sync {
     }
 }
 
-/// How a target was found: named by the caller (status unknown), listed as
-/// `Executing` by a sweep, found `Executing` and over its limit by the guard
-/// in `Search`, an index that lags (so it may be a run's own earlier stop),
-/// or found there `Stopping` past the grace period (never stopped again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Found {
-    Named,
-    Executing,
-    Indexed,
-    Stuck,
-}
-
-/// One item of an event's work: a target to act on (with the limit it ran
-/// past, when the guard found it), or a pipeline whose listing failed
-/// (reported in order with the targets).
+/// One item of an event's work: a target to act on, with how it is looked at
+/// before its stop (`None`: a sweep's listing has just said `Executing`) and
+/// the limit it ran past when the guard found it; or a pipeline whose listing
+/// failed (reported in order with the targets).
 enum Work {
-    Act(Target, Found, Option<GuardedRun>),
+    Act(Target, Option<Look>, Option<GuardedRun>),
     ListingFailed(PipelineFailure),
 }
 
@@ -130,7 +119,7 @@ impl Engine<'_> {
             let named = plan
                 .executions
                 .iter()
-                .map(|target| Work::Act(target.clone(), Found::Named, None));
+                .map(|target| Work::Act(target.clone(), Some(Look::Named), None));
             let swept = stream::poll_fn(move |cx| found_rx.poll_recv(cx));
             // `buffered`, not `buffer_unordered`, on purpose: a target whose
             // call is in backoff (throttled) holds back new starts until it
@@ -195,7 +184,7 @@ impl Engine<'_> {
                             continue;
                         }
                         self.tell(|p| p.found(1));
-                        Work::Act(plan.swept_target(listed.arn), Found::Executing, None)
+                        Work::Act(plan.swept_target(listed.arn), None, None)
                     }
                     Ok(None) => {
                         info!(
@@ -248,10 +237,7 @@ impl Engine<'_> {
         found: mpsc::Sender<Work>,
     ) -> GuardSummary {
         let mut run = GuardRun::new(policy, SystemTime::now(), plan.options.dry_run);
-        let searches_until = self.deadline.map(|at| {
-            let now = Instant::now();
-            now + at.saturating_duration_since(now) / 2
-        });
+        let searches_until = self.half_the_time_left();
         let tagged = bounded(
             searches_until,
             sagemaker::search_tagged_pipelines(self.client, &policy.tag_key),
@@ -280,10 +266,7 @@ impl Engine<'_> {
         // the time then left; one not read is skipped, and the stops of the
         // others go ahead with the rest.
         let to_confirm = run.to_confirm(&executions, &stopping);
-        let tags_until = self.deadline.map(|at| {
-            let now = Instant::now();
-            now + at.saturating_duration_since(now) / 2
-        });
+        let tags_until = self.half_the_time_left();
         let tags = self
             .call_each(to_confirm.into_iter(), |pipeline| async move {
                 let tag = bounded(
@@ -329,11 +312,11 @@ impl Engine<'_> {
         // again), their blocking steps listed and, with `Force`, failed.
         let work = over_limit
             .into_iter()
-            .map(|(target, run)| Work::Act(target, Found::Indexed, Some(run)))
+            .map(|(target, run)| Work::Act(target, Some(Look::Indexed), Some(run)))
             .chain(
                 stuck
                     .into_iter()
-                    .map(|target| Work::Act(target, Found::Stuck, None)),
+                    .map(|target| Work::Act(target, Some(Look::Stuck), None)),
             );
         for work in work {
             if found.send(work).await.is_err() {
@@ -383,9 +366,9 @@ impl Engine<'_> {
     /// Does one item of work, logging what happened to a target.
     async fn work(&self, plan: &Plan, work: Work) -> Result<ExecutionReport, PipelineFailure> {
         match work {
-            Work::Act(target, found, guard) => {
+            Work::Act(target, look, guard) => {
                 let started = Instant::now();
-                let mut execution = self.act(plan, &target, found).await;
+                let mut execution = self.act(plan, &target, look).await;
                 execution.guard = guard;
                 log_stop(
                     self.trigger,
@@ -403,12 +386,12 @@ impl Engine<'_> {
 
     /// Stops one target (in a dry run, looks at it), then lists the steps
     /// that hold the stop and, with `Force`, fails the ones that can be.
-    async fn act(&self, plan: &Plan, target: &Target, found: Found) -> ExecutionReport {
+    async fn act(&self, plan: &Plan, target: &Target, look: Option<Look>) -> ExecutionReport {
         let arn = target.arn.as_str();
         let mut execution = if plan.options.dry_run {
-            let status = match found {
-                Found::Executing => Ok(ExecutionStatus::Executing),
-                Found::Named | Found::Indexed | Found::Stuck => self.describe_status(arn).await,
+            let status = match look {
+                None => Ok(ExecutionStatus::Executing),
+                Some(_) => self.describe_status(arn).await,
             };
             decide::dry_run_report(arn, status)
         } else {
@@ -422,12 +405,6 @@ impl Engine<'_> {
                     // alarm and a schedule for the same runaway) or ended is
                     // reported as such, not stopped again, counted and
                     // notified. A sweep's listing has just said `Executing`.
-                    let look = match found {
-                        Found::Executing => None,
-                        Found::Named => Some(Look::Named),
-                        Found::Indexed => Some(Look::Indexed),
-                        Found::Stuck => Some(Look::Stuck),
-                    };
                     if let Some(look) = look {
                         let status = sagemaker::describe_status(self.client, arn).await;
                         if let Some(outcome) = decide::before_stop(arn, status, look) {
@@ -603,6 +580,14 @@ impl Engine<'_> {
                 None
             }
         }
+    }
+
+    /// Halfway between now and the deadline, if there is one.
+    fn half_the_time_left(&self) -> Option<Instant> {
+        self.deadline.map(|at| {
+            let now = Instant::now();
+            now + at.saturating_duration_since(now) / 2
+        })
     }
 
     /// Runs a SageMaker call, giving up at the deadline.

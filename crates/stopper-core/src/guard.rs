@@ -165,32 +165,31 @@ pub fn pipeline_guard(
     default: Option<MaxRuntime>,
     allowed: &AllowList,
 ) -> PipelineGuard {
-    let read = tag.map(parse_max_runtime);
-    match (&read, default) {
+    let limit = match (tag.map(parse_max_runtime), default) {
         (Some(Ok(TagValue::Exempt)), _) => return PipelineGuard::Exempt,
         (None, None) => return PipelineGuard::Unguarded,
-        _ => {}
-    }
+        (Some(Ok(TagValue::Limit(max_runtime))), _) => Ok(Limit {
+            max_runtime,
+            source: LimitSource::Tag,
+        }),
+        (Some(Err(why)), _) => Err(why),
+        (None, Some(max_runtime)) => Ok(Limit {
+            max_runtime,
+            source: LimitSource::Default,
+        }),
+    };
+    // Checked before the tag is echoed: a pipeline this deployment may not
+    // act on is not described to anyone.
     if let Err(e) = allowed.check(pipeline) {
         return PipelineGuard::NotAllowed { why: e.message };
     }
-    let limit = match read {
-        Some(Ok(TagValue::Limit(max_runtime))) => Limit {
-            max_runtime,
-            source: LimitSource::Tag,
+    match limit {
+        Ok(limit) => PipelineGuard::Guarded(limit),
+        Err(why) => PipelineGuard::InvalidTag {
+            value: bounded(tag.unwrap_or_default()),
+            why,
         },
-        Some(Err(why)) => {
-            return PipelineGuard::InvalidTag {
-                value: bounded(tag.unwrap_or_default()),
-                why,
-            }
-        }
-        _ => Limit {
-            max_runtime: default.unwrap_or(MaxRuntime { minutes: 1 }),
-            source: LimitSource::Default,
-        },
-    };
-    PipelineGuard::Guarded(limit)
+    }
 }
 
 /// A tag value as echoed back: tag values have at most 256 characters, but a
@@ -447,9 +446,9 @@ impl<'a> GuardRun<'a> {
         };
         let over = executions
             .iter()
-            .filter_map(|e| self.measure(e, MaxRuntime { minutes: 1 }))
-            .filter(|(parsed, run)| {
-                limit_of(parsed).is_some_and(|limit| run.runtime > limit.as_duration())
+            .filter_map(|e| self.running_for(e))
+            .filter(|(parsed, runtime)| {
+                limit_of(parsed).is_some_and(|limit| *runtime > limit.as_duration())
             })
             .map(|(parsed, _)| parsed);
         let stuck = stopping
@@ -485,29 +484,22 @@ impl<'a> GuardRun<'a> {
         (stopping_for > grace.as_duration()).then_some((parsed, stopping_for))
     }
 
-    /// An execution's pipeline and how long it has run against `limit`, if
-    /// it is running, in scope and its start is known.
-    fn measure<'e>(
+    /// A running execution's pipeline and how long it has run, if it is in
+    /// scope and its start is known.
+    fn running_for<'e>(
         &self,
         execution: &'e RunningExecution,
-        max_runtime: MaxRuntime,
-    ) -> Option<(ExecutionArn<'e>, GuardedRun)> {
+    ) -> Option<(ExecutionArn<'e>, Duration)> {
         if execution.status != ExecutionStatus::Executing {
             return None;
         }
         // The search is the account's; the function acts only in its scope.
         let parsed = check_execution_arn(&execution.arn, &self.policy.scope).ok()?;
-        let run = GuardedRun {
-            limit: Limit {
-                max_runtime,
-                source: LimitSource::Default,
-            },
-            runtime: self
-                .now
-                .duration_since(execution.created?)
-                .unwrap_or_default(),
-        };
-        Some((parsed, run))
+        let runtime = self
+            .now
+            .duration_since(execution.created?)
+            .unwrap_or_default();
+        Some((parsed, runtime))
     }
 
     /// The tag of a pipeline [`GuardRun::to_confirm`] named, as `ListTags`
@@ -551,40 +543,44 @@ impl<'a> GuardRun<'a> {
             return Judged::Leave;
         }
         self.summary.executions_examined += 1;
-        let default = self.policy.default.unwrap_or(MaxRuntime { minutes: 1 });
-        let Some((parsed, measured)) = self.measure(execution, default) else {
+        let Some((parsed, runtime)) = self.running_for(execution) else {
             return Judged::Leave;
         };
         let key = pipeline_key(&parsed);
         let pipeline = parsed.pipeline.to_owned();
-        let limit = match self.pipelines.get(&key) {
+        let limit = match (self.pipelines.get(&key), self.policy.default) {
             // Over it, the limit must be what the pipeline's own tags say.
-            Some(PipelineGuard::Guarded(limit))
-                if self.confirmed.contains(&key)
-                    || measured.runtime <= limit.max_runtime.as_duration() =>
+            (Some(PipelineGuard::Guarded(limit)), _)
+                if self.confirmed.contains(&key) || runtime <= limit.max_runtime.as_duration() =>
             {
                 *limit
             }
-            Some(_) => return Judged::Leave,
-            None if self.policy.default.is_none() => {
+            (Some(_), _) => return Judged::Leave,
+            (None, None) => {
                 self.see(key, &pipeline, None);
                 return Judged::Leave;
             }
             // Not confirmed untagged: never stopped by the default (its tags
             // are read first; `to_confirm`). Within the default, a dry run
             // still lists it, as the default would judge it.
-            None => {
-                if measured.is_over() || self.policy.allowed.check(&pipeline).is_err() {
+            (None, Some(max_runtime)) => {
+                let limit = Limit {
+                    max_runtime,
+                    source: LimitSource::Default,
+                };
+                if (GuardedRun { limit, runtime }).is_over()
+                    || self.policy.allowed.check(&pipeline).is_err()
+                {
                     return Judged::Leave;
                 }
                 if self.assumed_default.insert(key) {
                     self.summary.pipelines_examined += 1;
                     self.summary.pipelines_guarded += 1;
                 }
-                measured.limit
+                limit
             }
         };
-        let run = GuardedRun { limit, ..measured };
+        let run = GuardedRun { limit, runtime };
         if !run.is_over() {
             if self.dry_run {
                 self.summary.within_limit.push((execution.arn.clone(), run));
