@@ -1,20 +1,11 @@
-"""The runtime guard's benchmark (issue 14): how to find the executions over
+"""The runtime guard's benchmark (issue 14): finding the executions over
 their pipeline's limit without a call per pipeline per run. One account of
 500 pipelines, 100 of them tagged; 2,000 running executions, 50 of them past
 their limit; every SageMaker call answered after 20 ms, under a request-rate
 limit shared by all operations.
 
-Three ways of discovery, each run by the same client (boto3, standard
-retries, 16 threads where calls are independent), so that only the calls
-differ:
-  search        Search(Pipeline, Tags.<key> Exists) + Search(PipelineExecution,
-                Executing, oldest first, until younger than every limit)
-  search+list   Search(Pipeline, Tags.<key> Exists) + ListPipelineExecutions
-                per tagged pipeline
-  list          ListPipelines + ListTags per pipeline + ListPipelineExecutions
-                per tagged pipeline
-Then the product: the release bootstrap's whole guard run ({"Guard": true})
-under the local Runtime API, stops included, checked against the budgets:
+The release bootstrap's whole guard run ({"Guard": true}) under the local
+Runtime API, stops included, checked against the budgets:
 discovery in at most 30 calls, the run in at most 10 s, the 50 stopped once
 and nothing else.
 
@@ -23,7 +14,6 @@ Run through bench/run (after bench.py), or:
 Writes bench/guard-results.json. Exit 3: a budget missed. Nothing calls AWS."""
 
 import argparse
-import concurrent.futures
 import datetime
 import json
 import os
@@ -32,7 +22,6 @@ import platform
 import random
 import sys
 import tempfile
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "localrun"))
@@ -92,87 +81,6 @@ class Emulator:
         return {op: ops.count(op) for op in sorted(set(ops))}, stops, self.state.throttled
 
 
-def client(url, ca):
-    import boto3
-    from botocore.config import Config
-    return boto3.client("sagemaker", region_name=REGION, endpoint_url=url, verify=ca,
-                        aws_access_key_id="AKIDLOCALEXAMPLE", aws_secret_access_key="local-secret-not-a-real-key",
-                        config=Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=16))
-
-
-def pages(call, key, **kwargs):
-    token = None
-    while True:
-        page = call(**kwargs, **({"NextToken": token} if token else {}))
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
-def tagged_by_search(sm):
-    return {r["Pipeline"]["PipelineName"]: next(t["Value"] for t in r["Pipeline"]["Tags"] if t["Key"] == TAG)
-            for r in pages(sm.search, "Results", Resource="Pipeline", MaxResults=100,
-                           SearchExpression={"Filters": [{"Name": f"Tags.{TAG}", "Operator": "Exists"}]})}
-
-
-def over_limit(executions, now, minutes=240):
-    return {e["arn"] for e in executions
-            if e["status"] == "Executing" and (now - e["created"]).total_seconds() > minutes * 60}
-
-
-def discover_search(sm, now):
-    tagged = tagged_by_search(sm)
-    found = []
-    for r in pages(sm.search, "Results", Resource="PipelineExecution", MaxResults=100,
-                   SortBy="CreationTime", SortOrder="Ascending",
-                   SearchExpression={"Filters": [{"Name": "PipelineExecutionStatus", "Operator": "Equals",
-                                                  "Value": "Executing"}]}):
-        e = r["PipelineExecution"]
-        if (now - e["CreationTime"]).total_seconds() <= 240 * 60:
-            break  # oldest first: the rest are younger than every limit
-        if e["PipelineArn"].rsplit("/", 1)[1] in {t.lower() for t in tagged}:
-            found.append({"arn": e["PipelineExecutionArn"], "status": e["PipelineExecutionStatus"],
-                          "created": e["CreationTime"]})
-    return over_limit(found, now)
-
-
-def executions_of(sm, name):
-    return [{"arn": s["PipelineExecutionArn"], "status": s["PipelineExecutionStatus"], "created": s["StartTime"]}
-            for s in pages(sm.list_pipeline_executions, "PipelineExecutionSummaries", PipelineName=name,
-                           MaxResults=100)]
-
-
-def discover_search_list(sm, now):
-    tagged = tagged_by_search(sm)
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        lists = list(pool.map(lambda n: executions_of(sm, n), tagged))
-    return over_limit([e for es in lists for e in es], now)
-
-
-def discover_list(sm, now):
-    pipelines = list(pages(sm.list_pipelines, "PipelineSummaries", MaxResults=100))
-
-    def tag_of(p):
-        tags = list(pages(sm.list_tags, "Tags", ResourceArn=p["PipelineArn"], MaxResults=50))
-        return p["PipelineName"], next((t["Value"] for t in tags if t["Key"] == TAG), None)
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        tagged = [name for name, value in pool.map(tag_of, pipelines) if value is not None]
-        lists = list(pool.map(lambda n: executions_of(sm, n), tagged))
-    return over_limit([e for es in lists for e in es], now)
-
-
-def measure_discovery(emu, sm, seed, expected, rate, approach):
-    emu.reset(seed, rate)
-    started = time.perf_counter()
-    found = approach(sm, datetime.datetime.now(datetime.timezone.utc))
-    wall = time.perf_counter() - started
-    calls, _, throttled = emu.calls()
-    return {"calls": sum(calls.values()), "by_operation": calls, "throttled": throttled,
-            "wall_s": round(wall, 3), "found_all": found == expected}
-
-
 def measure_function(emu, function, url, ca, seed, expected, rate):
     emu.reset(seed, rate)
     api = lambda_runtime.RuntimeApi(timeout_seconds=60)
@@ -211,10 +119,6 @@ def main():
         server, url = sagemaker_emulator.serve(stop_settle_seconds=0.2, tls_cert=str(tls["cert"]),
                                                tls_key=str(tls["key"]))
         emu, ca = Emulator(server), str(tls["ca"])
-        sm = client(url, ca)
-        for name, approach in (("search", discover_search), ("search+list", discover_search_list),
-                               ("list", discover_list)):
-            results[name] = measure_discovery(emu, sm, seed, expected, args.rate, approach)
         results["function"] = measure_function(emu, args.function, url, ca, seed, expected, args.rate)
         server.shutdown()
 
@@ -238,14 +142,8 @@ def main():
 
     print(f"\nGuard discovery: {PIPELINES} pipelines ({TAGGED} tagged), {RUNNING} running executions "
           f"({OVER} over their limit), {LATENCY_MS} ms per call, {args.rate:.0f} requests/s\n")
-    print("| discovery (boto3, same client) | calls | of which | throttled | wall time | found the 50 |")
-    print("|---|---:|---|---:|---:|---|")
-    for name in ("search", "search+list", "list"):
-        r = results[name]
-        ops = ", ".join(f"{op} {n}" for op, n in r["by_operation"].items())
-        print(f"| {name} | {r['calls']} | {ops} | {r['throttled']} | {r['wall_s']:.2f} s | {r['found_all']} |")
     ops = ", ".join(f"{op} {n}" for op, n in f["by_operation"].items())
-    print(f"\nThe function ({{\"Guard\": true}}, release build): {f['wall_s']:.2f} s, {f['calls']} calls ({ops}), "
+    print(f"The function ({{\"Guard\": true}}, release build): {f['wall_s']:.2f} s, {f['calls']} calls ({ops}), "
           f"{f['throttled']} throttled, {f['stopped']} stopped")
     print("\n| budget | measured | |\n|---|---:|---|")
     for budget, measured, ok in checks:

@@ -15,5 +15,4 @@ pub mod logging;
 pub mod notify;
 pub mod sagemaker;
 pub mod setup;
-pub mod timing;
 pub mod trust;

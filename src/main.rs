@@ -12,8 +12,7 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sagemaker_pipeline_stopper::handler::Stopper;
 use sagemaker_pipeline_stopper::notify::Notifier;
-use sagemaker_pipeline_stopper::timing::InitMarks;
-use sagemaker_pipeline_stopper::trust::{self, Trust};
+use sagemaker_pipeline_stopper::trust;
 use sagemaker_pipeline_stopper::{cli, logging, setup};
 use serde_json::value::RawValue;
 use stopper_core::config::{Config, Operations};
@@ -36,23 +35,18 @@ async fn main() -> ExitCode {
 }
 
 async fn function() -> Result<(), Error> {
-    let mut marks = InitMarks::start();
     logging::init_function();
     logging::quiet_panics();
-    InitMarks::mark(&mut marks, "logging");
-    let config = Config::from_env(|name| std::env::var(name).ok())?;
-    let operations = Operations::from_env(|name| std::env::var(name).ok())?;
-    InitMarks::mark(&mut marks, "settings");
-    let trust = Trust::for_function(|name| std::env::var(name).ok(), trust::read_bundle)?;
-    tracing::debug!("{}", trust.describe());
-    InitMarks::mark(&mut marks, "trust");
-    let loader = trust.configure(aws_config::defaults(BehaviorVersion::latest()));
-    let sdk_config = setup::function_loader(loader, |name| std::env::var(name).ok())
-        .load()
-        .await;
-    InitMarks::mark(&mut marks, "load_defaults");
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Config::from_env(env)?;
+    let operations = Operations::from_env(env)?;
+    let loader = trust::configure(
+        aws_config::defaults(BehaviorVersion::latest()),
+        env,
+        trust::read_bundle,
+    )?;
+    let sdk_config = setup::function_loader(loader, env).load().await;
     let client = setup::client(&sdk_config, None);
-    InitMarks::mark(&mut marks, "sagemaker_client");
     // Lambda always sets AWS_REGION; without one nothing could be called, and
     // no scope could be known: fail the init rather than serve unscoped.
     let home = setup::home_scope(&sdk_config, None)?;
@@ -61,8 +55,6 @@ async fn function() -> Result<(), Error> {
     let stopper =
         Stopper::new(client, config, home, unusable).with_operations(operations, notifier);
     let stopper = &stopper;
-    InitMarks::mark(&mut marks, "notifier_and_handler");
-    InitMarks::emit(marks);
     // The event is taken as raw JSON text: a Value tree of it would take many
     // times its size (measured in docs/performance.md, "The largest events").
     lambda_runtime::run(service_fn(

@@ -31,13 +31,7 @@ pub fn client(sdk_config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Cli
     if let Some(url) = endpoint {
         config = config.endpoint_url(url);
     }
-    if crate::timing::enabled() {
-        config = config.interceptor(crate::timing::Phases);
-        if let Some(credentials) = sdk_config.credentials_provider() {
-            config = config.credentials_provider(crate::timing::TimedCredentials(credentials));
-        }
-    }
-    crate::timing::timed("client", || Client::from_conf(config.build()))
+    Client::from_conf(config.build())
 }
 
 /// The function's AWS configuration loader: the standard chain, except that

@@ -21,7 +21,7 @@ pub use args::{parse, skeleton, Command, Output, Run, HELP};
 pub use output::{error_line, json_safe, terminal_safe, text};
 
 use crate::handler::{Invocation, Stopper};
-use crate::trust::Trust;
+use crate::trust;
 use crate::{logging, setup};
 
 pub const EXIT_OK: u8 = 0;
@@ -82,8 +82,9 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
     if let Some(profile) = &run.profile {
         loader = loader.profile_name(profile);
     }
-    let loader = match Trust::for_cli(|name| std::env::var(name).ok(), crate::trust::read_bundle) {
-        Ok(trust) => trust.configure(loader),
+    let loader = match trust::configure(loader, |name| std::env::var(name).ok(), trust::read_bundle)
+    {
+        Ok(loader) => loader,
         Err(e) => return fail(&e),
     };
     let sdk_config = loader.load().await;

@@ -44,14 +44,14 @@ def test_every_budget_is_met_by_the_recorded_figures():
                            recorded["settings"]["sweep"], recorded["largest_events"],
                            floor=recorded["results"]["floor"])
     assert all(v == "ok" for _, _, v in checks), checks
-    assert any(b.startswith("cold init <= 1.5x the bare runtime") for b, _, _ in checks)
+    assert any(b.startswith("cold init <= 2x the bare runtime") for b, _, _ in checks)
 
 
 def test_init_is_judged_against_the_bare_runtime_and_the_felt_cold_start_against_30x():
     floor = {"cold_init_ms": 2.0}
-    assert verdict_with_floor(rust(cold_init_ms=3.0), floor) == "ok"
-    assert verdict_with_floor(rust(cold_init_ms=3.1), floor) == "missed within noise"  # 1.55x, noise 5%
-    assert verdict_with_floor(rust(cold_init_ms=3.2), floor) == "MISSED"
+    assert verdict_with_floor(rust(cold_init_ms=4.0), floor) == "ok"
+    assert verdict_with_floor(rust(cold_init_ms=4.1), floor) == "missed within noise"  # 2.05x, noise 5%
+    assert verdict_with_floor(rust(cold_init_ms=4.3), floor) == "MISSED"
     peer = {"cold_init_ms": 240.0, "cold_start_ms": 250.0, "peak_rss_mb": 53.0}
     # 250 / 8.3 = 30.1x; 250 / 8.6 = 29.1x, within 5%; 250 / 8.9 = 28.1x, beyond it.
     assert verdict(rust(cold_start_ms=8.3), "cold start (init + first) >= 30x", peer) == "ok"
@@ -61,7 +61,7 @@ def test_init_is_judged_against_the_bare_runtime_and_the_felt_cold_start_against
 
 def verdict_with_floor(measured, floor):
     [found] = [v for b, _, v in bench.budgets(measured, None, 7_490_000, 1000, noise_of=QUIET, floor=floor)
-               if b.startswith("cold init <= 1.5x the bare runtime")]
+               if b.startswith("cold init <= 2x the bare runtime")]
     return found
 
 
@@ -86,17 +86,3 @@ def test_a_sweep_that_failed_or_left_executions_running_misses_whatever_its_time
     assert verdict(rust(sweep_20ms={"stopped": 998}), "1000-execution sweep") == "MISSED"
     assert verdict(rust(sweep_rate_limited={"ok": False, "error": "PartialFailure"}),
                    "all 1000 stopped") == "MISSED"
-
-
-def test_a_position_independent_binary_misses_its_budget():
-    def verdict_of(position_dependent):
-        [found] = [v for b, _, v in bench.budgets(rust(), None, 7_490_000, 1000, noise_of=QUIET,
-                                                   position_dependent=position_dependent)
-                   if b.startswith("release binary position-dependent")]
-        return found
-    assert verdict_of(True) == "ok"
-    assert verdict_of(False) == "MISSED"
-    bootstrap = ROOT / "target" / "lambda" / "sagemaker-pipeline-stopper" / "bootstrap"
-    if bootstrap.exists():  # built by bench/run (release, build.rs's -no-pie)
-        assert bench.elf_type(bootstrap) == bench.ELF_EXEC
-    assert bench.elf_type(sys.executable) in (2, 3)
