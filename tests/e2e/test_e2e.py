@@ -196,13 +196,15 @@ def test_a_callback_step_holds_the_stop_until_its_token_is_answered(emulator, st
     assert held["StepName"] == "WaitForApproval" and held["StepType"] == "Callback"
     assert held["SqsQueueUrl"] == "https://sqs.us-east-1.amazonaws.com/123456789012/approvals"
     assert "Xk3vQ9aL2m" not in json.dumps(inv.payload)
-    time.sleep(0.4)
+    time.sleep(0.4)  # twice the emulator's settle time: without the hold, it would be Stopped
     state = emulator.state()
     assert state["executions"][A]["status"] == "Stopping"
     assert state["sqsMessages"][0]["Body"]["Status"] == "Stopping"
     status, _ = emulator.call("SendPipelineExecutionStepSuccess", {"CallbackToken": "Xk3vQ9aL2m"})
     assert status == 200
-    time.sleep(0.3)
+    until = time.monotonic() + 10  # the end it asserts on, not a fixed time
+    while emulator.status(A) == "Stopping" and time.monotonic() < until:
+        time.sleep(0.05)
     assert emulator.status(A) == "Stopped"
 
 

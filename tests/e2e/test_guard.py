@@ -449,7 +449,7 @@ def test_an_execution_stuck_stopping_is_reported_and_with_force_its_callback_ste
     records = emf_records(fn)
     assert metric_values(records[0])["ExecutionsStuckStopping"] == 1
     assert "StopsFailed" not in metric_values(records[0]), "reported, not a failed stop"
-    assert any("stuck stopping" in line and stuck in line for line in fn.process.logs)
+    assert any("stuck stopping" in line and stuck in line for line in fn.process.final_logs())
 
 
 def test_the_stopping_grace_can_be_switched_off(emulator, start_function):

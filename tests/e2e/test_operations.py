@@ -309,7 +309,7 @@ def test_a_notification_that_fails_does_not_fail_the_stop(emulator, start_functi
     assert len(state["notifications"]) == 1 and state["notifications"][0]["service"] != (
         "events" if operation == "PutEvents" else "sns")
     assert metric_values(emf_records(fn)[0]) == {"Events": 1, "StopsRequested": 1, "NotificationsFailed": 1}
-    warnings = [line for line in fn.process.logs if "stop notification not" in line]
+    warnings = [line for line in fn.process.final_logs() if "stop notification not" in line]
     assert len(warnings) == 1 and ("AccessDenied" in warnings[0] or "AuthorizationError" in warnings[0]), warnings
 
 
