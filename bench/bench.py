@@ -778,7 +778,8 @@ def main():
     parser.add_argument("--no-largest-events", action="store_true", help="skip the largest-events phase")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="set in the Rust function's environment (e.g. MAX_CONCURRENCY=8)")
-    parser.add_argument("--floor", default=str(ROOT / "target" / "lambda" / "stopper-floor" / "bootstrap"),
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    parser.add_argument("--floor", default=str(target / "lambda" / "stopper-floor" / "bootstrap"),
                         help="the bare lambda_runtime echo function (bench/floor), built by bench/run")
     parser.add_argument("--no-floor", action="store_true", help="do not measure the floor (no init ratio)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))

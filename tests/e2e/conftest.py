@@ -42,7 +42,8 @@ def load_event(name):
 
 
 def binary():
-    path = os.environ.get("STOPPER_BIN") or ROOT / "target" / "debug" / "sagemaker-pipeline-stopper"
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    path = os.environ.get("STOPPER_BIN") or target / "debug" / "sagemaker-pipeline-stopper"
     if not pathlib.Path(path).exists():
         pytest.exit(f"{path} is missing: run `cargo test --workspace --no-run` first (scripts/test does)", returncode=2)
     return str(path)
