@@ -13,9 +13,7 @@ use stopper_core::notification::{Notice, DETAIL_TYPE, SOURCE};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
-
-use crate::setup::{configuration_problem, timeout_config};
+use crate::setup::timeout_config;
 
 /// The longest a notification may take when the invocation has time to spare:
 /// it is sent after the stops, before the reply.
@@ -102,7 +100,7 @@ impl Notifier {
                     .find_map(|e| e.error_code())
                     .unwrap_or("the entry was not accepted")
                     .to_owned(),
-                Err(e) => error_code(&e),
+                Err(e) => crate::setup::failure(&e),
             };
             failed += 1;
             warn!(
@@ -139,7 +137,7 @@ impl Notifier {
                     debug!(topic = topic.as_str(), "stop notification published");
                     continue;
                 }
-                Err(e) => error_code(&e),
+                Err(e) => crate::setup::failure(&e),
             };
             failed += 1;
             warn!(
@@ -151,24 +149,5 @@ impl Notifier {
             );
         }
         failed
-    }
-}
-
-/// The error code of a failed call, or what kind of failure it was: the
-/// service's message is left out (it is not ours to put in our logs).
-fn error_code<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    if let Some(problem) = configuration_problem(error) {
-        return problem.message;
-    }
-    match error {
-        SdkError::ServiceError(e) => e.err().code().unwrap_or("unknown error").to_owned(),
-        SdkError::TimeoutError(_) => "timed out".to_owned(),
-        SdkError::DispatchFailure(_) => "could not connect".to_owned(),
-        SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
-        _ => "no usable response".to_owned(),
     }
 }

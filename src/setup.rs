@@ -178,3 +178,26 @@ where
     }
     None
 }
+
+/// A failed call in a few words for a log line or an error message: a
+/// configuration problem, the service's error code (never its free text,
+/// which is not ours to repeat), or the kind of transport failure.
+pub fn failure<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    if let Some(problem) = configuration_problem(error) {
+        return problem.message;
+    }
+    match error {
+        SdkError::ServiceError(e) => e.err().code().unwrap_or("unknown error").to_owned(),
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(_) if crate::sagemaker::certificate_refused(error) => {
+            "its certificate is not trusted: set AWS_CA_BUNDLE to its CA's PEM file".to_owned()
+        }
+        SdkError::DispatchFailure(_) => "could not connect".to_owned(),
+        SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
+        _ => "no usable response".to_owned(),
+    }
+}

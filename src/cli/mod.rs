@@ -181,23 +181,7 @@ async fn caller_account(sdk_config: &aws_config::SdkConfig) -> Result<String, St
                 format!(
                     "could not learn the credentials' account from STS GetCallerIdentity ({}): \
                      the CLI only stops executions in that account",
-                    match &e {
-                        aws_sdk_sts::error::SdkError::ServiceError(s) => {
-                            aws_sdk_sts::error::ProvideErrorMetadata::code(s.err())
-                                .unwrap_or("service error")
-                                .to_owned()
-                        }
-                        aws_sdk_sts::error::SdkError::TimeoutError(_) => "timed out".to_owned(),
-                        aws_sdk_sts::error::SdkError::DispatchFailure(_)
-                            if crate::sagemaker::certificate_refused(&e) =>
-                        {
-                            "its certificate is not trusted: set AWS_CA_BUNDLE to its CA's PEM file"
-                                .to_owned()
-                        }
-                        aws_sdk_sts::error::SdkError::DispatchFailure(_) =>
-                            "unreachable".to_owned(),
-                        _ => "failed".to_owned(),
-                    }
+                    setup::failure(&e)
                 ),
             )
         })),
