@@ -17,9 +17,8 @@ use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
 use stopper_core::decide::{self, AfterConflict, AfterStop, ForceStep, Look};
-use stopper_core::guard::{
-    GuardPolicy, GuardRun, GuardSummary, GuardedRun, Judged, RunningExecution,
-};
+use stopper_core::guard::{GuardPolicy, GuardRun, GuardSummary, Judged, RunningExecution};
+use stopper_core::limit::GuardedRun;
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
     step_labels, ExecutionReport, Outcome, PipelineFailure, Report, StepReport,

@@ -21,9 +21,6 @@ use serde::{Serialize, Serializer};
 use crate::report::{Answer, Outcome};
 use crate::trigger::Trigger;
 
-/// The namespace when `METRICS_NAMESPACE` is not set.
-pub const DEFAULT_NAMESPACE: &str = "SageMakerPipelineStopper";
-
 /// The dimension sets: per function, and per function and trigger. The first
 /// is what alarms watch (every trigger at once), the second what the
 /// dashboard breaks down.
@@ -191,18 +188,10 @@ struct Definition<'a> {
     unit: &'static str,
 }
 
-/// A namespace CloudWatch accepts: 1 to 255 characters, printable ASCII,
-/// not starting with `AWS/` (reserved for AWS services).
-pub fn is_namespace(s: &str) -> bool {
-    (1..=255).contains(&s.len())
-        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !s.starts_with("AWS/")
-        && s.trim() == s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_NAMESPACE;
     use crate::error::{ErrorKind, StopError};
     use crate::guard::{GuardSummary, InvalidTag};
     use crate::report::{report, PipelineFailure};
@@ -351,15 +340,5 @@ mod tests {
             "Team/Stopper"
         );
         assert!(v.get("Caller").is_none());
-    }
-
-    #[test]
-    fn namespaces_are_checked() {
-        for good in ["SageMakerPipelineStopper", "Team/Stopper", "a b"] {
-            assert!(is_namespace(good), "{good}");
-        }
-        for bad in ["", "AWS/Lambda", " x", "x\n", "é", &"n".repeat(256)] {
-            assert!(!is_namespace(bad), "{bad:?}");
-        }
     }
 }

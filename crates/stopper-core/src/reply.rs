@@ -20,7 +20,8 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, StopError};
-use crate::guard::{GuardSummary, GuardedRun};
+use crate::guard::GuardSummary;
+use crate::limit::GuardedRun;
 use crate::report::{Answer, ExecutionReport, Force, Outcome, PipelineFailure, Report, StepReport};
 use crate::steps::StepKind;
 use crate::trigger::{HttpFlavor, Trigger};
@@ -624,9 +625,8 @@ mod tests {
     /// dry run's WithinLimit; a failed discovery as the run's error.
     #[test]
     fn a_guard_run_reports_each_limit_and_its_summary() {
-        use crate::guard::{
-            GuardSummary, GuardedRun, InvalidTag, Limit, LimitSource, MaxRuntime, SkippedPipeline,
-        };
+        use crate::guard::{GuardSummary, InvalidTag, SkippedPipeline};
+        use crate::limit::{GuardedRun, Limit, LimitSource, MaxRuntime};
         use std::time::Duration;
         let run = |minutes, source, ran: u64| GuardedRun {
             limit: Limit {

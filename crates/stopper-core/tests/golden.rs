@@ -14,12 +14,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use stopper_core::arn::Scope;
-use stopper_core::config::Config;
-use stopper_core::guard::{
-    GuardSummary, GuardedRun, InvalidTag, Limit, LimitSource, MaxRuntime, SkippedPipeline,
-    StuckStop,
-};
-use stopper_core::metrics::{Record, Tally, DEFAULT_NAMESPACE};
+use stopper_core::config::{Config, DEFAULT_NAMESPACE};
+use stopper_core::guard::{GuardSummary, InvalidTag, SkippedPipeline, StuckStop};
+use stopper_core::limit::{GuardedRun, Limit, LimitSource, MaxRuntime};
+use stopper_core::metrics::{Record, Tally};
 use stopper_core::notification::{notices, Context};
 use stopper_core::plan::{prepare, Next, Plan};
 use stopper_core::reply::shape;
