@@ -17,7 +17,7 @@ use aws_sdk_sagemaker::Client;
 use futures_util::future;
 use futures_util::stream::{self, StreamExt};
 use stopper_core::decide::{self, AfterConflict, AfterStop, ForceStep, Look};
-use stopper_core::guard::GuardedRun;
+use stopper_core::limit::GuardedRun;
 use stopper_core::plan::{Plan, Target};
 use stopper_core::report::{
     step_labels, ExecutionReport, Outcome, PipelineFailure, Report, StepReport,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use stopper_core::error::{escape_unsafe, is_unsafe_char};
-use stopper_core::guard::GuardedRun;
+use stopper_core::limit::GuardedRun;
 use stopper_core::reply::{self, ignored_body, Reply};
 use stopper_core::report::{Answer, Report};
 use stopper_core::steps::StepKind;

@@ -1,13 +1,18 @@
 //! The function's configuration, read once at init from environment variables.
 
-use wildmatch::WildMatch;
-
 use crate::arn::{is_pipeline_name, quote};
 use crate::error::StopError;
-use crate::guard::{
+use crate::limit::{
     parse_max_runtime, MaxRuntime, TagValue, DEFAULT_MAX_RUNTIME_TAG, DURATION_FORMS,
 };
-use crate::metrics::{is_namespace, DEFAULT_NAMESPACE};
+
+/// The type of [`Config::allowed`], where whoever builds a `Config` looks for it
+/// (the tests, the fuzz target); it lives in `allow`, which the guard uses
+/// without the rest of the configuration.
+pub use crate::allow::AllowList;
+
+/// The namespace when `METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "SageMakerPipelineStopper";
 
 /// Targets stopped at the same time, unless `MAX_CONCURRENCY` says otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
@@ -49,76 +54,6 @@ impl Default for Config {
             max_runtime_tag: DEFAULT_MAX_RUNTIME_TAG.to_owned(),
             default_max_runtime: None,
             stopping_grace: MaxRuntime::from_minutes(DEFAULT_STOPPING_GRACE_MINUTES),
-        }
-    }
-}
-
-/// Pipeline names or `*`/`?` globs. SageMaker writes pipeline names in lower
-/// case inside ARNs (`pipeline/nightly-training/...` for `Nightly-Training`),
-/// so matching ignores case: one list then works for names and ARNs alike.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AllowList {
-    /// `None`: unset, every pipeline is allowed.
-    patterns: Option<Vec<WildMatch>>,
-    source: String,
-}
-
-/// Patterns compare as their text (`WildMatch` has no `Eq` only because it is
-/// generic over characters).
-impl Eq for AllowList {}
-
-impl AllowList {
-    pub fn parse(spec: &str) -> Result<AllowList, StopError> {
-        let entries: Vec<&str> = spec
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if entries.is_empty() {
-            return Err(StopError::validation(
-                "ALLOWED_PIPELINES is set but lists no pipeline; unset it to allow every pipeline",
-            ));
-        }
-        for entry in &entries {
-            let literal: String = entry.chars().filter(|c| *c != '*' && *c != '?').collect();
-            if !literal
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
-                return Err(StopError::validation(format!(
-                    "ALLOWED_PIPELINES entry {} is neither a pipeline name nor a glob of one",
-                    quote(entry)
-                )));
-            }
-        }
-        Ok(AllowList {
-            patterns: Some(
-                entries
-                    .iter()
-                    .map(|e| WildMatch::new_case_insensitive(e))
-                    .collect(),
-            ),
-            source: entries.join(","),
-        })
-    }
-
-    pub fn allows(&self, pipeline: &str) -> bool {
-        match &self.patterns {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| p.matches(pipeline)),
-        }
-    }
-
-    /// Refuses a pipeline outside the list.
-    pub fn check(&self, pipeline: &str) -> Result<(), StopError> {
-        if self.allows(pipeline) {
-            Ok(())
-        } else {
-            Err(StopError::forbidden(format!(
-                "pipeline {} is not in ALLOWED_PIPELINES ({})",
-                quote(pipeline),
-                self.source
-            )))
         }
     }
 }
@@ -276,6 +211,15 @@ impl Operations {
             topic_arn,
         })
     }
+}
+
+/// A namespace CloudWatch accepts: 1 to 255 characters, printable ASCII,
+/// not starting with `AWS/` (reserved for AWS services).
+pub fn is_namespace(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !s.starts_with("AWS/")
+        && s.trim() == s
 }
 
 /// A variable's value, trimmed; `None` when unset or blank.
@@ -511,6 +455,16 @@ mod tests {
         ] {
             let err = operations(&[(name, value)]).unwrap_err();
             assert!(err.message.starts_with(name), "{value}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn namespaces_are_checked() {
+        for good in ["SageMakerPipelineStopper", "Team/Stopper", "a b"] {
+            assert!(is_namespace(good), "{good}");
+        }
+        for bad in ["", "AWS/Lambda", " x", "x\n", "é", &"n".repeat(256)] {
+            assert!(!is_namespace(bad), "{bad:?}");
         }
     }
 }

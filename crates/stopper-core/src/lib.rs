@@ -7,11 +7,13 @@
 //! I/O, so it compiles in seconds, is cheap to fuzz and is tested with the
 //! sample payloads in `events/`.
 
+pub mod allow;
 pub mod arn;
 pub mod config;
 pub mod decide;
 pub mod error;
 pub mod guard;
+pub mod limit;
 pub mod metrics;
 pub mod notification;
 pub mod options;

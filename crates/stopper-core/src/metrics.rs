@@ -16,14 +16,10 @@
 //! zero are left out of the record, so a metric is only billed for the hours
 //! in which it happened (`Events` is always there: one record, one event).
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::report::{Answer, Outcome};
 use crate::trigger::Trigger;
-
-/// The namespace when `METRICS_NAMESPACE` is not set.
-pub const DEFAULT_NAMESPACE: &str = "SageMakerPipelineStopper";
 
 /// The dimension sets: per function, and per function and trigger. The first
 /// is what alarms watch (every trigger at once), the second what the
@@ -121,95 +117,81 @@ pub struct Record<'a> {
 impl Record<'_> {
     /// The record as one line of JSON.
     pub fn to_line(&self) -> String {
-        serde_json::to_string(self).expect("an EMF record always serialises")
+        let present: Vec<(&str, u64)> = (self.tally.metrics().into_iter())
+            .filter(|(_, value)| *value > 0)
+            .collect();
+        let line = Line {
+            aws: Metadata {
+                timestamp: self.timestamp_ms,
+                cloud_watch_metrics: [Directive {
+                    namespace: self.namespace,
+                    dimensions: DIMENSION_SETS,
+                    metrics: (present.iter())
+                        .map(|(name, _)| Definition {
+                            name,
+                            unit: "Count",
+                        })
+                        .collect(),
+                }],
+            },
+            function_name: self.function_name,
+            trigger: self.trigger.name(),
+            metrics: &present,
+            request_id: self.request_id,
+            caller: self.caller,
+        };
+        serde_json::to_string(&line).expect("an EMF record always serialises")
     }
 }
 
-impl Serialize for Record<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let present: Vec<(&str, u64)> = self
-            .tally
-            .metrics()
-            .into_iter()
-            .filter(|(_, value)| *value > 0)
-            .collect();
-        let mut record = serializer.serialize_map(None)?;
-        record.serialize_entry(
-            "_aws",
-            &Metadata {
-                timestamp_ms: self.timestamp_ms,
-                namespace: self.namespace,
-                names: present.iter().map(|(name, _)| *name).collect(),
-            },
-        )?;
-        record.serialize_entry("FunctionName", self.function_name)?;
-        record.serialize_entry("Trigger", self.trigger.name())?;
-        for (name, value) in &present {
-            record.serialize_entry(name, value)?;
-        }
-        record.serialize_entry("RequestId", self.request_id)?;
-        if let Some(caller) = self.caller {
-            record.serialize_entry("Caller", caller)?;
-        }
-        record.end()
-    }
+/// The record as written: metadata, dimensions, the metrics that are not
+/// zero (each a member named after it), then the properties.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Line<'a> {
+    #[serde(rename = "_aws")]
+    aws: Metadata<'a>,
+    function_name: &'a str,
+    trigger: &'static str,
+    /// Members named by the data: a map, in the order of [`Tally::metrics`].
+    #[serde(flatten, serialize_with = "members")]
+    metrics: &'a [(&'a str, u64)],
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<&'a str>,
+}
+
+fn members<S: Serializer>(metrics: &&[(&str, u64)], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(metrics.iter().copied())
 }
 
 /// The `_aws` member: when, and which members are metrics in which namespace.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
 struct Metadata<'a> {
-    timestamp_ms: u64,
+    timestamp: u64,
+    cloud_watch_metrics: [Directive<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
     namespace: &'a str,
-    names: Vec<&'static str>,
+    dimensions: [&'a [&'a str]; 2],
+    metrics: Vec<Definition<'a>>,
 }
 
-impl Serialize for Metadata<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Directive<'a> {
-            namespace: &'a str,
-            dimensions: [&'a [&'a str]; 2],
-            metrics: Vec<Definition>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Definition {
-            name: &'static str,
-            unit: &'static str,
-        }
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("Timestamp", &self.timestamp_ms)?;
-        map.serialize_entry(
-            "CloudWatchMetrics",
-            &[Directive {
-                namespace: self.namespace,
-                dimensions: DIMENSION_SETS,
-                metrics: self
-                    .names
-                    .iter()
-                    .map(|name| Definition {
-                        name,
-                        unit: "Count",
-                    })
-                    .collect(),
-            }],
-        )?;
-        map.end()
-    }
-}
-
-/// A namespace CloudWatch accepts: 1 to 255 characters, printable ASCII,
-/// not starting with `AWS/` (reserved for AWS services).
-pub fn is_namespace(s: &str) -> bool {
-    (1..=255).contains(&s.len())
-        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !s.starts_with("AWS/")
-        && s.trim() == s
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Definition<'a> {
+    name: &'a str,
+    unit: &'static str,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_NAMESPACE;
     use crate::error::{ErrorKind, StopError};
     use crate::guard::{GuardSummary, InvalidTag};
     use crate::report::{report, PipelineFailure};
@@ -358,15 +340,5 @@ mod tests {
             "Team/Stopper"
         );
         assert!(v.get("Caller").is_none());
-    }
-
-    #[test]
-    fn namespaces_are_checked() {
-        for good in ["SageMakerPipelineStopper", "Team/Stopper", "a b"] {
-            assert!(is_namespace(good), "{good}");
-        }
-        for bad in ["", "AWS/Lambda", " x", "x\n", "é", &"n".repeat(256)] {
-            assert!(!is_namespace(bad), "{bad:?}");
-        }
     }
 }

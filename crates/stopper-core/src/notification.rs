@@ -8,10 +8,10 @@
 //! fit one EventBridge entry or SNS message (256 KB each): a sweep of 1,000
 //! executions is a handful of messages, not 1,000.
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::arn::parse_execution_arn;
+use crate::reply::ExecutionEntry;
 use crate::report::{ExecutionReport, Outcome, Report};
 use crate::trigger::Trigger;
 
@@ -62,8 +62,8 @@ pub fn notices(report: &Report, context: Context<'_>) -> Vec<Notice> {
     let mut parts: Vec<Vec<&ExecutionReport>> = Vec::new();
     let mut size = 0;
     for execution in stopped {
-        let bytes =
-            serde_json::to_string(&Entry(execution)).map_or(0, |s| s.len()) + execution.arn.len();
+        let bytes = serde_json::to_string(&Entry::new(execution)).map_or(0, |s| s.len())
+            + execution.arn.len();
         match parts.last_mut() {
             Some(part) if size + bytes <= MAX_EXECUTION_BYTES => part.push(execution),
             _ => {
@@ -98,12 +98,15 @@ fn notice(
         }
     }
     let detail = Detail {
-        context,
-        executions,
-        total,
+        function_name: context.function_name,
+        trigger: context.trigger.name(),
+        guard: report.guard.is_some(),
+        caller: context.caller,
+        request_id: context.request_id,
+        executions_stopped: total,
+        executions: executions.iter().map(|e| Entry::new(e)).collect(),
         part,
         parts,
-        guard: report.guard.is_some(),
     };
     let noun = if total == 1 {
         "execution"
@@ -132,44 +135,38 @@ fn pipeline_of(arn: &str) -> String {
     parse_execution_arn(arn).map_or_else(|_| String::new(), |a| a.pipeline.to_owned())
 }
 
+/// The EventBridge `Detail` and the SNS message.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
 struct Detail<'a> {
-    context: Context<'a>,
-    executions: &'a [&'a ExecutionReport],
-    total: usize,
+    function_name: &'a str,
+    trigger: &'static str,
+    guard: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<&'a str>,
+    request_id: &'a str,
+    executions_stopped: usize,
+    executions: Vec<Entry<'a>>,
     part: usize,
     parts: usize,
-    guard: bool,
-}
-
-impl Serialize for Detail<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("FunctionName", self.context.function_name)?;
-        map.serialize_entry("Trigger", self.context.trigger.name())?;
-        map.serialize_entry("Guard", &self.guard)?;
-        if let Some(caller) = self.context.caller {
-            map.serialize_entry("Caller", caller)?;
-        }
-        map.serialize_entry("RequestId", self.context.request_id)?;
-        map.serialize_entry("ExecutionsStopped", &self.total)?;
-        let entries: Vec<Entry> = self.executions.iter().map(|e| Entry(e)).collect();
-        map.serialize_entry("Executions", &entries)?;
-        map.serialize_entry("Part", &self.part)?;
-        map.serialize_entry("Parts", &self.parts)?;
-        map.end()
-    }
 }
 
 /// An execution as the reply shows it, with its pipeline named, so that
 /// rules can match `detail.Executions.PipelineName`.
-struct Entry<'a>(&'a ExecutionReport);
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(rename = "PipelineName")]
+    pipeline: String,
+    #[serde(flatten)]
+    execution: ExecutionEntry<'a>,
+}
 
-impl Serialize for Entry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("PipelineName", &pipeline_of(&self.0.arn))?;
-        crate::reply::execution_entries(&mut map, self.0)?;
-        map.end()
+impl<'a> Entry<'a> {
+    fn new(execution: &'a ExecutionReport) -> Entry<'a> {
+        Entry {
+            pipeline: pipeline_of(&execution.arn),
+            execution: ExecutionEntry::new(execution),
+        }
     }
 }
 
@@ -302,7 +299,7 @@ mod tests {
         // and no part could have taken the next part's first one.
         let bytes = |arn: &String| {
             let execution = r.executions.iter().find(|e| &e.arn == arn).unwrap();
-            serde_json::to_string(&Entry(execution)).unwrap().len() + arn.len()
+            serde_json::to_string(&Entry::new(execution)).unwrap().len() + arn.len()
         };
         let sizes: Vec<usize> = notices
             .iter()

@@ -262,7 +262,7 @@ fn plan_guard(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AllowList;
+    use crate::allow::AllowList;
     use crate::ErrorKind;
 
     const A: &str =

@@ -2,17 +2,26 @@
 //! ([`shape`]). JSON for direct, scheduled and alarm invocations (or a
 //! failed invocation with an `errorType`), and the response each HTTP front
 //! end expects. The JSON field names are a public contract.
+//!
+//! The report's types know no wire format: each JSON object is a derived,
+//! borrowing view of them here, its fields in the order they are written.
+//! The views are written straight to the output rather than built as a
+//! `serde_json::Value` first: a sweep's reply has an entry per execution, and
+//! that tree was the function's largest allocation (docs/performance.md). A
+//! view's field order is its key order whatever serde_json's features (a
+//! `json!` map's is not: the function's build preserves insertion order, the
+//! core built alone sorts).
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse;
 use aws_lambda_events::http::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE};
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, StopError};
-use crate::guard::{GuardSummary, GuardedRun};
+use crate::guard::GuardSummary;
+use crate::limit::GuardedRun;
 use crate::report::{Answer, ExecutionReport, Force, Outcome, PipelineFailure, Report, StepReport};
 use crate::steps::StepKind;
 use crate::trigger::{HttpFlavor, Trigger};
@@ -45,176 +54,216 @@ pub fn shape(trigger: Trigger, answer: Answer) -> Result<Reply, StopError> {
     Ok(http_response(flavor, status, &body))
 }
 
-/// The success body: the single form (`{"PipelineExecutionArn": ...}`), or
-/// one entry per execution. Written straight to the output rather than built
-/// as a `serde_json::Value` first: a sweep's reply has an entry per execution,
-/// and that tree was the function's largest allocation (docs/performance.md).
-impl Serialize for Report {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut body = serializer.serialize_map(None)?;
-        if self.dry_run {
-            body.serialize_entry("DryRun", &true)?;
+/// The success body: the single form (`{"PipelineExecutionArn": ...}`, only
+/// `DryRun` beside it), or one entry per execution and the rest.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ReportBody<'a> {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
+    #[serde(flatten)]
+    single: Option<ExecutionEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executions: Option<Vec<ExecutionEntry<'a>>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pipelines: Vec<PipelineEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guard: Option<GuardEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl<'a> ReportBody<'a> {
+    fn new(report: &'a Report) -> ReportBody<'a> {
+        let body = ReportBody {
+            dry_run: report.dry_run,
+            ..ReportBody::default()
+        };
+        match report.executions.as_slice() {
+            [only] if report.single => ReportBody {
+                single: Some(ExecutionEntry::new(only)),
+                ..body
+            },
+            executions => ReportBody {
+                executions: Some(executions.iter().map(ExecutionEntry::new).collect()),
+                pipelines: report
+                    .pipeline_failures
+                    .iter()
+                    .map(PipelineEntry::new)
+                    .collect(),
+                guard: report.guard.as_deref().map(|g| GuardEntry::new(g, report)),
+                message: report.nothing_found(),
+                ..body
+            },
         }
-        if self.single {
-            if let [only] = self.executions.as_slice() {
-                execution_entries(&mut body, only)?;
-                return body.end();
-            }
-        }
-        body.serialize_entry("Executions", &self.executions)?;
-        if !self.pipeline_failures.is_empty() {
-            body.serialize_entry("Pipelines", &self.pipeline_failures)?;
-        }
-        if let Some(guard) = &self.guard {
-            body.serialize_entry("Guard", &GuardEntry(guard, self))?;
-        }
-        if let Some(message) = self.nothing_found() {
-            body.serialize_entry("Message", &message)?;
-        }
-        body.end()
     }
 }
 
 /// A guard run's summary: what it examined, what it skipped and why, and
 /// the tallies of the executions the report lists.
-struct GuardEntry<'a>(&'a GuardSummary, &'a Report);
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GuardEntry<'a> {
+    tag_key: &'a str,
+    default_max_runtime: Option<String>,
+    pipelines_examined: usize,
+    pipelines_guarded: usize,
+    pipelines_exempt: usize,
+    pipelines_skipped: Vec<SkippedEntry<'a>>,
+    /// Counted, never named: the caller's deployment may not act on them.
+    pipelines_not_allowed: usize,
+    invalid_tags: Vec<InvalidTagEntry<'a>>,
+    executions_examined: usize,
+    executions_over_limit: usize,
+    /// A dry run counts what it would stop, a real run what it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executions_would_stop: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executions_stopped: Option<usize>,
+    executions_failed: usize,
+    executions_stuck_stopping: Vec<StuckEntry<'a>>,
+    /// Dry runs only: a real run reports what it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    within_limit: Option<Vec<WithinEntry<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorEntry<'a>>,
+}
 
-impl Serialize for GuardEntry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (guard, report) = (self.0, self.1);
+impl<'a> GuardEntry<'a> {
+    fn new(guard: &'a GuardSummary, report: &Report) -> GuardEntry<'a> {
         let count =
             |f: fn(&ExecutionReport) -> bool| report.executions.iter().filter(|e| f(e)).count();
-        let mut entry = serializer.serialize_map(None)?;
-        entry.serialize_entry("TagKey", &guard.tag_key)?;
-        entry.serialize_entry("DefaultMaxRuntime", &guard.default.map(|d| d.to_string()))?;
-        entry.serialize_entry("PipelinesExamined", &guard.pipelines_examined)?;
-        entry.serialize_entry("PipelinesGuarded", &guard.pipelines_guarded)?;
-        entry.serialize_entry("PipelinesExempt", &guard.pipelines_exempt)?;
-        entry.serialize_entry("PipelinesSkipped", &SkippedEntries(guard))?;
-        // Counted, never named: the caller's deployment may not act on them.
-        entry.serialize_entry("PipelinesNotAllowed", &guard.not_allowed.len())?;
-        entry.serialize_entry("InvalidTags", &InvalidTagEntries(guard))?;
-        entry.serialize_entry("ExecutionsExamined", &guard.executions_examined)?;
-        entry.serialize_entry("ExecutionsOverLimit", &guard.over_limit)?;
-        if report.dry_run {
-            entry.serialize_entry(
-                "ExecutionsWouldStop",
-                &count(|e| e.outcome == Outcome::WouldStop),
-            )?;
-        } else {
-            entry.serialize_entry(
-                "ExecutionsStopped",
-                &count(|e| e.outcome == Outcome::StopRequested),
-            )?;
+        let (would_stop, stopped) = match report.dry_run {
+            true => (Some(count(|e| e.outcome == Outcome::WouldStop)), None),
+            false => (None, Some(count(|e| e.outcome == Outcome::StopRequested))),
+        };
+        GuardEntry {
+            tag_key: &guard.tag_key,
+            default_max_runtime: guard.default.map(|d| d.to_string()),
+            pipelines_examined: guard.pipelines_examined,
+            pipelines_guarded: guard.pipelines_guarded,
+            pipelines_exempt: guard.pipelines_exempt,
+            pipelines_skipped: (guard.skipped.iter())
+                .map(|s| SkippedEntry {
+                    pipeline_name: &s.pipeline,
+                    reason: &s.reason,
+                })
+                .collect(),
+            pipelines_not_allowed: guard.not_allowed.len(),
+            invalid_tags: (guard.invalid_tags.iter())
+                .map(|t| InvalidTagEntry {
+                    pipeline_name: &t.pipeline,
+                    value: &t.value,
+                    reason: &t.reason,
+                })
+                .collect(),
+            executions_examined: guard.executions_examined,
+            executions_over_limit: guard.over_limit,
+            executions_would_stop: would_stop,
+            executions_stopped: stopped,
+            executions_failed: count(|e| e.error().is_some()),
+            executions_stuck_stopping: (guard.stuck_stopping.iter())
+                .map(|s| StuckEntry {
+                    pipeline_execution_arn: &s.arn,
+                    stopping_minutes: s.stopping_for.as_secs() / 60,
+                })
+                .collect(),
+            within_limit: report.dry_run.then(|| {
+                (guard.within_limit.iter())
+                    .map(|(arn, run)| WithinEntry {
+                        pipeline_execution_arn: arn,
+                        run: RunEntry::new(run),
+                    })
+                    .collect()
+            }),
+            error: guard.error.as_ref().map(ErrorEntry::new),
         }
-        entry.serialize_entry("ExecutionsFailed", &count(|e| e.error().is_some()))?;
-        let stuck: Vec<Value> = guard
-            .stuck_stopping
-            .iter()
-            .map(|s| json!({"PipelineExecutionArn": s.arn, "StoppingMinutes": s.stopping_for.as_secs() / 60}))
-            .collect();
-        entry.serialize_entry("ExecutionsStuckStopping", &stuck)?;
-        if report.dry_run {
-            let within: Vec<WithinEntry> = guard
-                .within_limit
-                .iter()
-                .map(|(arn, run)| WithinEntry(arn, run))
-                .collect();
-            entry.serialize_entry("WithinLimit", &within)?;
-        }
-        if let Some(error) = &guard.error {
-            entry.serialize_entry("Error", &ErrorEntry(error))?;
-        }
-        entry.end()
     }
 }
 
-struct SkippedEntries<'a>(&'a GuardSummary);
-
-impl Serialize for SkippedEntries<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.0
-                .skipped
-                .iter()
-                .map(|s| json!({"PipelineName": s.pipeline, "Reason": s.reason})),
-        )
-    }
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SkippedEntry<'a> {
+    pipeline_name: &'a str,
+    reason: &'a str,
 }
 
-struct InvalidTagEntries<'a>(&'a GuardSummary);
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InvalidTagEntry<'a> {
+    pipeline_name: &'a str,
+    value: &'a str,
+    reason: &'a str,
+}
 
-impl Serialize for InvalidTagEntries<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.0
-                .invalid_tags
-                .iter()
-                .map(|t| json!({"PipelineName": t.pipeline, "Value": t.value, "Reason": t.reason})),
-        )
-    }
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StuckEntry<'a> {
+    pipeline_execution_arn: &'a str,
+    stopping_minutes: u64,
 }
 
 /// A running execution within its limit (dry runs).
-struct WithinEntry<'a>(&'a str, &'a GuardedRun);
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct WithinEntry<'a> {
+    pipeline_execution_arn: &'a str,
+    #[serde(flatten)]
+    run: RunEntry,
+}
 
-impl Serialize for WithinEntry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entry = serializer.serialize_map(None)?;
-        entry.serialize_entry("PipelineExecutionArn", self.0)?;
-        run_entries(&mut entry, self.1)?;
-        entry.end()
+/// An execution's limit, where it came from, and how long it had run: the
+/// `Guard` object of an execution the guard acted on.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RunEntry {
+    max_runtime: String,
+    max_runtime_minutes: u64,
+    limit_source: &'static str,
+    runtime_minutes: u64,
+}
+
+impl RunEntry {
+    fn new(run: &GuardedRun) -> RunEntry {
+        RunEntry {
+            max_runtime: run.limit.max_runtime.to_string(),
+            max_runtime_minutes: run.limit.max_runtime.minutes(),
+            limit_source: run.limit.source.name(),
+            runtime_minutes: run.runtime.as_secs() / 60,
+        }
     }
 }
 
-/// An execution's limit, where it came from, and how long it had run.
-fn run_entries<M: SerializeMap>(map: &mut M, run: &GuardedRun) -> Result<(), M::Error> {
-    map.serialize_entry("MaxRuntime", &run.limit.max_runtime.to_string())?;
-    map.serialize_entry("MaxRuntimeMinutes", &run.limit.max_runtime.minutes())?;
-    map.serialize_entry("LimitSource", run.limit.source.name())?;
-    map.serialize_entry("RuntimeMinutes", &(run.runtime.as_secs() / 60))?;
-    Ok(())
+/// One execution, as its own object, the single-form body or a notice's entry.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ExecutionEntry<'a> {
+    pipeline_execution_arn: &'a str,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorEntry<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocking_steps: Vec<StepEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guard: Option<RunEntry>,
 }
 
-/// The `Guard` object of an execution the guard acted on.
-struct RunEntry<'a>(&'a GuardedRun);
-
-impl Serialize for RunEntry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entry = serializer.serialize_map(None)?;
-        run_entries(&mut entry, self.0)?;
-        entry.end()
+impl<'a> ExecutionEntry<'a> {
+    pub(crate) fn new(result: &'a ExecutionReport) -> ExecutionEntry<'a> {
+        ExecutionEntry {
+            pipeline_execution_arn: &result.arn,
+            outcome: result.outcome.name(),
+            status: result.shown_status().map(|s| s.as_str()),
+            error: match &result.outcome {
+                Outcome::Failed(e) => Some(ErrorEntry::new(e)),
+                _ => None,
+            },
+            blocking_steps: result.blocking_steps.iter().map(StepEntry::new).collect(),
+            guard: result.guard.as_ref().map(RunEntry::new),
+        }
     }
-}
-
-impl Serialize for ExecutionReport {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entry = serializer.serialize_map(None)?;
-        execution_entries(&mut entry, self)?;
-        entry.end()
-    }
-}
-
-/// One execution's fields, into its own object or the single-form body.
-pub(crate) fn execution_entries<M: SerializeMap>(
-    map: &mut M,
-    result: &ExecutionReport,
-) -> Result<(), M::Error> {
-    map.serialize_entry("PipelineExecutionArn", &result.arn)?;
-    map.serialize_entry("Outcome", result.outcome.name())?;
-    if let Some(status) = result.shown_status() {
-        map.serialize_entry("Status", status.as_str())?;
-    }
-    if let Outcome::Failed(e) = &result.outcome {
-        map.serialize_entry("Error", &ErrorEntry(e))?;
-    }
-    if !result.blocking_steps.is_empty() {
-        map.serialize_entry("BlockingSteps", &result.blocking_steps)?;
-    }
-    if let Some(run) = &result.guard {
-        map.serialize_entry("Guard", &RunEntry(run))?;
-    }
-    Ok(())
 }
 
 /// What holds each kind of step, and what `Force` can do about it.
@@ -227,67 +276,86 @@ const LAMBDA_FORCE_NOTE: &str =
     "a Lambda step cannot be forced: the stop completes when the function returns \
      (then Stopped) or times out (then Failed)";
 
-impl Serialize for StepReport {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entry = serializer.serialize_map(None)?;
-        entry.serialize_entry("StepName", &self.name)?;
-        match &self.kind {
-            StepKind::Callback { queue_url } => {
-                entry.serialize_entry("StepType", "Callback")?;
-                if let Some(url) = queue_url {
-                    entry.serialize_entry("SqsQueueUrl", url)?;
-                }
-            }
-            StepKind::Lambda { function_arn } => {
-                entry.serialize_entry("StepType", "Lambda")?;
-                if let Some(arn) = function_arn {
-                    entry.serialize_entry("FunctionArn", arn)?;
-                }
-            }
-        }
-        if let Some(force) = &self.force {
-            entry.serialize_entry("Force", force.name())?;
-            if let Force::Failed(e) = force {
-                entry.serialize_entry("Error", &ErrorEntry(e))?;
-            }
-        }
-        let note = match (&self.kind, &self.force) {
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StepEntry<'a> {
+    step_name: &'a str,
+    step_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sqs_queue_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    force: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+}
+
+impl<'a> StepEntry<'a> {
+    fn new(step: &'a StepReport) -> StepEntry<'a> {
+        let (sqs_queue_url, function_arn) = match &step.kind {
+            StepKind::Callback { queue_url } => (queue_url.as_deref(), None),
+            StepKind::Lambda { function_arn } => (None, function_arn.as_deref()),
+        };
+        let note = match (&step.kind, &step.force) {
             (StepKind::Callback { .. }, None) => Some(CALLBACK_NOTE),
             (StepKind::Lambda { .. }, None) => Some(LAMBDA_NOTE),
             (StepKind::Lambda { .. }, Some(_)) => Some(LAMBDA_FORCE_NOTE),
             (StepKind::Callback { .. }, Some(_)) => None,
         };
-        if let Some(note) = note {
-            entry.serialize_entry("Note", note)?;
+        StepEntry {
+            step_name: &step.name,
+            step_type: step.kind.name(),
+            sqs_queue_url,
+            function_arn,
+            force: step.force.as_ref().map(Force::name),
+            error: match &step.force {
+                Some(Force::Failed(e)) => Some(ErrorEntry::new(e)),
+                _ => None,
+            },
+            note,
         }
-        entry.end()
     }
 }
 
-impl Serialize for PipelineFailure {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entry = serializer.serialize_map(Some(2))?;
-        entry.serialize_entry("PipelineName", &self.pipeline)?;
-        entry.serialize_entry("Error", &ErrorEntry(&self.error))?;
-        entry.end()
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PipelineEntry<'a> {
+    pipeline_name: &'a str,
+    error: ErrorEntry<'a>,
+}
+
+impl<'a> PipelineEntry<'a> {
+    fn new(failure: &'a PipelineFailure) -> PipelineEntry<'a> {
+        PipelineEntry {
+            pipeline_name: &failure.pipeline,
+            error: ErrorEntry::new(&failure.error),
+        }
     }
 }
 
 /// `{"Code": ..., "Message": ...}`
-struct ErrorEntry<'a>(&'a StopError);
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorEntry<'a> {
+    code: &'static str,
+    message: &'a str,
+}
 
-impl Serialize for ErrorEntry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entry = serializer.serialize_map(Some(2))?;
-        entry.serialize_entry("Code", self.0.kind.error_type())?;
-        entry.serialize_entry("Message", &self.0.message)?;
-        entry.end()
+impl<'a> ErrorEntry<'a> {
+    fn new(error: &'a StopError) -> ErrorEntry<'a> {
+        ErrorEntry {
+            code: error.kind.error_type(),
+            message: &error.message,
+        }
     }
 }
 
 /// `{"Error": {"Code": ..., "Message": ...}}`
 pub fn error_body(error: &StopError) -> Value {
-    json!({ "Error": ErrorEntry(error) })
+    json!({ "Error": ErrorEntry::new(error) })
 }
 
 /// The body of an event that is deliberately not acted on.
@@ -300,11 +368,16 @@ pub fn ignored_body(reason: &str) -> Value {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Reply {
+    #[serde(serialize_with = "report_body")]
     Report(Report),
     Json(Value),
     RestApi(ApiGatewayProxyResponse),
     HttpApi(ApiGatewayV2httpResponse),
     FunctionUrl(LambdaFunctionUrlResponse),
+}
+
+fn report_body<S: Serializer>(report: &Report, serializer: S) -> Result<S::Ok, S::Error> {
+    ReportBody::new(report).serialize(serializer)
 }
 
 impl Reply {
@@ -552,9 +625,8 @@ mod tests {
     /// dry run's WithinLimit; a failed discovery as the run's error.
     #[test]
     fn a_guard_run_reports_each_limit_and_its_summary() {
-        use crate::guard::{
-            GuardSummary, GuardedRun, InvalidTag, Limit, LimitSource, MaxRuntime, SkippedPipeline,
-        };
+        use crate::guard::{GuardSummary, InvalidTag, SkippedPipeline};
+        use crate::limit::{GuardedRun, Limit, LimitSource, MaxRuntime};
         use std::time::Duration;
         let run = |minutes, source, ran: u64| GuardedRun {
             limit: Limit {

@@ -4,7 +4,8 @@
 //! them as text. Nothing here is serialised or sent.
 
 use crate::error::{ErrorKind, StopError};
-use crate::guard::{GuardSummary, GuardedRun};
+use crate::guard::GuardSummary;
+use crate::limit::GuardedRun;
 use crate::status::ExecutionStatus;
 use crate::steps::{BlockingStep, StepKind};
 
