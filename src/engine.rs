@@ -97,15 +97,15 @@ impl Engine<'_> {
         let mut report = Report {
             single: plan.is_single(),
             dry_run: plan.options.dry_run,
-            pipelines_swept: plan.pipelines.clone(),
+            pipelines_swept: plan.pipelines().to_vec(),
             ..Report::default()
         };
-        self.tell(|p| p.found(plan.executions.len()));
+        self.tell(|p| p.found(plan.executions().len()));
         // The sweeps list a page ahead of the stops, into a channel of one
         // page, so that a slot never waits on the next page's round trip.
         let (found_tx, mut found_rx) = mpsc::channel(sagemaker::LIST_PAGE_SIZE);
         let finding = async {
-            let guard = match &plan.guard {
+            let guard = match plan.guard() {
                 Some(policy) => Some(self.guard(plan, policy, found_tx).await),
                 None => {
                     self.sweep(plan, found_tx).await;
@@ -117,7 +117,7 @@ impl Engine<'_> {
         };
         let acting = async {
             let named = plan
-                .executions
+                .executions()
                 .iter()
                 .map(|target| Work::Act(target.clone(), Some(Look::Named), None));
             let swept = stream::poll_fn(move |cx| found_rx.poll_recv(cx));
@@ -164,8 +164,8 @@ impl Engine<'_> {
             .options
             .older_than_minutes
             .map(|minutes| SystemTime::now() - Duration::from_secs(minutes * 60));
-        let mut seen: HashSet<String> = plan.executions.iter().map(|t| t.arn.clone()).collect();
-        for pipeline in &plan.pipelines {
+        let mut seen: HashSet<String> = plan.executions().iter().map(|t| t.arn.clone()).collect();
+        for pipeline in plan.pipelines() {
             let mut listing = pin!(sagemaker::list_executions(
                 self.client,
                 pipeline,

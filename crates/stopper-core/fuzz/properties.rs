@@ -165,20 +165,20 @@ fn pipeline_of(arn: &str) -> &str {
 fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
     // A guard run finds its own targets: it names none, and sweeps nothing
     // (never the default pipeline).
-    if planned.guard.is_some() {
+    if planned.guard().is_some() {
         assert!(
-            planned.executions.is_empty() && planned.pipelines.is_empty(),
+            planned.executions().is_empty() && planned.pipelines().is_empty(),
             "a guard run planned targets of its own"
         );
     }
     assert!(
-        planned.executions.len() <= 100,
+        planned.executions().len() <= 100,
         "planned {} executions",
-        planned.executions.len()
+        planned.executions().len()
     );
     let allow_listed = config.default_pipeline.is_some();
     let mut seen = HashSet::new();
-    for target in &planned.executions {
+    for target in planned.executions() {
         check_execution_arn(&target.arn);
         assert!(
             input.contains(&target.arn),
@@ -200,7 +200,7 @@ fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
             );
         }
     }
-    for pipeline in &planned.pipelines {
+    for pipeline in planned.pipelines() {
         let named = input.iter().any(|s| s.contains(pipeline.as_str()));
         let default = config.default_pipeline.as_deref() == Some(pipeline.as_str());
         assert!(
@@ -210,7 +210,7 @@ fn check_plan(planned: &Plan, config: &Config, input: &HashSet<String>) {
         if !named {
             // The default stands in only for an event that names nothing.
             assert!(
-                planned.executions.is_empty() && planned.pipelines.len() == 1,
+                planned.executions().is_empty() && planned.pipelines().len() == 1,
                 "the default pipeline planned beside named targets: {planned:?}"
             );
         }
@@ -245,7 +245,7 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
     ];
     let error = |i: usize| StopError::new(kinds[i % kinds.len()], format!("target {i}: {quoted}"));
     let mut executions: Vec<ExecutionReport> = planned
-        .executions
+        .executions()
         .iter()
         .enumerate()
         .map(|(i, target)| {
@@ -295,7 +295,7 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
         .collect();
     // A sweep finds executions the plan could not name: one per pipeline.
     let mut pipeline_failures = Vec::new();
-    for (i, pipeline) in planned.pipelines.iter().enumerate() {
+    for (i, pipeline) in planned.pipelines().iter().enumerate() {
         if (i + seed as usize).is_multiple_of(3) {
             pipeline_failures.push(PipelineFailure {
                 pipeline: pipeline.clone(),
@@ -311,7 +311,7 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
     Report {
         executions,
         pipeline_failures,
-        pipelines_swept: planned.pipelines.clone(),
+        pipelines_swept: planned.pipelines().to_vec(),
         single: planned.is_single(),
         dry_run: planned.options.dry_run,
         guard: None,

@@ -20,12 +20,7 @@ pub struct Target {
 /// The validated plan for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Executions named explicitly, in the order named, without repeats.
-    pub executions: Vec<Target>,
-    /// Pipelines (names) whose `Executing` executions are to be listed and stopped.
-    pub pipelines: Vec<String>,
-    /// A guard run: the executions over their pipeline's limit are the targets.
-    pub guard: Option<Box<GuardPolicy>>,
+    pub targets: Targets,
     /// The seed of derived tokens, for the executions a pipeline sweep finds.
     pub identity: String,
     /// Dry run, wait, force, age filter.
@@ -34,7 +29,45 @@ pub struct Plan {
     pub caller: Option<String>,
 }
 
+/// What a plan acts on: the targets a request names, or a guard run, which
+/// finds its own; never both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    Named {
+        /// Executions named explicitly, in the order named, without repeats.
+        executions: Vec<Target>,
+        /// Pipelines (names) whose `Executing` executions are to be listed and stopped.
+        pipelines: Vec<String>,
+    },
+    /// A guard run: the executions over their pipeline's limit are the targets.
+    Guard(Box<GuardPolicy>),
+}
+
 impl Plan {
+    /// The executions named explicitly (none in a guard run).
+    pub fn executions(&self) -> &[Target] {
+        match &self.targets {
+            Targets::Named { executions, .. } => executions,
+            Targets::Guard(_) => &[],
+        }
+    }
+
+    /// The pipelines to sweep (none in a guard run).
+    pub fn pipelines(&self) -> &[String] {
+        match &self.targets {
+            Targets::Named { pipelines, .. } => pipelines,
+            Targets::Guard(_) => &[],
+        }
+    }
+
+    /// A guard run's policy.
+    pub fn guard(&self) -> Option<&GuardPolicy> {
+        match &self.targets {
+            Targets::Guard(policy) => Some(policy),
+            Targets::Named { .. } => None,
+        }
+    }
+
     /// The failure reason forced Callback steps get: the request's, or the
     /// default naming the caller.
     pub fn failure_reason(&self) -> std::borrow::Cow<'_, str> {
@@ -51,7 +84,7 @@ impl Plan {
 
     /// The request named exactly one execution: its reply takes the single form.
     pub fn is_single(&self) -> bool {
-        self.executions.len() == 1 && self.pipelines.is_empty()
+        self.executions().len() == 1 && self.pipelines().is_empty()
     }
 
     /// The idempotency token of `SendPipelineExecutionStepFailure` for one
@@ -59,9 +92,9 @@ impl Plan {
     /// so does every guard run (overlapping runs, a redelivery, the CLI's
     /// `--guard`), as the guard's stop tokens derive from the execution alone.
     pub fn force_token(&self, execution_arn: &str, callback_token: &str) -> String {
-        let identity = match self.guard {
-            Some(_) => crate::guard::GUARD_IDENTITY,
-            None => &self.identity,
+        let identity = match self.targets {
+            Targets::Guard(_) => crate::guard::GUARD_IDENTITY,
+            Targets::Named { .. } => &self.identity,
         };
         token::derive(identity, &format!("{execution_arn}#force#{callback_token}"))
     }
@@ -208,9 +241,10 @@ pub fn plan(
     }
 
     Ok(Plan {
-        executions,
-        pipelines,
-        guard: None,
+        targets: Targets::Named {
+            executions,
+            pipelines,
+        },
         identity: identity.to_owned(),
         options: selection.options.clone(),
         caller: None,
@@ -244,9 +278,7 @@ fn plan_guard(
         )));
     }
     Ok(Plan {
-        executions: Vec::new(),
-        pipelines: Vec::new(),
-        guard: Some(Box::new(GuardPolicy {
+        targets: Targets::Guard(Box::new(GuardPolicy {
             tag_key: config.max_runtime_tag.clone(),
             default: config.default_max_runtime,
             stopping_grace: config.stopping_grace,
@@ -291,9 +323,9 @@ mod tests {
             "eventbridge:1",
         )
         .unwrap();
-        assert_eq!(p.executions.len(), 2);
-        assert_eq!(p.executions[0].token, token::derive("eventbridge:1", A));
-        assert_ne!(p.executions[0].token, p.executions[1].token);
+        assert_eq!(p.executions().len(), 2);
+        assert_eq!(p.executions()[0].token, token::derive("eventbridge:1", A));
+        assert_ne!(p.executions()[0].token, p.executions()[1].token);
         assert!(!p.is_single());
         assert!(plan(&arns(&[A]), &Config::default(), &scope(), "x")
             .unwrap()
@@ -308,7 +340,7 @@ mod tests {
         assert_eq!(
             plan(&s, &Config::default(), &scope(), "x")
                 .unwrap()
-                .executions[0]
+                .executions()[0]
                 .token,
             token
         );
@@ -361,7 +393,9 @@ mod tests {
             ..Selection::default()
         };
         assert_eq!(
-            plan(&scheduled, &config, &scope(), "x").unwrap().pipelines,
+            plan(&scheduled, &config, &scope(), "x")
+                .unwrap()
+                .pipelines(),
             vec!["nightly-training"]
         );
         let http = Selection::default();
@@ -400,7 +434,7 @@ mod tests {
             ..Selection::default()
         };
         assert_eq!(
-            plan(&allowed, &config, &scope(), "x").unwrap().pipelines,
+            plan(&allowed, &config, &scope(), "x").unwrap().pipelines(),
             vec!["EXP-7"]
         );
     }
@@ -465,7 +499,7 @@ mod tests {
             "sns:42",
         )
         .unwrap();
-        assert_eq!(p.pipelines, vec!["nightly-training"]);
+        assert_eq!(p.pipelines(), vec!["nightly-training"]);
         assert_eq!(p.swept_target(A.into()).token, token::derive("sns:42", A));
     }
 
@@ -484,7 +518,7 @@ mod tests {
             panic!("a valid direct request is planned")
         };
         assert_eq!(p.identity, "lambda:req-1");
-        assert_eq!(p.executions[0].token, token::derive("lambda:req-1", A));
+        assert_eq!(p.executions()[0].token, token::derive("lambda:req-1", A));
 
         // The same EventBridge event, delivered twice under two request ids,
         // gets the same tokens: they derive from the event's id.

@@ -155,13 +155,16 @@ fn every_sample_event_plans_within_its_account_and_region() {
             let p = plan(&selection, &config, scope.as_ref().unwrap(), "id")
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert!(
-                !p.executions.is_empty() || !p.pipelines.is_empty() || p.guard.is_some(),
+                !p.executions().is_empty() || !p.pipelines().is_empty() || p.guard().is_some(),
                 "{file}"
             );
-            assert_eq!(p.guard.is_some(), file == "guard-schedule.json", "{file}");
-            if p.guard.is_some() {
+            assert_eq!(p.guard().is_some(), file == "guard-schedule.json", "{file}");
+            if p.guard().is_some() {
                 // The guard finds its own targets: never the default pipeline.
-                assert!(p.executions.is_empty() && p.pipelines.is_empty(), "{file}");
+                assert!(
+                    p.executions().is_empty() && p.pipelines().is_empty(),
+                    "{file}"
+                );
             }
         }
     }
@@ -377,7 +380,7 @@ fn with_default(event: &str, default: &str) -> Result<Vec<String>, stopper_core:
         ..Config::default()
     };
     match decode(event).action? {
-        Action::Stop(s) => plan(&s, &config, &scope, "id").map(|p| p.pipelines),
+        Action::Stop(s) => plan(&s, &config, &scope, "id").map(|p| p.pipelines().to_vec()),
         other => panic!("{event}: {other:?}"),
     }
 }

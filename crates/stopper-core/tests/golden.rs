@@ -439,14 +439,14 @@ fn fixed_answers() -> Vec<(&'static str, Answer)> {
 fn own_answer(plan: &Plan) -> Answer {
     Answer::Acted(Report {
         executions: plan
-            .executions
+            .executions()
             .iter()
             .map(|t| execution(&t.arn, Outcome::StopRequested))
             .collect(),
-        pipelines_swept: plan.pipelines.clone(),
+        pipelines_swept: plan.pipelines().to_vec(),
         single: plan.is_single(),
         dry_run: plan.options.dry_run,
-        guard: plan.guard.as_ref().map(|policy| {
+        guard: plan.guard().map(|policy| {
             Box::new(GuardSummary {
                 tag_key: policy.tag_key.clone(),
                 default: policy.default,
