@@ -4,6 +4,8 @@
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
+use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
+use aws_sdk_sagemaker::operation::search::{SearchInput, SearchOutput};
 use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::{
     SendPipelineExecutionStepFailureError, SendPipelineExecutionStepFailureOutput,
 };
@@ -13,8 +15,9 @@ use aws_sdk_sagemaker::operation::stop_pipeline_execution::{
 use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::error::{ConflictException, ResourceNotFound};
 use aws_sdk_sagemaker::types::{
-    CallbackStepMetadata, LambdaStepMetadata, PipelineExecutionStatus, PipelineExecutionStep,
-    PipelineExecutionStepMetadata, PipelineExecutionSummary, StepStatus,
+    CallbackStepMetadata, LambdaStepMetadata, Pipeline, PipelineExecution, PipelineExecutionStatus,
+    PipelineExecutionStep, PipelineExecutionStepMetadata, PipelineExecutionSummary, ResourceType,
+    SearchRecord, StepStatus, Tag,
 };
 use aws_sdk_sagemaker::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -29,6 +32,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use stopper_core::arn::Scope;
 use stopper_core::config::{AllowList, Config};
 use stopper_core::token;
@@ -1176,4 +1180,109 @@ async fn a_callback_step_that_ended_before_the_force_is_reported_not_failed() {
         .unwrap();
     assert_eq!(reply["BlockingSteps"][0]["Force"], "StepAlreadyEnded");
     assert_eq!(fail.num_calls(), 1);
+}
+
+/// A `Search` result page of pipelines or executions.
+fn search_page(records: Vec<SearchRecord>) -> SearchOutput {
+    SearchOutput::builder().set_results(Some(records)).build()
+}
+
+fn searched_status(request: &SearchInput) -> Option<&str> {
+    request
+        .search_expression()
+        .and_then(|e| e.filters().first())
+        .filter(|f| f.name() == Some("PipelineExecutionStatus"))
+        .and_then(|f| f.value())
+}
+
+/// The guard's path through the engine: the tagged pipelines and the running
+/// executions from `Search`, the pipeline's own tag from `ListTags`, a look
+/// at the execution over its limit, then its stop with the guard's token;
+/// the execution within its limit is not touched.
+#[tokio::test]
+async fn a_guard_run_stops_only_the_execution_over_its_pipelines_limit() {
+    let pipeline = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training";
+    let now = std::time::SystemTime::now();
+    let started = move |minutes: u64| DateTime::from(now - Duration::from_secs(minutes * 60));
+    let tag = || {
+        Tag::builder()
+            .key("pipeline-stopper:max-runtime")
+            .value("1h")
+            .build()
+    };
+    let tagged = mock!(Client::search)
+        .match_requests(|r| r.resource() == Some(&ResourceType::Pipeline))
+        .then_output(move || {
+            search_page(vec![SearchRecord::builder()
+                .pipeline(
+                    Pipeline::builder()
+                        .pipeline_arn(pipeline)
+                        .pipeline_name("nightly-training")
+                        .tags(tag())
+                        .build(),
+                )
+                .build()])
+        });
+    let execution = move |arn: &str, minutes: u64| {
+        SearchRecord::builder()
+            .pipeline_execution(
+                PipelineExecution::builder()
+                    .pipeline_execution_arn(arn)
+                    .pipeline_arn(pipeline)
+                    .pipeline_execution_status(PipelineExecutionStatus::Executing)
+                    .creation_time(started(minutes))
+                    .last_modified_time(started(minutes))
+                    .build(),
+            )
+            .build()
+    };
+    let running = mock!(Client::search)
+        .match_requests(|r| searched_status(r) == Some("Executing"))
+        .then_output(move || search_page(vec![execution(A, 120), execution(B, 10)]));
+    let stopping = mock!(Client::search)
+        .match_requests(|r| searched_status(r) == Some("Stopping"))
+        .then_output(|| search_page(Vec::new()));
+    let own_tags = mock!(Client::list_tags)
+        .match_requests(move |r| r.resource_arn() == Some(pipeline))
+        .then_output(move || ListTagsOutput::builder().tags(tag()).build());
+    let guard_token = token::derive(stopper_core::guard::GUARD_IDENTITY, A);
+    let stop = mock!(Client::stop_pipeline_execution)
+        .match_requests(move |r| {
+            r.pipeline_execution_arn() == Some(A)
+                && r.client_request_token() == Some(guard_token.as_str())
+        })
+        .then_output(|| StopPipelineExecutionOutput::builder().build());
+    let look = mock!(Client::describe_pipeline_execution)
+        .match_requests(|r| r.pipeline_execution_arn() == Some(A))
+        .then_output(|| {
+            DescribePipelineExecutionOutput::builder()
+                .pipeline_execution_status(PipelineExecutionStatus::Executing)
+                .build()
+        });
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [
+            &tagged,
+            &running,
+            &stopping,
+            &own_tags,
+            &look,
+            &stop,
+            &no_steps()
+        ]
+    );
+    let reply = run(client, json!({"Guard": true})).await.unwrap();
+    let stopped: Vec<&str> = reply["Executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["Outcome"] == "StopRequested")
+        .map(|e| e["PipelineExecutionArn"].as_str().unwrap())
+        .collect();
+    assert_eq!(stopped, [A], "{reply}");
+    assert!(!reply.to_string().contains(B), "{reply}");
+    assert_eq!(stop.num_calls(), 1);
+    assert_eq!(own_tags.num_calls(), 1, "the pipeline's own tags were read");
+    assert_eq!(reply["Guard"]["ExecutionsOverLimit"], 1, "{reply}");
 }
