@@ -1,31 +1,37 @@
 //! CloudWatch alarms: a Lambda alarm action (`alarmData`), and what an alarm
 //! in any delivery (EventBridge, action, SNS) asks to stop.
 
+use std::collections::HashSet;
+
 use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue,
 };
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::limits::{within, MAX_ALARM_EVENT_BYTES};
-use super::mentions::alarm_mentions;
+use super::mentions::folded;
 use super::parse::parse;
 use super::{Action, Decoded, Selection, Trigger};
 use crate::arn::quote;
 use crate::error::StopError;
 use crate::options::Options;
 
+/// The alarm data of EventBridge alarm events and Lambda alarm actions, its
+/// configuration and reason data kept as text (the configuration is read
+/// into [`Configuration`]).
+pub(super) type AlarmData = CloudWatchAlarmData<Box<RawValue>, Box<RawValue>>;
+
 pub(super) fn decode_alarm_action(event: &str) -> Decoded {
-    let mentions = match within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload")
-        .and_then(|()| alarm_mentions(event, "an alarm action payload"))
-    {
-        Ok(mentions) => mentions,
-        Err(e) => return Decoded::refused(Trigger::AlarmLambdaAction, e),
-    };
-    let alarm: CloudWatchAlarm<Value, Value> = match parse(event, "CloudWatch alarm action payload")
-    {
-        Ok(a) => a,
-        Err(e) => return Decoded::refused(Trigger::AlarmLambdaAction, e),
-    };
+    let alarm: CloudWatchAlarm<Box<RawValue>, Box<RawValue>> =
+        match within(event, MAX_ALARM_EVENT_BYTES, "an alarm action payload")
+            .and_then(|()| parse(event, "CloudWatch alarm action payload"))
+        {
+            Ok(a) => a,
+            Err(e) => return Decoded::refused(Trigger::AlarmLambdaAction, e),
+        };
     // A redelivered action carries the same alarm and state time; a new
     // transition into ALARM has a new time, and so a new token.
     let identity = alarm.alarm_data.state.as_ref().map(|s| {
@@ -41,16 +47,72 @@ pub(super) fn decode_alarm_action(event: &str) -> Decoded {
     Decoded::new(
         Trigger::AlarmLambdaAction,
         identity,
-        eventbridge_alarm(&alarm.alarm_data, mentions),
+        eventbridge_alarm(&alarm.alarm_data),
     )
 }
 
+/// A metric alarm's configuration, as far as it can name a target: its
+/// metrics' dimensions. A composite alarm's has no metrics.
+#[derive(Deserialize)]
+struct Configuration {
+    #[serde(default)]
+    metrics: Vec<Metric>,
+}
+
+#[derive(Deserialize)]
+struct Metric {
+    /// Absent for a metric math expression.
+    #[serde(rename = "metricStat", default)]
+    stat: Option<MetricStat>,
+}
+
+#[derive(Deserialize)]
+struct MetricStat {
+    metric: MetricDimensions,
+}
+
+#[derive(Deserialize)]
+struct MetricDimensions {
+    #[serde(default)]
+    dimensions: Dimensions,
+}
+
+/// A metric's dimensions, an object read as its pairs: a name given twice is
+/// refused (a map would keep one value silently), and a value that is not a
+/// string is kept as its JSON text, so that a target dimension is refused as
+/// invalid rather than skipped (and the default pipeline stopped instead).
+#[derive(Default)]
+struct Dimensions(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Dimensions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Dimensions;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of dimensions")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Dimensions, A::Error> {
+                let (mut pairs, mut seen) = (Vec::new(), HashSet::new());
+                while let Some(name) = map.next_key::<String>()? {
+                    if !seen.insert(name.clone()) {
+                        return Err(de::Error::custom(format!("duplicate field `{name}`")));
+                    }
+                    let value = match map.next_value::<Value>()? {
+                        Value::String(value) => value,
+                        other => other.to_string(),
+                    };
+                    pairs.push((name, value));
+                }
+                Ok(Dimensions(pairs))
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
+}
+
 /// The alarm data shared by EventBridge alarm events and Lambda alarm actions.
-/// `mentions`: how often the whole payload names a target or request field.
-pub(super) fn eventbridge_alarm(
-    data: &CloudWatchAlarmData<Value, Value>,
-    mentions: usize,
-) -> Result<Action, StopError> {
+pub(super) fn eventbridge_alarm(data: &AlarmData) -> Result<Action, StopError> {
     let state = match data.state.as_ref().map(|s| &s.value) {
         Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
         Some(CloudWatchAlarmStateValue::Ok) => "OK",
@@ -58,28 +120,13 @@ pub(super) fn eventbridge_alarm(
         Some(_) => "an unknown state",
         None => "no state",
     };
-    let mut dimensions = Vec::new();
-    for metric in data
-        .configuration
-        .get("metrics")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let dims = metric
-            .pointer("/metricStat/metric/dimensions")
-            .and_then(Value::as_object);
-        for (name, value) in dims.into_iter().flatten() {
-            // A value that is not a string is kept as its JSON text, so that a
-            // target dimension is refused as invalid rather than skipped (and
-            // the default pipeline stopped instead).
-            let value = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_owned);
-            dimensions.push((name.clone(), value));
-        }
-    }
-    alarm_action(&data.alarm_name, state, &dimensions, mentions)
+    let configuration: Configuration =
+        parse(data.configuration.get(), "CloudWatch alarm configuration")?;
+    let dimensions: Vec<(String, String)> = (configuration.metrics.into_iter())
+        .filter_map(|metric| metric.stat)
+        .flat_map(|stat| stat.metric.dimensions.0)
+        .collect();
+    alarm_action(&data.alarm_name, state, &dimensions)
 }
 
 /// Acts only on ALARM. The target: a `PipelineExecutionArn` dimension if the
@@ -92,7 +139,6 @@ pub(super) fn alarm_action(
     alarm_name: &str,
     state: &str,
     dimensions: &[(String, String)],
-    mentions: usize,
 ) -> Result<Action, StopError> {
     if state != "ALARM" {
         return Ok(Action::Ignore(format!(
@@ -109,16 +155,15 @@ pub(super) fn alarm_action(
         }
         found
     };
-    let normalised = |name: &str| -> String {
-        name.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase()
-    };
+    // A dimension that names a pipeline or an execution but is not spelled
+    // as one read (`pipelineName`, `Pipeline_Name`, `PipelineArn`): the alarm
+    // meant a pipeline, and the default would be a guess.
     for (name, _) in dimensions {
-        let target = match normalised(name).as_str() {
-            "pipelineexecutionarn" => "PipelineExecutionArn",
-            "pipelinename" => "PipelineName",
+        let target = match folded(name).as_str() {
+            "pipelineexecutionarn" | "pipelineexecutionarns" | "executionarn" => {
+                "PipelineExecutionArn"
+            }
+            "pipelinename" | "pipelinenames" | "pipelinearn" => "PipelineName",
             _ => continue,
         };
         if name != target {
@@ -128,21 +173,6 @@ pub(super) fn alarm_action(
                 quote(name)
             )));
         }
-    }
-    // Every mention of a pipeline target in the payload must be one of the
-    // dimensions read above: a `PipelineName` in a dimensions list where a map
-    // belongs, under `Metrics` for `metrics`, a `PipelineArn` dimension, would
-    // otherwise be skipped, and the default pipeline stopped instead.
-    let read = dimensions
-        .iter()
-        .filter(|(name, _)| name == "PipelineExecutionArn" || name == "PipelineName")
-        .count();
-    if mentions > read {
-        return Err(StopError::validation(format!(
-            "alarm {} names a pipeline or execution where this function does not read targets (the metrics' \
-             PipelineExecutionArn or PipelineName dimensions): refusing to guess its target",
-            quote(alarm_name)
-        )));
     }
     let execution_arns = values("PipelineExecutionArn");
     let pipelines = if execution_arns.is_empty() {

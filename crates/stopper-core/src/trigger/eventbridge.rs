@@ -1,15 +1,12 @@
 //! EventBridge events: custom events and scheduled rules (a request in
 //! `detail`), SageMaker's status changes, and CloudWatch alarm state changes.
 
-use aws_lambda_events::event::cloudwatch_alarms::CloudWatchAlarmData;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
-use super::alarm::eventbridge_alarm;
+use super::alarm::{eventbridge_alarm, AlarmData};
 use super::limits::{within, MAX_ALARM_EVENT_BYTES, MAX_EVENTBRIDGE_EVENT_BYTES};
-use super::mentions::{alarm_mentions, nothing_named_outside};
 use super::parse::parse;
 use super::{Action, Decoded, Selection, Trigger};
 use crate::arn::quote;
@@ -36,34 +33,26 @@ pub(super) fn decode_eventbridge(event: &str) -> Decoded {
         .filter(|id| !id.is_empty())
         .map(|id| format!("eventbridge:{id}"));
     let detail = envelope.detail.get();
-    // Outside an alarm, a target may be named only in `detail`, where it is read.
-    let outside_detail = || nothing_named_outside(event, "an EventBridge event", &["detail"]);
     let (trigger, action) = match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.cloudwatch", ALARM_STATE_CHANGE) => (
             Trigger::AlarmEventBridge,
             within(event, MAX_ALARM_EVENT_BYTES, "an alarm event")
-                .and_then(|()| alarm_mentions(event, "an alarm event"))
-                .and_then(|mentions| {
-                    let data = parse::<CloudWatchAlarmData<Value, Value>>(
-                        detail,
-                        "CloudWatch alarm state change detail",
-                    )?;
-                    eventbridge_alarm(&data, mentions)
-                }),
+                .and_then(|()| parse::<AlarmData>(detail, "CloudWatch alarm state change detail"))
+                .and_then(|data| eventbridge_alarm(&data)),
         ),
         ("aws.sagemaker", SAGEMAKER_STATUS_CHANGE) => (
             Trigger::SageMakerStatusChange,
-            outside_detail().and_then(|()| sagemaker_status_change(detail)),
+            sagemaker_status_change(detail),
         ),
         // A scheduled rule's `detail` is `{}`: a request with no target field,
         // which stops DEFAULT_PIPELINE_NAME's running executions.
         (_, "Scheduled Event") => (
             Trigger::ScheduledEvent,
-            outside_detail().and_then(|()| detail_request(detail, &envelope.resources)),
+            detail_request(detail, &envelope.resources),
         ),
         _ => (
             Trigger::EventBridge,
-            outside_detail().and_then(|()| detail_request(detail, &envelope.resources)),
+            detail_request(detail, &envelope.resources),
         ),
     };
     Decoded::new(trigger, identity, action)

@@ -4,27 +4,23 @@ use crate::error::StopError;
 
 /// The largest alarm event read (CloudWatch alarm state changes on
 /// EventBridge, alarm Lambda actions, SNS alarm notifications). A real one is
-/// a few KB; this bounds the `Value` tree their lenient decoding builds.
+/// a few KB; this bounds the lists their decoding builds.
 pub const MAX_ALARM_EVENT_BYTES: usize = 256 * 1024;
-/// SNS's own limit on a message: a larger one was not delivered by SNS.
-pub const MAX_SNS_MESSAGE_BYTES: usize = 256 * 1024;
-/// The largest SNS event read: one record whose message, escaped inside the
-/// event's JSON, can take up to 6 bytes per byte (`\u0000`).
-pub const MAX_SNS_EVENT_BYTES: usize = 6 * MAX_SNS_MESSAGE_BYTES + 64 * 1024;
-/// The largest HTTP `requestContext` read. API Gateway's and function URLs'
-/// are a few KB (authorizer claims included); a larger one is not from them.
-pub const MAX_REQUEST_CONTEXT_BYTES: usize = 64 * 1024;
+/// The largest SNS event read: SNS's limit on a message and its attributes is
+/// 256 KB, and a message, escaped inside the event's JSON, can take up to 6
+/// bytes per byte (`\u0000`). This bounds the records and attributes built.
+pub const MAX_SNS_EVENT_BYTES: usize = 6 * 256 * 1024 + 64 * 1024;
 /// The largest EventBridge event read: Lambda takes at most 1 MB in an
-/// asynchronous invocation, which is how EventBridge delivers.
+/// asynchronous invocation, which is how EventBridge delivers. This bounds
+/// the `resources` built.
 pub const MAX_EVENTBRIDGE_EVENT_BYTES: usize = 1024 * 1024;
 /// The largest HTTP event read, not counting its body. API Gateway and
 /// function URLs send at most 10 KB of request line and headers (twice over in
 /// a REST event's `multiValueHeaders`) and a few KB of `requestContext`; the
-/// rest of an event up to Lambda's 6 MB is the body.
-pub const MAX_HTTP_ENVELOPE_BYTES: usize = 256 * 1024;
-/// The most header values an HTTP event may carry. API Gateway allows 10 KB
-/// of headers; the header map these events decode into panics past 32,768.
-pub const MAX_HTTP_HEADERS: usize = 1_000;
+/// rest of an event up to Lambda's 6 MB is the body. It also keeps each header
+/// map under 24,576 names (about 218 KB of the shortest), past which the
+/// `http` header map the events decode into panics.
+pub const MAX_HTTP_ENVELOPE_BYTES: usize = 128 * 1024;
 /// The longest caller identity kept for logs and the forced-step reason.
 pub const MAX_CALLER_CHARS: usize = 256;
 /// API Gateway gives an integration at most this long (HTTP APIs 30 s, REST
@@ -53,11 +49,9 @@ mod tests {
     #[test]
     fn the_caps_are_the_documented_sizes() {
         assert_eq!(MAX_ALARM_EVENT_BYTES, 262_144);
-        assert_eq!(MAX_SNS_MESSAGE_BYTES, 262_144);
         assert_eq!(MAX_SNS_EVENT_BYTES, 1_638_400);
-        assert_eq!(MAX_REQUEST_CONTEXT_BYTES, 65_536);
         assert_eq!(MAX_EVENTBRIDGE_EVENT_BYTES, 1_048_576);
-        assert_eq!(MAX_HTTP_ENVELOPE_BYTES, 262_144);
+        assert_eq!(MAX_HTTP_ENVELOPE_BYTES, 131_072);
         assert!(within(&"x".repeat(10), 10, "t").is_ok());
         assert!(within(&"x".repeat(11), 10, "t").is_err());
     }

@@ -32,15 +32,15 @@ use crate::request::{json_kind_of_text, StopRequest};
 pub use eventbridge::{ALARM_STATE_CHANGE, SAGEMAKER_STATUS_CHANGE};
 pub use limits::{
     API_GATEWAY_TIMEOUT_MS, MAX_ALARM_EVENT_BYTES, MAX_CALLER_CHARS, MAX_EVENTBRIDGE_EVENT_BYTES,
-    MAX_HTTP_ENVELOPE_BYTES, MAX_HTTP_HEADERS, MAX_REQUEST_CONTEXT_BYTES, MAX_SNS_EVENT_BYTES,
-    MAX_SNS_MESSAGE_BYTES,
+    MAX_HTTP_ENVELOPE_BYTES, MAX_SNS_EVENT_BYTES,
 };
 #[cfg(test)]
 pub(crate) use mentions::REQUEST_FIELDS;
 
 use alarm::decode_alarm_action;
 use eventbridge::decode_eventbridge;
-use http::{decode_http, HeaderCount};
+use http::decode_http;
+use mentions::no_request_field_at_top;
 use sns::decode_records;
 
 /// Which kind of event invoked the function.
@@ -214,10 +214,6 @@ struct Probe<'a> {
     detail_type: Option<&'a RawValue>,
     #[serde(rename = "alarmData", borrow, default)]
     alarm_data: Option<&'a RawValue>,
-    #[serde(default)]
-    headers: HeaderCount,
-    #[serde(rename = "multiValueHeaders", default)]
-    multi_value_headers: HeaderCount,
     #[serde(borrow, default)]
     body: Option<&'a RawValue>,
 }
@@ -247,9 +243,7 @@ pub fn decode(event: &str) -> Decoded {
             )
         }
     };
-    // Each service event is then walked once, within its size bound, for
-    // duplicate keys and for targets or request fields outside its request.
-    if probe.records.is_some() {
+    let decoded = if probe.records.is_some() {
         decode_records(event)
     } else if let Some(context) = probe.request_context {
         decode_http(event, context, &probe)
@@ -258,7 +252,13 @@ pub fn decode(event: &str) -> Decoded {
     } else if probe.alarm_data.is_some() {
         decode_alarm_action(event)
     } else {
-        Decoded::new(Trigger::Direct, None, Selection::from_text(event, true))
+        return Decoded::new(Trigger::Direct, None, Selection::from_text(event, true));
+    };
+    // A service event's top-level keys are its service's: a request field
+    // there was meant as a request, and read as the event it would be dropped.
+    Decoded {
+        action: no_request_field_at_top(event, "the event").and(decoded.action),
+        ..decoded
     }
 }
 
