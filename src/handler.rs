@@ -169,7 +169,10 @@ impl Stopper {
         });
         let prepared = prepare(payload, &self.config, scope, &invocation.request_id);
         let trigger = prepared.trigger;
-        let deadline = front_end_deadline(invocation.deadline, prepared.reply_by_epoch_ms);
+        let reply_by = prepared
+            .front_end
+            .map(|front_end| front_end.reply_by(epoch_ms()));
+        let deadline = front_end_deadline(invocation.deadline, reply_by);
         let answer = match (prepared.next, &self.unusable) {
             (Next::Answer(answer), _) => answer,
             // Planned (so bad input is still told as such), but the

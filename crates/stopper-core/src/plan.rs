@@ -8,7 +8,7 @@ use crate::guard::GuardPolicy;
 use crate::options::Options;
 use crate::report::Answer;
 use crate::token;
-use crate::trigger::{decode, Action, Selection, Trigger};
+use crate::trigger::{decode, Action, FrontEnd, Selection, Trigger};
 
 /// One execution to stop, with the token its stop call carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub struct Prepared {
     /// Who asked (HTTP), for the log lines of an event that is not acted on.
     pub caller: Option<String>,
     /// For API Gateway: when (ms since the epoch) its reply must be sent.
-    pub reply_by_epoch_ms: Option<u64>,
+    pub front_end: Option<FrontEnd>,
     pub next: Next,
 }
 
@@ -150,7 +150,7 @@ pub fn prepare(event: &str, config: &Config, scope: &Scope, request_id: &str) ->
     Prepared {
         trigger: decoded.trigger,
         caller: decoded.caller,
-        reply_by_epoch_ms: decoded.reply_by_epoch_ms,
+        front_end: decoded.front_end,
         next,
     }
 }
@@ -578,6 +578,6 @@ mod tests {
         };
         assert!(prepared.caller.is_some());
         assert_eq!(plan.caller, prepared.caller);
-        assert!(prepared.reply_by_epoch_ms.is_some());
+        assert!(prepared.front_end.is_some());
     }
 }

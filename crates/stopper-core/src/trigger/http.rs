@@ -10,9 +10,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::limits::{API_GATEWAY_TIMEOUT_MS, MAX_CALLER_CHARS, MAX_HTTP_ENVELOPE_BYTES};
+use super::limits::{MAX_CALLER_CHARS, MAX_HTTP_ENVELOPE_BYTES};
 use super::parse::parse_envelope;
-use super::{Decoded, HttpFlavor, Probe, Selection, Trigger};
+use super::{Decoded, FrontEnd, HttpFlavor, Probe, Selection, Trigger};
 use crate::arn::quote;
 use crate::error::{ErrorKind, StopError};
 
@@ -140,33 +140,20 @@ pub(super) fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Dec
             .and_then(|text| Selection::from_text(&text, false))
     };
     // API Gateway (not a function URL) answers 503 itself after its
-    // integration timeout. A receipt time that is missing or implausible
-    // (0, in the future) counts from now, which is never later.
-    let reply_by_epoch_ms = match request.flavor {
+    // integration timeout.
+    let front_end = match request.flavor {
         HttpFlavor::FunctionUrl => None,
-        HttpFlavor::HttpApi | HttpFlavor::RestApi => {
-            let now = now_epoch_ms();
-            let received = request
-                .received_epoch_ms
-                .filter(|&t| t > now.saturating_sub(API_GATEWAY_TIMEOUT_MS) && t <= now)
-                .unwrap_or(now);
-            Some(received + API_GATEWAY_TIMEOUT_MS)
-        }
+        HttpFlavor::HttpApi | HttpFlavor::RestApi => Some(FrontEnd {
+            received_epoch_ms: request.received_epoch_ms,
+        }),
     };
     Decoded {
         trigger,
         identity,
         action,
         caller: request.caller,
-        reply_by_epoch_ms,
+        front_end,
     }
-}
-
-fn now_epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// An IAM caller: the principal's ARN, else its account.

@@ -118,9 +118,32 @@ pub struct Decoded {
     /// subject and issuer that API Gateway or the function URL authenticated.
     /// Logged on every stop line and named in `Force`'s default reason.
     pub caller: Option<String>,
-    /// For API Gateway: the time (ms since the epoch) by which the reply must
-    /// be sent, before the front end gives up and answers 503 itself.
-    pub reply_by_epoch_ms: Option<u64>,
+    /// For API Gateway (not function URLs): its integration timeout, by which
+    /// the reply must be sent before it gives up and answers 503 itself.
+    pub front_end: Option<FrontEnd>,
+}
+
+/// API Gateway's integration timeout on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontEnd {
+    /// When API Gateway received the request (ms since the epoch), as the
+    /// event says.
+    pub received_epoch_ms: Option<u64>,
+}
+
+impl FrontEnd {
+    /// When (ms since the epoch) the reply must be sent, given the time now:
+    /// [`limits::API_GATEWAY_TIMEOUT_MS`] after the receipt. A receipt time
+    /// that is missing or implausible (in the future, or longer ago than the
+    /// timeout) counts from now, which is never later.
+    pub fn reply_by(self, now_epoch_ms: u64) -> u64 {
+        let timeout = limits::API_GATEWAY_TIMEOUT_MS;
+        let received = self
+            .received_epoch_ms
+            .filter(|&t| t > now_epoch_ms.saturating_sub(timeout) && t <= now_epoch_ms)
+            .unwrap_or(now_epoch_ms);
+        received + timeout
+    }
 }
 
 impl Decoded {
@@ -139,7 +162,7 @@ impl Decoded {
             identity,
             action,
             caller: None,
-            reply_by_epoch_ms: None,
+            front_end: None,
         }
     }
 }
