@@ -309,8 +309,10 @@ mod tests {
 
     /// Every request field, one at a time and all together, in PascalCase and
     /// camelCase: each spelling sets that field and no other. The table must
-    /// cover `REQUEST_FIELDS` exactly (the list the service-event walk uses),
-    /// so a new field cannot be added without being tested here.
+    /// cover `REQUEST_FIELDS` exactly (the list `trigger/mentions.rs` checks a
+    /// service event's top-level keys, an SNS alarm notification's and an SNS
+    /// message's attributes against), so a new field cannot be added without
+    /// being tested here.
     #[test]
     fn reads_every_field_in_both_spellings() {
         let fields: [(&str, &str, StopRequest); 11] = [
