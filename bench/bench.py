@@ -613,16 +613,13 @@ def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, f
         checks += [
             check("cold init median <= 10 ms", f"{rust['cold_init_ms']:.1f} ms", rust["cold_init_ms"], 10,
                   n["cold_init_ms"]),
-            # 6 ms and 2 ms (were 5 and 1.5) since issue 25: a named stop
-            # looks at the execution (DescribePipelineExecution) before it
-            # stops it, one more round trip (0.42 ms on the connection here),
-            # so that a redelivered event or a second stop of an execution
-            # already stopping is not counted or notified as a new stop
-            # (docs/service-behaviour.md). The run that set them measured
-            # 5.09 and 1.69 ms, on a machine where the bare runtime and the
-            # boto3 peer also ran 45% slower than in the run before.
-            check("first invocation (HTTPS) median <= 6 ms", f"{rust['first_invocation_ms']:.1f} ms",
-                  rust["first_invocation_ms"], 6, n["first_invocation_ms"]),
+            # 7 ms since issue 26 (6 ms since issue 25, 5 before): the first
+            # call builds the HTTPS connector, whose root store is the system
+            # store's ~150 certificates, parsed (issue 25 added the look before
+            # a stop, one more round trip). The runs that set it measured 4.4
+            # and 5.4 ms, on a machine whose speed varied by 20% between them.
+            check("first invocation (HTTPS) median <= 7 ms", f"{rust['first_invocation_ms']:.1f} ms",
+                  rust["first_invocation_ms"], 7, n["first_invocation_ms"]),
             check("warm p50 <= 2 ms", f"{rust['warm_p50_ms']:.2f} ms", rust["warm_p50_ms"], 2,
                   n["warm_p50_ms"]),
             # 14 MB since issue 26 (13 MB since the runtime guard, 12 before):

@@ -126,7 +126,7 @@ impl Engine<'_> {
             // completes, since its finished followers still count against the
             // limit. That backpressure keeps a sweep at SageMaker's rate limit
             // instead of spending every retry (measured in docs/performance.md,
-            // "What was measured, and what we kept").
+            // "Decisions").
             let mut done = stream::iter(named)
                 .chain(swept)
                 .map(|work| self.work(plan, work))

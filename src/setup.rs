@@ -39,7 +39,7 @@ pub fn client(sdk_config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Cli
 /// the credentials chain is not built at init. Its first link reads the
 /// environment and answers whenever both keys are set, so the profile, web
 /// identity, container and instance links it would build (one of them an STS
-/// client) could never be asked. Measured in docs/performance.md ("Levers").
+/// client) could never be asked. Measured in docs/performance.md ("Decisions").
 pub fn function_loader(
     loader: aws_config::ConfigLoader,
     env: impl Fn(&str) -> Option<String>,
