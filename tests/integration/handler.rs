@@ -1,6 +1,7 @@
 //! The handler against a mocked SageMaker (aws-smithy-mocks): each SageMaker
 //! outcome, each trigger's reply shape, and bad input that must reach nothing.
 
+use crate::{describe, summary, A, B};
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
@@ -37,10 +38,6 @@ use stopper_core::arn::Scope;
 use stopper_core::config::{AllowList, Config};
 use stopper_core::token;
 
-const A: &str =
-    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/k7xvw1b9q2hj";
-const B: &str =
-    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/p3m8zq0d5c1r";
 const REQUEST_ID: &str = "8f5c2a1e-0d3b-4e6f-9a7c-1b2d3e4f5a6b";
 
 fn event(payload: Value) -> LambdaEvent<Box<RawValue>> {
@@ -75,14 +72,6 @@ fn stopper(client: Client) -> Stopper {
 fn stop_ok() -> Rule {
     mock!(Client::stop_pipeline_execution)
         .then_output(|| StopPipelineExecutionOutput::builder().build())
-}
-
-fn describe(status: PipelineExecutionStatus) -> Rule {
-    mock!(Client::describe_pipeline_execution).then_output(move || {
-        DescribePipelineExecutionOutput::builder()
-            .pipeline_execution_status(status.clone())
-            .build()
-    })
 }
 
 /// A named execution, looked at before its stop: running.
@@ -246,13 +235,6 @@ async fn a_conflict_on_a_finished_execution_is_reported_with_its_status_and_is_4
     let http = run(client, fixture("http-api.json")).await.unwrap();
     assert_eq!(http["statusCode"], 409);
     assert!(http["body"].as_str().unwrap().contains("Succeeded"));
-}
-
-fn summary(arn: &str, status: PipelineExecutionStatus) -> PipelineExecutionSummary {
-    PipelineExecutionSummary::builder()
-        .pipeline_execution_arn(arn)
-        .pipeline_execution_status(status)
-        .build()
 }
 
 #[tokio::test]

@@ -5,13 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::{describe, summary, A, B};
 use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsOutput;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsOutput;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionOutput;
 use aws_sdk_sagemaker::types::{
     CallbackStepMetadata, PipelineExecutionStatus, PipelineExecutionStep,
-    PipelineExecutionStepMetadata, PipelineExecutionSummary, StepStatus,
+    PipelineExecutionStepMetadata, StepStatus,
 };
 use aws_sdk_sagemaker::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -21,10 +22,6 @@ use stopper_core::arn::Scope;
 use stopper_core::config::Config;
 use stopper_core::report::{step_labels, Answer, ExecutionReport};
 
-const A: &str =
-    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/k7xvw1b9q2hj";
-const B: &str =
-    "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/p3m8zq0d5c1r";
 const DONE: &str =
     "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly-training/execution/f1n15hed0000";
 
@@ -93,13 +90,6 @@ async fn respond(client: Client, payload: &str, progress: Option<Arc<Recorder>>)
         ..Invocation::default()
     };
     stopper(client).respond(payload, &invocation).await.1
-}
-
-fn summary(arn: &str, status: PipelineExecutionStatus) -> PipelineExecutionSummary {
-    PipelineExecutionSummary::builder()
-        .pipeline_execution_arn(arn)
-        .pipeline_execution_status(status)
-        .build()
 }
 
 fn sweep_rules() -> Vec<Rule> {
@@ -215,14 +205,6 @@ fn held_by_a_callback() -> Rule {
                     )
                     .build(),
             )
-            .build()
-    })
-}
-
-fn describe(status: PipelineExecutionStatus) -> Rule {
-    mock!(Client::describe_pipeline_execution).then_output(move || {
-        DescribePipelineExecutionOutput::builder()
-            .pipeline_execution_status(status.clone())
             .build()
     })
 }
