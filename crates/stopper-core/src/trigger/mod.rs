@@ -134,8 +134,9 @@ pub struct FrontEnd {
 impl FrontEnd {
     /// When (ms since the epoch) the reply must be sent, given the time now:
     /// [`limits::API_GATEWAY_TIMEOUT_MS`] after the receipt. A receipt time
-    /// that is missing or implausible (in the future, or longer ago than the
-    /// timeout) counts from now, which is never later.
+    /// that is missing or implausible (in the future, or as long ago as the
+    /// timeout or longer: a clock that disagrees with API Gateway's) counts
+    /// from now.
     pub fn reply_by(self, now_epoch_ms: u64) -> u64 {
         let timeout = limits::API_GATEWAY_TIMEOUT_MS;
         let received = self
