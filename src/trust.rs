@@ -38,7 +38,12 @@ pub fn configure(
         };
         bundle_error(&path, &why)
     })?;
-    check_bundle(&pem).map_err(|why| bundle_error(&path, &why))?;
+    let certificates = check_bundle(&pem).map_err(|why| bundle_error(&path, &why))?;
+    tracing::debug!(
+        path = path.as_str(),
+        certificates,
+        "TLS trusts the system store and AWS_CA_BUNDLE"
+    );
     let tls = TlsContext::builder()
         .with_trust_store(TrustStore::default().with_pem_certificate(pem))
         .build()
