@@ -44,14 +44,14 @@ def test_every_budget_is_met_by_the_recorded_figures():
                            recorded["settings"]["sweep"], recorded["largest_events"],
                            floor=recorded["results"]["floor"])
     assert all(v == "ok" for _, _, v in checks), checks
-    assert any(b.startswith("cold init <= 2.5x the bare runtime") for b, _, _ in checks)
+    assert any(b.startswith("cold init <= 3x the bare runtime") for b, _, _ in checks)
 
 
 def test_init_is_judged_against_the_bare_runtime_and_the_felt_cold_start_against_30x():
     floor = {"cold_init_ms": 2.0}
-    assert verdict_with_floor(rust(cold_init_ms=5.0), floor) == "ok"
-    assert verdict_with_floor(rust(cold_init_ms=5.2), floor) == "missed within noise"  # 2.6x, noise 5%
-    assert verdict_with_floor(rust(cold_init_ms=5.3), floor) == "MISSED"
+    assert verdict_with_floor(rust(cold_init_ms=6.0), floor) == "ok"
+    assert verdict_with_floor(rust(cold_init_ms=6.2), floor) == "missed within noise"  # 3.1x, noise 5%
+    assert verdict_with_floor(rust(cold_init_ms=6.4), floor) == "MISSED"
     peer = {"cold_init_ms": 240.0, "cold_start_ms": 250.0, "peak_rss_mb": 53.0}
     # 250 / 8.3 = 30.1x; 250 / 8.6 = 29.1x, within 5%; 250 / 8.9 = 28.1x, beyond it.
     assert verdict(rust(cold_start_ms=8.3), "cold start (init + first) >= 30x", peer) == "ok"
@@ -61,7 +61,7 @@ def test_init_is_judged_against_the_bare_runtime_and_the_felt_cold_start_against
 
 def verdict_with_floor(measured, floor):
     [found] = [v for b, _, v in bench.budgets(measured, None, 7_490_000, 1000, noise_of=QUIET, floor=floor)
-               if b.startswith("cold init <= 2.5x the bare runtime")]
+               if b.startswith("cold init <= 3x the bare runtime")]
     return found
 
 
