@@ -9,6 +9,8 @@ AWSLAMBDARIC_VERSION=3.1.1
 CRYPTOGRAPHY_VERSION=46.0.3
 BOTOCORE_VERSION=1.43.127   # its wheel holds the SageMaker service model the emulator is checked against
 CHECKOV_VERSION=3.3.30     # in its own .venv-checkov: its pins conflict with aws-sam-cli's
+CARGO_AUDITABLE_VERSION=0.7.7   # embeds the dependency list in release binaries
+RUST_AUDIT_INFO_VERSION=0.5.4   # reads it back (scripts/check-release)
 
 step() { echo; echo "==> $*"; }
 
@@ -65,4 +67,59 @@ ensure_checkov() {
     step "installing checkov $CHECKOV_VERSION into .venv-checkov"
     .venv-checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
   fi
+}
+
+# A cargo tool, pinned, installed from crates.io into .tools/bin.
+ensure_cargo_tool() {  # crate version
+  if ! .tools/bin/"$1" --version 2>/dev/null | grep -q "$2"; then
+    step "installing $1 $2 into .tools (crates.io)"
+    cargo install "$1" --version "$2" --locked --root .tools --quiet
+  fi
+}
+
+# Every release build of the function (scripts/release, bench/run) goes
+# through cargo-auditable, so that the binary carries its dependency list
+# (`cargo audit bin`, scanners). Set as `cargo auditable build` sets it
+# (cargo-auditable's src/cargo_auditable.rs): sam build and cargo-lambda run
+# cargo themselves. The wrapper applies to the workspace's crates only; both
+# scripts share it, so neither relinks the other's build.
+release_build_env() {
+  ensure_cargo_tool cargo-auditable "$CARGO_AUDITABLE_VERSION"
+  export RUSTC_WORKSPACE_WRAPPER="$PWD/.tools/bin/cargo-auditable"
+  export CARGO_AUDITABLE_ORIG_ARGS='{"offline":false,"locked":true,"frozen":false,"config":[]}'
+}
+
+# arm64 builds and emulation on an x86_64 machine. rustup here has x86_64
+# targets only (its distribution server is not reachable), so the aarch64
+# compiler is Debian's: rustc-web at /usr/bin/rustc, with the aarch64 standard
+# library for exactly that compiler (libstd-rust-web-dev from the arm64
+# architecture); qemu-user runs the result. Installs what is missing from
+# Debian's packages (apt-get; needs root). Debian keeps only the newest build
+# of a package, so these are not pinned: the compiler is checked against the
+# workspace's rust-version. Sets ARM64_RUSTC and ARM64_SYSROOT.
+ensure_arm64_toolchain() {
+  local packages=(rustc-web cargo-web libstd-rust-web-dev:arm64 qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross file)
+  local msrv missing=() pkg
+  msrv=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml)
+  older_than_msrv() { [ "$(printf '%s\n%s\n' "$msrv" "$1" | sort -V | head -n1)" != "$msrv" ]; }
+  for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  # An older rustc-web (installed from an old package list) is upgraded.
+  if [ -x /usr/bin/rustc ] && older_than_msrv "$(/usr/bin/rustc --version | awk '{print $2}')"; then
+    missing+=(rustc-web cargo-web libstd-rust-web-dev:arm64)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "apt-get install ${missing[*]}"
+    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+    # Always update first: an old package list offers an older rustc-web.
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if older_than_msrv "$(/usr/bin/rustc --version | awk '{print $2}')"; then
+    echo "Debian's $(/usr/bin/rustc --version) is older than the workspace's rust-version $msrv" >&2
+    return 1
+  fi
+  ARM64_RUSTC=/usr/bin/rustc
+  ARM64_SYSROOT=/usr/aarch64-linux-gnu   # libc6-arm64-cross: the aarch64 loader and libc, for qemu's -L
 }
