@@ -95,6 +95,13 @@ def test_the_code_is_the_release_zip_of_the_chosen_architecture(packaged):
     assert params["CodeKeyPrefix"]["Default"] == f"sagemaker-pipeline-stopper/{VERSION}/"
 
 
+def test_it_fits_in_a_template_body():
+    # CloudFormation takes at most 51,200 bytes inline (TemplateBody); more
+    # needs the template in S3 (`aws cloudformation deploy --s3-bucket`, a
+    # StackSet's TemplateURL). 41,493 at 0.1.0.
+    assert len(PACKAGED.read_bytes()) <= 51_200
+
+
 @pytest.mark.parametrize("name, value, ok", [
     ("CodeBucket", "my-releases", True),
     ("CodeBucket", "releases.example.com", True),
