@@ -71,7 +71,7 @@ ensure_checkov() {
 
 # A cargo tool, pinned, installed from crates.io into .tools/bin.
 ensure_cargo_tool() {  # crate version
-  if ! .tools/bin/"$1" --version 2>/dev/null | grep -q "$2"; then
+  if [ ! -x ".tools/bin/$1" ] || ! grep -q "^\"$1 $2 " .tools/.crates.toml 2>/dev/null; then
     step "installing $1 $2 into .tools (crates.io)"
     cargo install "$1" --version "$2" --locked --root .tools --quiet
   fi

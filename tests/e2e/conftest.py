@@ -27,13 +27,13 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "timing(reason): a check of wall-clock bounds that emulation distorts (run natively; "
-        "scripts/check-arm64, which runs the suite under qemu, leaves these out with -m 'not timing')")
+        "scripts/check-release, which runs the suite under qemu for arm64, leaves these out with -m 'not timing')")
     config.addinivalue_line(
         "markers",
         "draws: the CLI draws its progress display on a pseudo-terminal (run natively; under qemu-user the "
         "aarch64 binary spins without a system call once indicatif starts drawing; the last calls qemu traces "
         "install and unblock a handler for real-time signal 33; cause not established, not reproduced natively "
-        "at any terminal size; scripts/check-arm64 leaves these out with -m 'not draws')")
+        "at any terminal size; scripts/check-release leaves these out with -m 'not draws')")
 
 
 def load_event(name):

@@ -1,7 +1,7 @@
 """SageMaker over TLS, as in a deployment: rustls with aws-lc's crypto (C and
 assembly, per architecture) does the handshake and checks the certificate.
 The rest of the suite talks plain HTTP to the emulator, so without this test
-the aarch64 build (scripts/check-arm64) would never run aws-lc's code. A
+the aarch64 build (scripts/check-release) would never run aws-lc's code. A
 throwaway CA, made with the openssl command, signs a certificate for 127.0.0.1.
 The function trusts it the two ways an operator can (src/trust.rs): added to
 the system store with AWS_CA_BUNDLE (what the benchmark does), or as the

@@ -1,0 +1,72 @@
+"""dist/, as scripts/release wrote it and scripts/check-release unpacked it
+(STOPPER_UNPACKED: one folder per architecture with the zip's bootstrap):
+what a team deploys without a toolchain. The end-to-end suite then runs
+against those bootstraps (scripts/check-release)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import tomllib
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DIST = ROOT / "dist"
+ARCHS = {"x86_64": 62, "arm64": 183}  # ELF e_machine: EM_X86_64, EM_AARCH64
+VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+LOCKED = {(p["name"], p["version"]) for p in tomllib.loads((ROOT / "Cargo.lock").read_text())["package"]}
+
+if "STOPPER_UNPACKED" not in os.environ:
+    pytest.skip("run by scripts/check-release, after scripts/release", allow_module_level=True)
+UNPACKED = pathlib.Path(os.environ["STOPPER_UNPACKED"])
+
+
+def test_the_release_is_of_this_commit_and_version():
+    info = dict(line.split(" ", 1) for line in (DIST / "BUILDINFO").read_text().splitlines())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert info["commit"] == head.stdout.strip()
+    assert info["version"] == VERSION == (DIST / "VERSION").read_text().strip()
+    assert set(ARCHS) <= set(info), "BUILDINFO names the compiler of each architecture"
+
+
+def test_the_packaged_template_is_the_committed_one():
+    # deploy/packaged.yaml is checked fresh by tests/template/test_packaged.py.
+    assert (DIST / "packaged.yaml").read_bytes() == (ROOT / "deploy/packaged.yaml").read_bytes()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_zip_holds_only_an_executable_bootstrap_packed_without_a_time(arch):
+    with zipfile.ZipFile(DIST / f"sagemaker-pipeline-stopper-{arch}.zip") as z:
+        [entry] = z.infolist()
+        assert entry.filename == "bootstrap"
+        # Lambda runs the file: it must be recorded executable, on Unix.
+        assert (entry.create_system, entry.external_attr >> 16) == (3, 0o100755)
+        # A fixed time, so that the same bootstrap always zips to the same bytes.
+        assert entry.date_time == (1980, 1, 1, 0, 0, 0)
+        assert z.read("bootstrap") == (UNPACKED / arch / "bootstrap").read_bytes()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_bootstrap_is_an_elf_executable_for_its_architecture(arch):
+    head = (UNPACKED / arch / "bootstrap").read_bytes()[:20]
+    assert head[:4] == b"\x7fELF"
+    assert int.from_bytes(head[18:20], "little") == ARCHS[arch]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_bootstrap_carries_its_dependency_list(arch):
+    # What `cargo audit bin` and scanners read from a deployed binary
+    # (cargo-auditable's .dep-v0 section, read back by rust-audit-info).
+    out = subprocess.run([os.environ["RUST_AUDIT_INFO"], UNPACKED / arch / "bootstrap"],
+                         capture_output=True, text=True, check=True)
+    packages = json.loads(out.stdout)["packages"]
+    [root] = [p for p in packages if p.get("root")]
+    assert (root["name"], root["version"]) == ("sagemaker-pipeline-stopper", VERSION)
+    listed = {(p["name"], p["version"]) for p in packages}
+    assert listed <= LOCKED, "every listed crate is the version Cargo.lock pins"
+    names = {name for name, _ in listed}
+    assert {"aws-sdk-sagemaker", "aws-lc-sys", "rustls", "lambda_runtime"} <= names
+    # The crates linked in, not every one depended on: no test-only crate.
+    assert "aws-smithy-mocks" not in names
