@@ -1,6 +1,7 @@
 # Shared by the scripts in this folder. Tool versions are pinned here.
 PYTEST_VERSION=8.3.4
 PYYAML_VERSION=6.0.3     # the version aws-sam-cli 1.170.0 resolves to
+SAM_TRANSLATOR_VERSION=1.115.0   # the same: the SAM transform, run offline by tests/template
 SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
 CARGO_LAMBDA_VERSION=1.9.2
 CARGO_FUZZ_VERSION=0.13.1
@@ -20,13 +21,14 @@ ensure_venv() {
     step "creating .venv"
     python3 -m venv .venv
   fi
-  if ! .venv/bin/python - "$PYTEST_VERSION" "$PYYAML_VERSION" 2>/dev/null <<'PY'
-import sys, pytest, yaml
-sys.exit(not (pytest.__version__ == sys.argv[1] and yaml.__version__ == sys.argv[2]))
+  if ! .venv/bin/python - "$PYTEST_VERSION" "$PYYAML_VERSION" "$SAM_TRANSLATOR_VERSION" 2>/dev/null <<'PY'
+import sys, pytest, yaml, samtranslator
+sys.exit((pytest.__version__, yaml.__version__, samtranslator.__version__) != tuple(sys.argv[1:]))
 PY
   then
-    step "installing pytest $PYTEST_VERSION and PyYAML $PYYAML_VERSION into .venv"
-    .venv/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION"
+    step "installing pytest $PYTEST_VERSION, PyYAML $PYYAML_VERSION and aws-sam-translator $SAM_TRANSLATOR_VERSION into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION" \
+      "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
   fi
 }
 

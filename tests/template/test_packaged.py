@@ -117,9 +117,8 @@ def test_the_code_location_parameters_refuse_what_cannot_be_a_bucket_or_prefix(p
 
 
 def test_the_sam_transform_makes_a_lambda_function_reading_the_zip(packaged):
-    # What `sam validate` and CloudFormation's transform run; installed with
-    # the SAM CLI (scripts/lib.sh ensure_deploy_tools).
-    pytest.importorskip("samtranslator", reason="samtranslator comes with aws-sam-cli (scripts/check-template installs it)")
+    # What `sam validate` and CloudFormation's transform run (aws-sam-translator,
+    # pinned in scripts/lib.sh).
     from boto3.session import Session
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
