@@ -2,6 +2,7 @@
 PYTEST_VERSION=8.3.4
 PYYAML_VERSION=6.0.3     # the version aws-sam-cli 1.170.0 resolves to
 SAM_TRANSLATOR_VERSION=1.115.0   # the same: the SAM transform, run offline by tests/template
+CFN_LINT_VERSION=1.58.0          # the same: its resource schemas, read by tests/template
 SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
 CARGO_LAMBDA_VERSION=1.9.2
 CARGO_FUZZ_VERSION=0.13.1
@@ -21,14 +22,14 @@ ensure_venv() {
     step "creating .venv"
     python3 -m venv .venv
   fi
-  if ! .venv/bin/python - "$PYTEST_VERSION" "$PYYAML_VERSION" "$SAM_TRANSLATOR_VERSION" 2>/dev/null <<'PY'
-import sys, pytest, yaml, samtranslator
-sys.exit((pytest.__version__, yaml.__version__, samtranslator.__version__) != tuple(sys.argv[1:]))
+  if ! .venv/bin/python - "$PYTEST_VERSION" "$PYYAML_VERSION" "$SAM_TRANSLATOR_VERSION" "$CFN_LINT_VERSION" 2>/dev/null <<'PY'
+import sys, pytest, yaml, samtranslator, cfnlint.version
+sys.exit((pytest.__version__, yaml.__version__, samtranslator.__version__, cfnlint.version.__version__) != tuple(sys.argv[1:]))
 PY
   then
-    step "installing pytest $PYTEST_VERSION, PyYAML $PYYAML_VERSION and aws-sam-translator $SAM_TRANSLATOR_VERSION into .venv"
+    step "installing pytest $PYTEST_VERSION, PyYAML $PYYAML_VERSION, aws-sam-translator $SAM_TRANSLATOR_VERSION, cfn-lint $CFN_LINT_VERSION into .venv"
     .venv/bin/pip install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION" \
-      "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+      "aws-sam-translator==$SAM_TRANSLATOR_VERSION" "cfn-lint==$CFN_LINT_VERSION"
   fi
 }
 

@@ -185,11 +185,9 @@ def test_the_execution_role_touches_only_its_stacksets_resources(role):
 # -- The execution role grants what the resource handlers need -------------------
 
 def resource_schema(resource_type):
-    """The CloudFormation resource schema cfn-lint ships (us-east-1's). cfn-lint
-    comes with the SAM CLI (scripts/lib.sh ensure_deploy_tools); scripts/test's
-    .venv may not have it yet on a fresh machine, and then the two tests that
-    read these schemas are skipped, not failed."""
-    cfnlint = pytest.importorskip("cfnlint", reason="cfn-lint (with the SAM CLI) is not in this venv")
+    """The CloudFormation resource schema cfn-lint ships (us-east-1's; cfn-lint
+    is pinned in scripts/lib.sh)."""
+    import cfnlint
     schemas = pathlib.Path(cfnlint.__file__).parent / "data" / "schemas"
     providers = json.loads((schemas / "providers" / "us-east-1.json").read_text())
     return json.loads((schemas / "resources" / f"{providers[resource_type]}.json").read_text())
