@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from test_template import CfnLoader, as_list
+from test_template import CfnLoader, Stack, as_list
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -85,11 +85,6 @@ def sub_text(value):
         sub = value["Fn::Sub"]
         return sub if isinstance(sub, str) else sub[0]
     return None
-
-
-def fill(text, values):
-    """Fn::Sub text with ${Name} replaced from values (an unknown name fails)."""
-    return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", lambda m: values[m.group(1)], text)
 
 
 # -- Every statement is scoped ---------------------------------------------------
@@ -385,7 +380,7 @@ def accepts(param, value):
 def test_the_stackset_passes_the_org_wide_settings_a_platform_team_sets(stackset):
     passed = passed_parameters(stackset)
     assert {"MaxRuntimeTag", "DefaultMaxRuntime", "EnableGuard", "AllowedPipelines", "NotificationEventBusName",
-            "AlarmNotificationTopicArn", "Architecture", "CodeBucket", "CodeBucketRegional", "CodeKeyPrefix"} <= set(passed)
+            "AlarmNotificationTopicArn", "NotificationAccountId", "Architecture", "CodeBucket", "CodeBucketRegional", "CodeKeyPrefix"} <= set(passed)
 
 
 def test_every_parameter_passed_exists_in_the_member_template_with_the_same_constraints(member, org, stackset):
@@ -393,7 +388,7 @@ def test_every_parameter_passed_exists_in_the_member_template_with_the_same_cons
     for key, value in passed_parameters(stackset).items():
         assert key in members, f"the packaged template has no parameter {key}"
         if value != {"Ref": key}:
-            continue  # built values: test_the_central_arns_are_ones_the_member_accepts
+            continue  # built values: checked by evaluating them (member_stack)
         ours, theirs = org["Parameters"][key], members[key]
         if theirs is None:  # a packaged-only parameter, packaged.yaml not here yet
             continue
@@ -409,36 +404,77 @@ def test_every_parameter_passed_exists_in_the_member_template_with_the_same_cons
             assert accepts(theirs, str(ours["Default"])), (key, ours["Default"])
 
 
-SAMPLE = {"AWS::Partition": "aws", "CentralRegion": "eu-west-1", "CentralAccountId": "210987654321",
-          "CentralEventBusName": "sagemaker-pipeline-stopper", "CentralAlarmTopicName": "sagemaker-pipeline-stopper-alarms"}
+CENTRAL = "210987654321"
+# organization.yaml's parameters that have no default.
+ORG_VALUES = {
+    "TemplateURL": "https://acme-stopper-releases.s3.amazonaws.com/sagemaker-pipeline-stopper/0.1.0/packaged.yaml",
+    "ExecutionRoleTemplateUrl": "https://acme-stopper-releases.s3.amazonaws.com/stackset-execution-role.yaml",
+    "OrganizationalUnitIds": "ou-ab12-cdefgh34", "Regions": "eu-west-1,us-east-1,ap-southeast-2",
+    "CodeBucket": "acme-stopper-releases", "CodeKeyPrefix": "sagemaker-pipeline-stopper/0.1.0/",
+}
 
 
-def test_the_central_arns_are_ones_the_member_accepts(member, org, stackset, central):
+def stackset_values(org, **values):
+    """The StackSet's properties as organization.yaml, given values, makes them."""
+    [name] = [k for k, r in org["Resources"].items() if r["Type"] == "AWS::CloudFormation::StackSet"]
+    return Stack(org, **{**ORG_VALUES, **values}).resource(name)
+
+
+def member_stack(org, region, **values):
+    """A member stack in region, with the parameter values the StackSet
+    passes (each checked against the packaged template's constraints)."""
+    passed = {p["ParameterKey"]: p["ParameterValue"] for p in stackset_values(org, **values)["Parameters"]}
+    return Stack(load("deploy/packaged.yaml"), region=region, account="111122223333", **passed)
+
+
+def test_the_stackset_passes_the_central_account_and_the_names(member, org, stackset, central):
     passed = passed_parameters(stackset)
-    bus = passed["NotificationEventBusName"]["Fn::If"]
-    assert bus[0] == "CentralOn" and bus[2] == ""
-    bus_arn = fill(bus[1]["Fn::Sub"], SAMPLE)
-    assert bus_arn == "arn:aws:events:eu-west-1:210987654321:event-bus/sagemaker-pipeline-stopper"
-    assert re.fullmatch(member["Parameters"]["NotificationEventBusName"]["AllowedPattern"], bus_arn)
-    # The same ARN central.yaml's bus has (its policy's Resource), in its account and region.
-    policy_resource = central["Resources"]["EventBus"]["Properties"]["Policy"]["Statement"][0]["Resource"]["Fn::Sub"]
-    assert fill(policy_resource, {"AWS::Partition": "aws", "AWS::Region": "eu-west-1",
-                                  "AWS::AccountId": "210987654321", "EventBusName": SAMPLE["CentralEventBusName"]}) == bus_arn
-    assert central["Parameters"]["EventBusName"]["Default"] == org["Parameters"]["CentralEventBusName"]["Default"]
-    assert central["Parameters"]["AlarmTopicName"]["Default"] == org["Parameters"]["CentralAlarmTopicName"]["Default"]
-
-    topic = passed["AlarmNotificationTopicArn"]["Fn::If"]
-    assert topic[0] == "CentralOn" and topic[2] == ""
-    assert fill(topic[1]["Fn::Sub"], SAMPLE) == "arn:aws:sns:eu-west-1:210987654321:sagemaker-pipeline-stopper-alarms"
+    assert passed["NotificationAccountId"] == {"Ref": "CentralAccountId"}
+    assert passed["NotificationEventBusName"] == {"Fn::If": ["CentralOn", {"Ref": "CentralEventBusName"}, ""]}
+    assert passed["AlarmNotificationTopicArn"] == {"Fn::If": ["CentralOn", {"Ref": "CentralAlarmTopicName"}, ""]}
     assert org["Conditions"]["CentralOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CentralAccountId"}, ""]}]}
+    params = org["Parameters"]
+    for key in ("Type", "Default", "AllowedPattern"):
+        assert params["CentralAccountId"][key] == member["Parameters"]["NotificationAccountId"][key], key
+    # Names, never ARNs: an ARN would be used as given, in its one region.
+    for name in ("CentralEventBusName", "CentralAlarmTopicName"):
+        assert not re.fullmatch(params[name]["AllowedPattern"], f"arn:aws:sns:eu-west-1:{CENTRAL}:x"), name
+    assert central["Parameters"]["EventBusName"]["Default"] == params["CentralEventBusName"]["Default"]
+    assert central["Parameters"]["AlarmTopicName"]["Default"] == params["CentralAlarmTopicName"]["Default"]
 
 
-def test_central_notifications_keep_a_stackset_to_the_central_region(org):
-    rule = org["Rules"]["CentralNotificationsStayInTheirRegion"]
-    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CentralAccountId"}, ""]}]}
-    asserted = [a["Assert"] for a in rule["Assertions"]]
-    assert {"Fn::EachMemberEquals": [{"Ref": "Regions"}, {"Ref": "CentralRegion"}]} in asserted
-    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "CentralRegion"}, ""]}]} in asserted
+@pytest.mark.parametrize("region", ORG_VALUES["Regions"].split(","))
+def test_one_stackset_gives_each_regions_members_the_central_bus_and_topic_of_that_region(org, central, region):
+    bus, put, alarms = member_stack(org, region, CentralAccountId=CENTRAL).notifications()
+    hub = Stack(central, region=region, account=CENTRAL, OrganizationId="o-abcdefghij")
+    # The bus central.yaml makes in that region (the ARN its policy grants on).
+    [admitted] = hub.resource("EventBus")["Policy"]["Statement"]
+    assert bus == admitted["Resource"] == f"arn:aws:events:{region}:{CENTRAL}:event-bus/sagemaker-pipeline-stopper"
+    assert put == [bus]
+    # Its alarm topic there (a topic's Ref is its ARN, named TopicName), which
+    # admits alarms of that region.
+    assert hub.resource("AlarmTopic")["TopicName"] == "sagemaker-pipeline-stopper-alarms"
+    topic = f"arn:aws:sns:{region}:{CENTRAL}:sagemaker-pipeline-stopper-alarms"
+    assert alarms and all(actions == [topic] for actions in alarms.values())
+    [publish] = hub.resource("AlarmTopicPolicy")["PolicyDocument"]["Statement"]
+    assert publish["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:cloudwatch:{region}:*:alarm:*"
+
+
+def test_without_a_central_account_the_members_notify_nothing(org):
+    bus, put, alarms = member_stack(org, "eu-west-1").notifications()
+    assert (bus, put) == ("", None)
+    assert alarms and all(actions is None for actions in alarms.values())
+
+
+def test_one_stackset_serves_every_region(org):
+    """No Rule keeps Regions to one region any more: every region listed gets
+    the stacks, in order."""
+    assert "Rules" not in org and "CentralRegion" not in json.dumps(org)
+    props = stackset_values(org, CentralAccountId=CENTRAL)
+    regions = ORG_VALUES["Regions"].split(",")
+    assert props["OperationPreferences"]["RegionOrder"] == regions
+    assert [group["Regions"] for group in props["StackInstancesGroup"]] == [regions]
+    assert json.dumps(org).count('{"Ref": "Regions"}') == 3  # RegionOrder and each StackInstancesGroup
 
 
 def test_the_stackset_name_leaves_room_for_the_function_name(member, org):

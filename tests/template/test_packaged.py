@@ -14,7 +14,7 @@ import tomllib
 import pytest
 import yaml
 
-from test_template import ROOT, CfnLoader
+from test_template import ROOT, CfnLoader, Stack
 
 GENERATOR = ROOT / "scripts/package-template"
 PACKAGED = ROOT / "deploy/packaged.yaml"
@@ -116,9 +116,9 @@ def test_the_code_location_parameters_refuse_what_cannot_be_a_bucket_or_prefix(p
     assert bool(re.fullmatch(packaged["Parameters"][name]["AllowedPattern"], value)) == ok
 
 
-def test_the_sam_transform_makes_a_lambda_function_reading_the_zip(packaged):
-    # What `sam validate` and CloudFormation's transform run (aws-sam-translator,
-    # pinned in scripts/lib.sh).
+def transformed(packaged):
+    """What `sam validate` and CloudFormation's transform run (aws-sam-translator,
+    pinned in scripts/lib.sh)."""
     from boto3.session import Session
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
@@ -128,7 +128,11 @@ def test_the_sam_transform_makes_a_lambda_function_reading_the_zip(packaged):
 
     # A region for the pseudo parameters, as `sam validate --region` gives; no call to AWS.
     translator = Translator(None, Parser(), boto_session=Session(region_name="us-east-1"))
-    out = translator.translate(copy.deepcopy(packaged), {}, get_managed_policy_map=managed_policies)
+    return translator.translate(copy.deepcopy(packaged), {}, get_managed_policy_map=managed_policies)
+
+
+def test_the_sam_transform_makes_a_lambda_function_reading_the_zip(packaged):
+    out = transformed(packaged)
     function = out["Resources"]["StopperFunction"]
     assert function["Type"] == "AWS::Lambda::Function"
     assert function["Properties"]["Code"] == {
@@ -154,3 +158,16 @@ def test_the_serverless_repo_metadata_is_what_sam_publish_takes(name):
     for key in ("LicenseUrl", "ReadmeUrl"):
         assert (path.parent / app[key]).is_file(), (key, app[key])
     assert "Apache License" in (path.parent / app["LicenseUrl"]).read_text()[:200]
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-1"])
+def test_after_the_transform_each_region_names_the_central_bus_and_topic(packaged, region):
+    """The Lambda function the transform makes keeps NOTIFY_EVENT_BUS's Fn::If:
+    with NotificationAccountId, the same parameters give each region's stack
+    its own region's bus and topic in that account."""
+    stack = Stack(transformed(packaged), region=region, CodeBucket="releases", NotificationAccountId="210987654321",
+                  NotificationEventBusName="stops", AlarmNotificationTopicArn="alarms")
+    assert stack.template["Resources"]["StopperFunction"]["Type"] == "AWS::Lambda::Function"
+    bus, put, alarms = stack.notifications()
+    assert bus == f"arn:aws:events:{region}:210987654321:event-bus/stops" and put == [bus]
+    assert alarms and all(actions == [f"arn:aws:sns:{region}:210987654321:alarms"] for actions in alarms.values())

@@ -54,6 +54,100 @@ def as_list(x):
     return x if isinstance(x, list) else [x]
 
 
+NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
+
+
+class Stack:
+    """A template's values as CloudFormation resolves them for one stack: its
+    parameters (given, else their defaults, each checked against its
+    AllowedPattern and AllowedValues), pseudo parameters, Conditions, and Ref,
+    Fn::If, Fn::Sub, Fn::Select, Fn::Split, Fn::Join. A resource's Ref or
+    attribute stays a placeholder, <Name> or <Name.Attribute>."""
+
+    def __init__(self, template, region="eu-west-1", account="123456789012", **values):
+        params = template["Parameters"]
+        assert set(values) <= set(params), set(values) - set(params)
+        self.template, self.values = template, {}
+        for name, param in params.items():
+            if name in values or "Default" in param:
+                value = str(values.get(name, param.get("Default")))
+                assert re.fullmatch(param.get("AllowedPattern", ".*"), value), (name, value)
+                assert value in [str(v) for v in param.get("AllowedValues", [value])], (name, value)
+                self.values[name] = value.split(",") if param["Type"] == "CommaDelimitedList" else value
+        self.values.update({"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
+                            "AWS::StackName": "stopper", "AWS::URLSuffix": "amazonaws.com"})
+
+    def condition(self, name):
+        return self.eval(self.template["Conditions"][name])
+
+    def ref(self, name):
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.values:
+            return self.values[name]
+        assert name.split(".")[0] in self.template["Resources"], name
+        return f"<{name}>"
+
+    def eval(self, node):
+        if isinstance(node, list):
+            return [v for v in map(self.eval, node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            [(key, arg)] = node.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::If":
+                condition, yes, no = arg
+                return self.eval(yes if self.condition(condition) else no)
+            if key == "Fn::Equals":
+                a, b = self.eval(arg)
+                return a == b
+            if key == "Fn::Not":
+                [a] = self.eval(arg)
+                return not a
+            if key in ("Fn::And", "Fn::Or"):
+                return (all if key == "Fn::And" else any)(self.eval(arg))
+            if key == "Fn::Select":
+                index, items = arg
+                return self.eval(items)[int(index)]
+            if key == "Fn::Split":
+                separator, text = arg
+                return self.eval(text).split(separator)
+            if key == "Fn::Join":
+                separator, items = arg
+                return separator.join(self.eval(items))
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                variables = {k: self.eval(v) for k, v in variables.items()}
+                return re.sub(r"\$\{([A-Za-z0-9:.]+)\}",
+                              lambda m: variables[m[1]] if m[1] in variables else self.ref(m[1]), text)
+            if key == "Fn::GetAtt":
+                return self.ref(".".join(arg))
+        return {k: v for k, v in ((k, self.eval(v)) for k, v in node.items()) if v is not NO_VALUE}
+
+    def resource(self, name):
+        """The resource's properties resolved, or None when its Condition leaves it out."""
+        res = self.template["Resources"][name]
+        if "Condition" in res and not self.condition(res["Condition"]):
+            return None
+        return self.eval(res["Properties"])
+
+    def notifications(self):
+        """(NOTIFY_EVENT_BUS, the resource PutEvents is granted on or None,
+        {alarm: its AlarmActions or None}) for this stack."""
+        env = self.resource("StopperFunction")["Environment"]["Variables"]
+        policies = {p["PolicyName"]: p["PolicyDocument"] for p in self.resource("FunctionRole")["Policies"]}
+        put = [st["Resource"] for st in policies["notify-event-bus"]["Statement"]] if "notify-event-bus" in policies else None
+        alarms = {}
+        for name, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::CloudWatch::Alarm" and (props := self.resource(name)) is not None:
+                alarms[name] = props.get("AlarmActions")
+        return env["NOTIFY_EVENT_BUS"], put, alarms
+
+
 def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
     fn = template["Resources"]["StopperFunction"]
     assert fn["Type"] == "AWS::Serverless::Function"
@@ -71,7 +165,8 @@ def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
         "DEFAULT_MAX_RUNTIME": {"Ref": "DefaultMaxRuntime"},
         "STOPPING_GRACE": {"Ref": "StoppingGrace"},
         "METRICS_NAMESPACE": {"Ref": "MetricsNamespace"},
-        "NOTIFY_EVENT_BUS": {"Ref": "NotificationEventBusName"},
+        "NOTIFY_EVENT_BUS": {"Fn::If": ["BusInNotificationAccount", {"Fn::Sub": CENTRAL_BUS_ARN},
+                                        {"Ref": "NotificationEventBusName"}]},
         "NOTIFY_TOPIC_ARN": {"Ref": "NotificationTopicArn"},
     }
 
@@ -395,8 +490,11 @@ def test_notifications_are_granted_for_the_configured_bus_and_topic_only(templat
     role = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
     conditional = {p["Fn::If"][1]["PolicyName"]: p["Fn::If"][0] for p in role if "Fn::If" in p}
     assert conditional["notify-event-bus"] == "BusOn" and conditional["notify-topic"] == "TopicOn"
+    assert bus["Resource"] == {"Fn::If": ["BusIsArn", {"Ref": "NotificationEventBusName"}, {"Fn::If": [
+        "BusInNotificationAccount", {"Fn::Sub": CENTRAL_BUS_ARN},
+        {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${NotificationEventBusName}"}]}]}
     env = template["Resources"]["StopperFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["NOTIFY_EVENT_BUS"] == {"Ref": "NotificationEventBusName"}
+    assert env["NOTIFY_EVENT_BUS"]["Fn::If"][1] == {"Fn::Sub": CENTRAL_BUS_ARN}  # the bus granted is the bus used
     assert env["NOTIFY_TOPIC_ARN"] == {"Ref": "NotificationTopicArn"}
     assert env["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
     config = (ROOT / "crates/stopper-core/src/config.rs").read_text()
@@ -419,3 +517,109 @@ def test_the_event_bus_parameter_takes_a_name_or_an_arn(template, value, ok):
 def test_the_namespace_parameter_refuses_what_the_function_would(template, value, ok):
     pattern = template["Parameters"]["MetricsNamespace"]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) == ok
+
+
+# -- NotificationAccountId: one set of parameters for every region ---------------
+
+CENTRAL_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${NotificationAccountId}:event-bus/${NotificationEventBusName}"
+CENTRAL_TOPIC_ARN = "arn:${AWS::Partition}:sns:${AWS::Region}:${NotificationAccountId}:${AlarmNotificationTopicArn}"
+OWN, CENTRAL = "123456789012", "210987654321"
+
+
+def test_the_notification_account_parameter(template):
+    param = template["Parameters"]["NotificationAccountId"]
+    assert (param["Type"], param["Default"]) == ("String", "")
+    for value, ok in [("", True), (CENTRAL, True), ("21098765432", False), ("2109876543210", False), ("ops", False)]:
+        assert bool(re.fullmatch(param["AllowedPattern"], value)) == ok, value
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    [operations] = [g for g in groups if g["Label"]["default"].startswith("Operations")]
+    assert "NotificationAccountId" in operations["Parameters"]
+    # A name the central bus or alarm topic may have is a value both parameters take.
+    assert re.fullmatch(template["Parameters"]["NotificationEventBusName"]["AllowedPattern"], "sagemaker-pipeline-stopper")
+    assert "AllowedPattern" not in template["Parameters"]["AlarmNotificationTopicArn"]  # any name or ARN, as before
+
+
+@pytest.mark.parametrize("values, bus, put, actions", [
+    # Without NotificationAccountId, as before: a name is this account's bus, an ARN is used as given.
+    ({}, "", None, None),
+    ({"NotificationEventBusName": "default", "AlarmNotificationTopicArn": f"arn:aws:sns:eu-west-1:{OWN}:ops"},
+     "default", [f"arn:aws:events:eu-west-1:{OWN}:event-bus/default"], [f"arn:aws:sns:eu-west-1:{OWN}:ops"]),
+    ({"NotificationEventBusName": f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops"},
+     f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops", [f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops"], None),
+    # With it, names are that account's bus and topic in this stack's region.
+    ({"NotificationAccountId": CENTRAL, "NotificationEventBusName": "ops", "AlarmNotificationTopicArn": "ops-alarms"},
+     f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops", [f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops"],
+     [f"arn:aws:sns:eu-west-1:{CENTRAL}:ops-alarms"]),
+    ({"NotificationAccountId": CENTRAL, "NotificationEventBusName": "ops"},
+     f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops", [f"arn:aws:events:eu-west-1:{CENTRAL}:event-bus/ops"], None),
+    ({"NotificationAccountId": CENTRAL, "AlarmNotificationTopicArn": "ops-alarms"},
+     "", None, [f"arn:aws:sns:eu-west-1:{CENTRAL}:ops-alarms"]),
+    ({"NotificationAccountId": CENTRAL}, "", None, None),
+    # ARNs are used as given, NotificationAccountId or not.
+    ({"NotificationAccountId": CENTRAL, "NotificationEventBusName": f"arn:aws:events:us-east-1:{OWN}:event-bus/x",
+      "AlarmNotificationTopicArn": f"arn:aws:sns:us-east-1:{OWN}:y"},
+     f"arn:aws:events:us-east-1:{OWN}:event-bus/x", [f"arn:aws:events:us-east-1:{OWN}:event-bus/x"],
+     [f"arn:aws:sns:us-east-1:{OWN}:y"]),
+])
+def test_the_bus_and_alarm_topic_each_stack_uses(template, values, bus, put, actions):
+    got_bus, got_put, alarms = Stack(template, account=OWN, **values).notifications()
+    assert (got_bus, got_put) == (bus, put)
+    assert set(alarms) >= {"FunctionErrorsAlarm", "DeadLetterQueueAlarm", "StopsFailedAlarm", "StuckStoppingAlarm"}
+    assert ("NotificationsFailedAlarm" in alarms) == bool(bus)
+    for name, got in alarms.items():
+        assert got == actions, name
+    # What the function is given, it takes (NOTIFY_EVENT_BUS: crates/stopper-core/src/config.rs is_event_bus,
+    # which this pattern mirrors: a name or an ARN with a 12-digit account).
+    assert re.fullmatch(template["Parameters"]["NotificationEventBusName"]["AllowedPattern"], got_bus)
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1", "ap-southeast-2"])
+def test_the_same_parameters_name_the_bus_and_topic_of_each_region(template, region):
+    stack = Stack(template, region=region, account=OWN, NotificationAccountId=CENTRAL,
+                  NotificationEventBusName="sagemaker-pipeline-stopper",
+                  AlarmNotificationTopicArn="sagemaker-pipeline-stopper-alarms")
+    bus, put, alarms = stack.notifications()
+    assert bus == f"arn:aws:events:{region}:{CENTRAL}:event-bus/sagemaker-pipeline-stopper" and put == [bus]
+    assert set(map(tuple, alarms.values())) == {(f"arn:aws:sns:{region}:{CENTRAL}:sagemaker-pipeline-stopper-alarms",)}
+    assert not Stack(template, region=region, NotificationAccountId=CENTRAL, AlarmNotificationTopicArn="a",
+                     CreateAlarms="false").notifications()[2]
+
+
+def parameter_uses(node, name, path="", held_by=None):
+    """(path, the Fn::If whose branch it is, or None) of every Ref to a
+    parameter and every Fn::Sub naming it."""
+    if isinstance(node, dict):
+        if node == {"Ref": name} or "${%s}" % name in json.dumps(node.get("Fn::Sub", "")):
+            yield path, held_by
+            return
+        for key, value in node.items():
+            if key == "Fn::If":
+                for i, branch in enumerate(value[1:], 1):
+                    yield from parameter_uses(branch, name, f"{path}/Fn::If[{i}]", value)
+            else:
+                yield from parameter_uses(value, name, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from parameter_uses(value, name, f"{path}[{i}]")
+
+
+def test_every_use_of_the_bus_and_alarm_topic_completes_a_name_with_the_notification_account(template):
+    """Outside Conditions, each value is used only as the branches of an
+    Fn::If on whether a name is to be completed with NotificationAccountId
+    (and, for the bus, this account's ARN for the grant)."""
+    res = template["Resources"]
+    for name, condition in [("NotificationEventBusName", "BusInNotificationAccount"),
+                            ("AlarmNotificationTopicArn", "AlarmTopicInNotificationAccount")]:
+        uses = list(parameter_uses({"Resources": res, "Outputs": template["Outputs"]}, name))
+        assert uses
+        for path, held_by in uses:
+            if held_by is not None and held_by[0] == "BusIsArn":
+                assert held_by[1] == {"Ref": name}, path  # an ARN, as given
+                continue
+            assert held_by is not None and held_by[0] == condition, path
+            assert held_by[1] == {"Fn::Sub": CENTRAL_BUS_ARN if name == "NotificationEventBusName" else CENTRAL_TOPIC_ARN}
+    alarms = [r for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    for alarm in alarms:
+        assert alarm["Properties"]["AlarmActions"] == {"Fn::If": ["NotifyOn", [{"Fn::If": [
+            "AlarmTopicInNotificationAccount", {"Fn::Sub": CENTRAL_TOPIC_ARN}, {"Ref": "AlarmNotificationTopicArn"}]}],
+            {"Ref": "AWS::NoValue"}]}
