@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from test_template import CfnLoader, Stack, as_list
+from test_template import policy_statements_anywhere as statements
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -61,20 +62,6 @@ def rust_constant(name):
     """A constant of the notification the function sends, from its source."""
     source = (ROOT / "crates/stopper-core/src/notification.rs").read_text()
     return re.search(rf'pub const {name}: &str = "([^"]+)"', source).group(1)
-
-
-def statements(node, path=""):
-    """Every policy statement in a template (Effect + Action or NotAction), in
-    IAM roles, managed policies, resource policies and inline Policy
-    properties alike, both branches of every Fn::If included."""
-    if isinstance(node, dict):
-        if "Effect" in node and ({"Action", "NotAction"} & node.keys()):
-            yield path, node
-        for key, value in node.items():
-            yield from statements(value, f"{path}/{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from statements(value, f"{path}[{i}]")
 
 
 def sub_text(value):

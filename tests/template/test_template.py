@@ -210,11 +210,11 @@ def test_no_sagemaker_permission_on_a_wildcard_resource(template):
 
 
 def policy_statements_anywhere(node, path="template"):
-    """Every IAM statement-like mapping (Effect + Action + Resource) anywhere in
-    the template, both branches of every Fn::If included, whatever resource
-    type holds it."""
+    """Every policy statement (Effect + Action or NotAction) anywhere in a
+    template, in IAM roles, managed policies, resource policies and inline
+    Policy properties alike, both branches of every Fn::If included."""
     if isinstance(node, dict):
-        if {"Effect", "Action"} <= node.keys():
+        if "Effect" in node and ({"Action", "NotAction"} & node.keys()):
             yield path, node
         for key, value in node.items():
             yield from policy_statements_anywhere(value, f"{path}/{key}")
@@ -226,6 +226,7 @@ def policy_statements_anywhere(node, path="template"):
 def test_no_sagemaker_action_anywhere_is_granted_on_every_resource(template):
     found = 0
     for path, st in policy_statements_anywhere(template["Resources"]):
+        assert "NotAction" not in st, path
         actions = as_list(st["Action"])
         if not any(a == "*" or a.startswith("sagemaker:") for a in actions):
             continue
