@@ -5,6 +5,7 @@ SAM_TRANSLATOR_VERSION=1.115.0   # the same: the SAM transform, run offline by t
 CFN_LINT_VERSION=1.58.0          # the same: its resource schemas, read by tests/template
 SAM_CLI_VERSION=1.170.0     # brings cfn-lint 1.58.0
 CARGO_LAMBDA_VERSION=1.9.2
+ZIGLANG_VERSION=0.17.1      # cargo-lambda's C compiler and linker (its wheel asks for ziglang>=0.10)
 CARGO_FUZZ_VERSION=0.13.1
 BOTO3_VERSION=1.41.5
 AWSLAMBDARIC_VERSION=3.1.1
@@ -51,10 +52,12 @@ ensure_service_model() {
 ensure_deploy_tools() {
   ensure_venv
   if ! .venv/bin/sam --version 2>/dev/null | grep -q "$SAM_CLI_VERSION" \
-    || ! .venv/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION"; then
-    step "installing aws-sam-cli $SAM_CLI_VERSION and cargo-lambda $CARGO_LAMBDA_VERSION into .venv"
+    || ! .venv/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION" \
+    || [ "$(.venv/bin/python -m ziglang version 2>/dev/null)" != "$ZIGLANG_VERSION" ]; then
+    step "installing aws-sam-cli $SAM_CLI_VERSION, cargo-lambda $CARGO_LAMBDA_VERSION and ziglang $ZIGLANG_VERSION into .venv"
     .venv/bin/pip install --quiet --disable-pip-version-check \
-      "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" "pyyaml==$PYYAML_VERSION"
+      "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION" \
+      "pyyaml==$PYYAML_VERSION"
   fi
   export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
 }
@@ -85,44 +88,59 @@ ensure_cargo_tool() {  # crate version
 # (`cargo audit bin`, scanners). Set as `cargo auditable build` sets it
 # (cargo-auditable's src/cargo_auditable.rs): sam build and cargo-lambda run
 # cargo themselves. The wrapper applies to the workspace's crates only; both
-# scripts share it, so neither relinks the other's build.
+# scripts share it, so neither relinks the other's build. It is installed in
+# CARGO_HOME, not in the clone: cargo mixes the wrapper's path into the
+# workspace crates' symbol hashes, so a path per clone would make two clones'
+# builds differ.
 release_build_env() {
-  ensure_cargo_tool cargo-auditable "$CARGO_AUDITABLE_VERSION"
-  export RUSTC_WORKSPACE_WRAPPER="$PWD/.tools/bin/cargo-auditable"
+  local root="${CARGO_HOME:-$HOME/.cargo}"
+  if ! grep -q "^\"cargo-auditable $CARGO_AUDITABLE_VERSION " "$root/.crates.toml" 2>/dev/null; then
+    step "installing cargo-auditable $CARGO_AUDITABLE_VERSION into $root (crates.io)"
+    cargo install cargo-auditable --version "$CARGO_AUDITABLE_VERSION" --locked --root "$root" --quiet
+  fi
+  export RUSTC_WORKSPACE_WRAPPER="$root/bin/cargo-auditable"
   export CARGO_AUDITABLE_ORIG_ARGS='{"offline":false,"locked":true,"frozen":false,"config":[]}'
 }
 
-# arm64 builds and emulation on an x86_64 machine. rustup here has x86_64
-# targets only (its distribution server is not reachable), so the aarch64
-# compiler is Debian's: rustc-web at /usr/bin/rustc, with the aarch64 standard
-# library for exactly that compiler (libstd-rust-web-dev from the arm64
-# architecture); qemu-user runs the result. Installs what is missing from
-# Debian's packages (apt-get; needs root). Debian keeps only the newest build
-# of a package, so these are not pinned: the compiler is checked against the
-# workspace's rust-version. Sets ARM64_RUSTC and ARM64_SYSROOT.
-ensure_arm64_toolchain() {
-  local packages=(rustc-web cargo-web libstd-rust-web-dev:arm64 qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross file)
-  local msrv missing=() pkg
-  msrv=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml)
-  older_than_msrv() { [ "$(printf '%s\n%s\n' "$msrv" "$1" | sort -V | head -n1)" != "$msrv" ]; }
-  for pkg in "${packages[@]}"; do
+# arm64 on an x86_64 machine, from Debian's packages (apt-get; needs root),
+# installed when missing. Debian keeps only the newest build of a package, so
+# these are not pinned: BUILDINFO records the compiler, and it is checked
+# against the workspace's rust-version.
+apt_ensure() {
+  local missing=() pkg
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
-  # An older rustc-web (installed from an old package list) is upgraded.
-  if [ -x /usr/bin/rustc ] && older_than_msrv "$(/usr/bin/rustc --version | awk '{print $2}')"; then
-    missing+=(rustc-web cargo-web libstd-rust-web-dev:arm64)
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    step "apt-get install ${missing[*]}"
-    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-    # Always update first: an old package list offers an older rustc-web.
+  [ ${#missing[@]} -gt 0 ] || return 0
+  step "apt-get install ${missing[*]}"
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  # Always update first: an old package list offers an older rustc-web.
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# qemu-user and the aarch64 loader and libc (for qemu's -L): runs an aarch64
+# binary here. Sets ARM64_SYSROOT.
+ensure_qemu_arm64() {
+  apt_ensure qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
+  ARM64_SYSROOT=/usr/aarch64-linux-gnu
+}
+
+# An aarch64 compiler when rustup has no aarch64 target (here: its
+# distribution server is not reachable): Debian's rustc-web at /usr/bin/rustc,
+# with the aarch64 standard library for exactly that compiler. Sets ARM64_RUSTC.
+ensure_arm64_rustc() {
+  local msrv
+  msrv=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml)
+  apt_ensure rustc-web cargo-web libstd-rust-web-dev:arm64
+  if [ "$(printf '%s\n%s\n' "$msrv" "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -n1)" != "$msrv" ]; then
+    # Installed from an old package list: upgrade it.
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --only-upgrade rustc-web cargo-web libstd-rust-web-dev:arm64 >/dev/null
   fi
-  if older_than_msrv "$(/usr/bin/rustc --version | awk '{print $2}')"; then
+  if [ "$(printf '%s\n%s\n' "$msrv" "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -n1)" != "$msrv" ]; then
     echo "Debian's $(/usr/bin/rustc --version) is older than the workspace's rust-version $msrv" >&2
     return 1
   fi
   ARM64_RUSTC=/usr/bin/rustc
-  ARM64_SYSROOT=/usr/aarch64-linux-gnu   # libc6-arm64-cross: the aarch64 loader and libc, for qemu's -L
 }
