@@ -6,6 +6,7 @@ bus admitting exactly the event the function sends, and the StackSet passing
 the member template only parameters it has, with values it accepts.
 (cfn-lint and checkov run on each template; nothing here reaches AWS.)"""
 
+import functools
 import json
 import pathlib
 import re
@@ -62,6 +63,22 @@ def rust_constant(name):
     """A constant of the notification the function sends, from its source."""
     source = (ROOT / "crates/stopper-core/src/notification.rs").read_text()
     return re.search(rf'pub const {name}: &str = "([^"]+)"', source).group(1)
+
+
+def arn_like(pattern, arn):
+    """IAM's ArnLike (and Resource) matching: each of the six colon-separated
+    parts on its own, * any run of characters ("/" included), ? any one."""
+    parts = lambda text: text.split(":", 5)
+    return len(parts(pattern)) == len(parts(arn)) == 6 and all(
+        re.fullmatch(re.escape(p).replace(r"\*", ".*").replace(r"\?", "."), a, re.S)
+        for p, a in zip(parts(pattern), parts(arn)))
+
+
+def region_codes():
+    """Every region botocore knows, in every partition (its partitions.json)."""
+    import botocore
+    data = json.loads((pathlib.Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    return sorted(r for p in data["partitions"] for r in p["regions"] if not r.endswith("-global"))
 
 
 def sub_text(value):
@@ -144,7 +161,7 @@ def test_the_execution_role_touches_only_its_stacksets_resources(role):
         if resources == ["*"]:
             continue  # WILDCARD_RESOURCE
         if "Fn::If" in json.dumps(resources) and st["Sid"] == "FunctionCode":
-            resources = st["Resource"]["Fn::If"][1:]
+            resources = [r for branch in st["Resource"]["Fn::If"][1:] for r in as_list(branch)]
         for resource in resources:
             text = sub_text(resource)
             assert text is not None, (path, resource)
@@ -155,9 +172,9 @@ def test_the_execution_role_touches_only_its_stacksets_resources(role):
             assert "StackSet-${StackSetName}-" in text, (st["Sid"], text)
             assert "${AWS::AccountId}" in text, (st["Sid"], text)
         if st["Sid"] == "FunctionCode":
-            # A CodeBucket-<region> name in a region with no bucket of ours
-            # could be anyone's: only buckets of this Organization.
-            assert st["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+            # A bucket name could be anyone's: only the publishing account's
+            # (test_the_execution_role_reads_code_only_from_the_publishing_accounts_buckets).
+            assert st["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "CodeAccountId"}}}
         if "iam:PassRole" in as_list(st["Action"]):
             assert as_list(st["Action"]) == ["iam:PassRole"]
             assert st["Condition"] == {"StringEquals": {
@@ -287,16 +304,57 @@ def test_what_the_execution_role_template_must_be_given_before_upload(role, org,
     the uploaded copy must set, and the others match organization.yaml's."""
     params = role["Parameters"]
     required = {name for name, p in params.items() if "Default" not in p}
-    assert required == {"ManagementAccountId", "CodeBucket"}
+    assert required == {"ManagementAccountId", "CodeAccountId", "CodeBucket"}
     groups = role["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
     [first] = [g for g in groups if set(g["Parameters"]) == required]
     assert "before upload" in first["Label"]["default"]
     for name in ("StackSetName", "CodeBucketRegional", "CodeBucket"):
         for key in ("Default", "AllowedPattern", "AllowedValues"):
             assert params[name].get(key) == org["Parameters"][name].get(key), (name, key)
+    assert params["CodeAccountId"]["AllowedPattern"] == params["ManagementAccountId"]["AllowedPattern"] == "^[0-9]{12}$"
+    assert "CodeAccountId" in org["Parameters"]["ExecutionRoleTemplateUrl"]["Description"]
     root = params["CodeKeyRoot"]["Default"]
     assert root == bucket["Parameters"]["KeyPrefix"]["Default"]
     assert re.fullmatch(org["Parameters"]["CodeKeyPrefix"]["AllowedPattern"], f"{root}0.1.0/")
+
+
+CODE_ACCOUNT = "444455556666"
+
+
+def code_read(role, **values):
+    """The execution role's FunctionCode statement, as a member account's copy
+    resolves it (ManagementAccountId, CodeAccountId and CodeBucket set before
+    upload)."""
+    stack = Stack(role, account="111122223333", ManagementAccountId="999988887777",
+                  CodeAccountId=CODE_ACCOUNT, CodeBucket="acme-stopper-releases", **values)
+    [policy] = [p for p in stack.resource("ExecutionRole")["Policies"] if p["PolicyName"] == "stopper-stacks"]
+    [st] = [st for st in policy["PolicyDocument"]["Statement"] if st["Sid"] == "FunctionCode"]
+    return st
+
+
+@pytest.mark.parametrize("regional", ["true", "false"])
+def test_the_execution_role_reads_code_only_from_the_publishing_accounts_buckets(org, role, regional):
+    """Lambda reads the zip as the execution role: whatever it may read runs
+    in every member account. Any account (a sandbox of the Organization too)
+    can create a bucket named <CodeBucket>-<something> first, so the names
+    only narrow; the publishing account's ownership is the bound."""
+    st = code_read(role, CodeBucketRegional=regional)
+    assert st["Effect"] == "Allow" and set(st["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert st["Condition"] == {"StringEquals": {"aws:ResourceAccount": CODE_ACCOUNT}}
+    patterns = as_list(st["Resource"])
+    # Each region's zip, where the packaged template reads it (the StackSet's values).
+    for region in region_codes():
+        code = member_stack(org, region, CodeBucketRegional=regional).resource("StopperFunction")["CodeUri"]
+        arn = f"arn:aws:s3:::{code['Bucket']}/{code['Key']}"
+        assert any(arn_like(p, arn) for p in patterns), (region, arn, patterns)
+    # Not a bucket of another name, nor an object outside the releases.
+    for arn in ["arn:aws:s3:::acme-stopper-releases-anything/sagemaker-pipeline-stopper/0.1.0/x.zip",
+                "arn:aws:s3:::acme-stopper-releases2/sagemaker-pipeline-stopper/0.1.0/x.zip",
+                "arn:aws:s3:::other-eu-west-1/sagemaker-pipeline-stopper/0.1.0/x.zip",
+                "arn:aws:s3:::acme-stopper-releases-eu-west-1/elsewhere/x.zip"]:
+        assert not any(arn_like(p, arn) for p in patterns), (arn, patterns)
+    if regional == "false":
+        assert patterns == ["arn:aws:s3:::acme-stopper-releases/sagemaker-pipeline-stopper/*"]
 
 
 # -- organization.yaml: the StackSet ---------------------------------------------
@@ -407,11 +465,16 @@ def stackset_values(org, **values):
     return Stack(org, **{**ORG_VALUES, **values}).resource(name)
 
 
+@functools.cache
+def packaged_template():
+    return load("deploy/packaged.yaml")  # read-only: Stack never changes it
+
+
 def member_stack(org, region, **values):
     """A member stack in region, with the parameter values the StackSet
     passes (each checked against the packaged template's constraints)."""
     passed = {p["ParameterKey"]: p["ParameterValue"] for p in stackset_values(org, **values)["Parameters"]}
-    return Stack(load("deploy/packaged.yaml"), region=region, account="111122223333", **passed)
+    return Stack(packaged_template(), region=region, account="111122223333", **passed)
 
 
 def test_the_stackset_passes_the_central_account_and_the_names(member, org, stackset, central):
