@@ -576,16 +576,60 @@ def test_the_bus_admits_the_organizations_stop_events_and_nothing_else(member, c
     [st] = central["Resources"]["EventBus"]["Properties"]["Policy"]["Statement"]
     assert st["Effect"] == "Allow" and st["Principal"] == "*" and st["Action"] == "events:PutEvents"
     assert st["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
-    assert st["Condition"] == {"StringEquals": {
-        "aws:PrincipalOrgID": {"Ref": "OrganizationId"},
-        "events:source": source,
-        "events:detail-type": detail_type,
-    }}
+    assert st["Condition"] == {
+        "StringEquals": {
+            "aws:PrincipalOrgID": {"Ref": "OrganizationId"},
+            "events:source": source,
+            "events:detail-type": detail_type,
+        },
+        # The stoppers' roles only (test_only_the_stoppers_roles_may_put_stop_events).
+        "ArnLike": {"aws:PrincipalArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/StackSet-${StackSetName}-*"}},
+    }
     # The member's own policy allows exactly that event on the bus it names.
     policies = member["Resources"]["FunctionRole"]["Properties"]["Policies"]
     [bus] = [p["Fn::If"][1] for p in policies if "Fn::If" in p and p["Fn::If"][0] == "BusOn"]
     [granted] = bus["PolicyDocument"]["Statement"]
     assert granted["Condition"] == {"StringEquals": {"events:source": source, "events:detail-type": detail_type}}
+
+
+def generated_role_name(stack_name, logical_id, suffix="A1B2C3D4E5F6G"):
+    """The name CloudFormation gives a role without RoleName, as seen on
+    StackSet-made roles: the stack name, cut so that the whole fits IAM's 64
+    characters, then -<logical ID>-<13-character random suffix>."""
+    room = 64 - len(logical_id) - len(suffix) - 2
+    return f"{stack_name[:room]}-{logical_id}-{suffix}"
+
+
+def test_only_the_stoppers_roles_may_put_stop_events(member, org, central):
+    """Any IAM principal of the Organization could put a stop event before;
+    now only a role named after an instance stack of the StackSet, the one
+    the function runs as."""
+    params = central["Parameters"]["StackSetName"]
+    for key in ("Default", "AllowedPattern"):
+        assert params[key] == org["Parameters"]["StackSetName"][key], key
+    # The function runs as FunctionRole, which CloudFormation names after the
+    # stack (no RoleName) and puts at the root (no Path: a path is part of
+    # the ARN aws:PrincipalArn compares).
+    role = member["Resources"]["FunctionRole"]
+    assert member["Resources"]["StopperFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+    assert not {"RoleName", "Path"} & set(role["Properties"])
+    uuid = "12fcb340-cdb6-4c9c-91b4-f69e8e02d2e5"
+    for name in [params["Default"], "p" + "-" * 17, "ops"]:  # the default, the longest, a short one
+        hub = Stack(central, region="eu-west-1", account=CENTRAL, OrganizationId="o-abcdefghij", StackSetName=name)
+        [st] = hub.resource("EventBus")["Policy"]["Statement"]
+        pattern = st["Condition"]["ArnLike"]["aws:PrincipalArn"]
+        ours = generated_role_name(f"StackSet-{name}-{uuid}", "FunctionRole")
+        assert len(ours) == 64 and arn_like(pattern, f"arn:aws:iam::111122223333:role/{ours}"), (pattern, ours)
+        others = [
+            "role/Admin",
+            "role/OrganizationAccountAccessRole",
+            f"role/{generated_role_name(f'{name}-stack', 'FunctionRole')}",  # a stopper deployed by hand
+            f"role/{generated_role_name(f'StackSet-other-{uuid}', 'FunctionRole')}",  # another StackSet's
+            f"role/team/{ours}",  # under a path
+            f"user/{ours}",
+        ]
+        for other in others:
+            assert not arn_like(pattern, f"arn:aws:iam::111122223333:{other}"), (pattern, other)
 
 
 def test_every_stop_event_on_the_bus_reaches_the_stops_topic(central):
