@@ -681,9 +681,10 @@ def test_the_code_bucket_is_private_encrypted_versioned_and_tls_only(bucket):
     res = bucket["Resources"]
     props = res["CodeBucket"]["Properties"]
     assert props["BucketName"] == {"Fn::Sub": "${BucketPrefix}-${AWS::Region}"}  # the packaged template's <bucket>-<region>
-    # SSE-S3: SSE-KMS with aws/s3 cannot be read from another account.
+    # SSE-S3: SSE-KMS with aws/s3 cannot be read from another account. And
+    # nothing else: BucketKeyEnabled is for SSE-KMS and has no effect here.
     [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
         ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True)
