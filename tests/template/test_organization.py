@@ -81,6 +81,12 @@ def region_codes():
     return sorted(r for p in data["partitions"] for r in p["regions"] if not r.endswith("-global"))
 
 
+def regional_prefix_limit():
+    """The longest CodeBucket that leaves room for -<region> in S3's 63
+    characters, for the longest region code botocore knows."""
+    return 63 - len("-") - max(map(len, region_codes()))
+
+
 def sub_text(value):
     """The text of a resource given as a string or Fn::Sub (either form)."""
     if isinstance(value, str):
@@ -696,6 +702,21 @@ def test_the_code_bucket_is_private_encrypted_versioned_and_tls_only(bucket):
     read = statements_["OrganizationReadsReleases"]
     assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
     assert read["Resource"] == {"Fn::Sub": "${CodeBucket.Arn}/${KeyPrefix}*"}
+
+
+def test_a_regional_code_bucket_name_fits_in_s3s_63_characters(org, role, bucket):
+    """The bucket is <prefix>-<region> (CodeBucketRegional "true", the
+    default here); the prefix patterns leave room for every region, and no
+    more than they need to."""
+    limit = regional_prefix_limit()
+    assert limit == 47  # us-isof-south-1, 15 characters (the aws partition's longest: 14)
+    for name, param in [("organization.yaml CodeBucket", org["Parameters"]["CodeBucket"]),
+                        ("stackset-execution-role.yaml CodeBucket", role["Parameters"]["CodeBucket"]),
+                        ("code-bucket.yaml BucketPrefix", bucket["Parameters"]["BucketPrefix"])]:
+        pattern = param["AllowedPattern"]
+        assert re.fullmatch(pattern, "a" * limit) and not re.fullmatch(pattern, "a" * (limit + 1)), name
+        assert str(limit) in param["ConstraintDescription"], name
+    assert org["Parameters"]["CodeBucketRegional"]["Default"] == "true"
 
 
 # -- Suppressions ----------------------------------------------------------------------
