@@ -187,6 +187,56 @@ def test_the_execution_role_touches_only_its_stacksets_resources(role):
                 "iam:PassedToService": ["lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
 
 
+# Every iam: action the execution role has: the roles of template.yaml, by name.
+ROLE_ACTIONS = {
+    "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+    "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
+}
+
+
+def test_the_execution_roles_iam_power_is_its_stacksets_roles_only(member, role):
+    """It can write inline policies on roles it creates and pass them (the
+    residual risk its header states); not on any other role, not on itself,
+    not to other services, and no managed policy or boundary at all."""
+    stack = Stack(role, account="111122223333", ManagementAccountId="999988887777",
+                  CodeAccountId=CODE_ACCOUNT, CodeBucket="acme-stopper-releases")
+    props = stack.resource("ExecutionRole")
+    scope = "arn:aws:iam::111122223333:role/StackSet-pipeline-stopper-*"
+    granted = set()
+    for _, st in statements(props["Policies"]):
+        iam = {a for a in as_list(st["Action"]) if a.lower().startswith("iam:")}
+        if not iam:
+            continue
+        assert as_list(st["Resource"]) == [scope], st  # one account, the StackSet's roles
+        granted |= iam
+        if "iam:PassRole" in iam:
+            assert st["Condition"] == {"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
+    assert granted == ROLE_ACTIONS
+    # Not even through a wildcard elsewhere (every other statement names its service).
+    assert not [a for _, st in statements(props["Policies"]) for a in as_list(st["Action"])
+                if a.split(":")[0] == "iam" and a not in ROLE_ACTIONS]
+    # It cannot rewrite its own grants: its name is outside the scope.
+    assert not arn_like(scope, f"arn:aws:iam::111122223333:role/{props['RoleName']}")
+    assert arn_like(scope, "arn:aws:iam::111122223333:role/" + generated_role_name(
+        "StackSet-pipeline-stopper-12fcb340-cdb6-4c9c-91b4-f69e8e02d2e5", "SchedulerRole"))
+    # Nothing to attach: template.yaml's roles hold inline policies, no managed
+    # policy and no boundary, and take CloudFormation's names (the scope above).
+    for name, res in member["Resources"].items():
+        if res["Type"] == "AWS::IAM::Role":
+            assert not {"ManagedPolicyArns", "PermissionsBoundary", "RoleName", "Path"} & set(res["Properties"]), name
+        assert res["Type"] not in {"AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::User", "AWS::IAM::InstanceProfile"}, name
+        if res["Type"] == "AWS::Serverless::Function":
+            assert not {"Policies", "PermissionsBoundary"} & set(res["Properties"]), name  # SAM would make a role
+    assert {"iam:attachrolepolicy", "iam:putrolepermissionsboundary"} <= set(NOT_GRANTED)
+    # What remains is said where a reviewer of the template reads it.
+    header = (DEPLOY / "stackset-execution-role.yaml").read_text().split("\nMetadata:")[0]
+    said = " ".join(line.lstrip("# ") for line in header.splitlines())
+    for words in ["Residual risk", "administrator-equivalent in every member account",
+                  "A permissions boundary", "no iam:AttachRolePolicy"]:
+        assert words in said, words
+
+
 # -- The execution role grants what the resource handlers need -------------------
 
 def resource_schema(resource_type):
