@@ -10,6 +10,7 @@ import functools
 import json
 import pathlib
 import re
+import shlex
 
 import pytest
 import yaml
@@ -447,6 +448,56 @@ def test_only_the_execution_role_template_property_is_outside_cfn_lints_schema(s
         assert set(group["DeploymentTargets"]) <= set(schema["definitions"]["DeploymentTargets"]["properties"])
     assert set(stackset["Properties"]["OperationPreferences"]) <= set(
         schema["definitions"]["OperationPreferences"]["properties"])
+
+
+def header_cli_route():
+    """{command: {option: [values]}} of the aws commands in organization.yaml's header."""
+    header = (DEPLOY / "organization.yaml").read_text().split("\nMetadata:")[0]
+    lines = [line[1:].strip() for line in header.splitlines() if line.startswith("#   ")]
+    commands = " ".join(lines).replace("\\ ", "").split("aws cloudformation ")[1:]
+    route = {}
+    for command in commands:
+        name, *words = shlex.split(command)
+        options = route.setdefault(name, {})
+        for word in words:
+            if word.startswith("--"):
+                options[word[2:]] = current = []
+            else:
+                current.append(word)
+    return route
+
+
+def test_the_header_leads_with_the_schema_gap_and_a_cli_route_of_the_same_shape(org, stackset):
+    """CloudFormation may refuse ExecutionRoleTemplateUrl (its resource schema
+    lacks it): the header says so first, and its CLI route sets what the
+    resource does, with organization.yaml's defaults."""
+    header = (DEPLOY / "organization.yaml").read_text().split("\nMetadata:")[0]
+    first = " ".join(line.lstrip("# ") for line in header.split("\n\n")[1].split("\n#\n")[0].splitlines())
+    for words in ["resource schema", "cfn-lint 1.58.0", "does not list ExecutionRoleTemplateUrl", "may reject this stack",
+                  "CLI route"]:
+        assert words in first, words
+    route = header_cli_route()
+    assert set(route) == {"create-stack-set", "create-stack-instances"}
+    create, instances = route["create-stack-set"], route["create-stack-instances"]
+    props, params = stackset["Properties"], org["Parameters"]
+    # Every option is a property the resource sets (the API's names, in kebab case).
+    kebab = {re.sub(r"(?<=[a-z])(?=[A-Z])", "-", name).lower(): name for name in props}
+    assert set(create) <= set(kebab), set(create) - set(kebab)
+    assert set(kebab) - set(create) == {"description", "call-as", "operation-preferences", "stack-instances-group"}
+    default = params["StackSetName"]["Default"]
+    assert create["stack-set-name"] == instances["stack-set-name"] == [default]
+    assert create["permission-model"] == [props["PermissionModel"]]
+    assert create["execution-role-name"] == [f"stacksets-exec-custom-{default}"]
+    assert create["capabilities"] == props["Capabilities"]
+    assert create["managed-execution"] == ["Active=true"] and props["ManagedExecution"] == {"Active": True}
+    assert create["auto-deployment"] == [f"Enabled=true,RetainStacksOnAccountRemoval={params['RetainStacksOnAccountRemoval']['Default']}"]
+    # The StackSet's operation preferences at their defaults; RegionOrder is --regions' order.
+    prefs = dict(kv.split("=") for kv in instances["operation-preferences"][0].split(","))
+    expected = {k: v for k, v in props["OperationPreferences"].items() if k != "RegionOrder"}
+    for key, value in expected.items():
+        value = params[value["Ref"]]["Default"] if isinstance(value, dict) else value
+        assert prefs.pop(key) == str(value), key
+    assert not prefs and set(instances) == {"stack-set-name", "deployment-targets", "regions", "operation-preferences"}
 
 
 PACKAGED_SAMPLES = {
