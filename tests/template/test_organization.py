@@ -6,9 +6,11 @@ bus admitting exactly the event the function sends, and the StackSet passing
 the member template only parameters it has, with values it accepts.
 (cfn-lint and checkov run on each template; nothing here reaches AWS.)"""
 
+import functools
 import json
 import pathlib
 import re
+import shlex
 
 import pytest
 import yaml
@@ -62,6 +64,28 @@ def rust_constant(name):
     """A constant of the notification the function sends, from its source."""
     source = (ROOT / "crates/stopper-core/src/notification.rs").read_text()
     return re.search(rf'pub const {name}: &str = "([^"]+)"', source).group(1)
+
+
+def arn_like(pattern, arn):
+    """IAM's ArnLike (and Resource) matching: each of the six colon-separated
+    parts on its own, * any run of characters ("/" included), ? any one."""
+    parts = lambda text: text.split(":", 5)
+    return len(parts(pattern)) == len(parts(arn)) == 6 and all(
+        re.fullmatch(re.escape(p).replace(r"\*", ".*").replace(r"\?", "."), a, re.S)
+        for p, a in zip(parts(pattern), parts(arn)))
+
+
+def region_codes():
+    """Every region botocore knows, in every partition (its partitions.json)."""
+    import botocore
+    data = json.loads((pathlib.Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    return sorted(r for p in data["partitions"] for r in p["regions"] if not r.endswith("-global"))
+
+
+def regional_prefix_limit():
+    """The longest CodeBucket that leaves room for -<region> in S3's 63
+    characters, for the longest region code botocore knows."""
+    return 63 - len("-") - max(map(len, region_codes()))
 
 
 def sub_text(value):
@@ -144,7 +168,7 @@ def test_the_execution_role_touches_only_its_stacksets_resources(role):
         if resources == ["*"]:
             continue  # WILDCARD_RESOURCE
         if "Fn::If" in json.dumps(resources) and st["Sid"] == "FunctionCode":
-            resources = st["Resource"]["Fn::If"][1:]
+            resources = [r for branch in st["Resource"]["Fn::If"][1:] for r in as_list(branch)]
         for resource in resources:
             text = sub_text(resource)
             assert text is not None, (path, resource)
@@ -155,13 +179,63 @@ def test_the_execution_role_touches_only_its_stacksets_resources(role):
             assert "StackSet-${StackSetName}-" in text, (st["Sid"], text)
             assert "${AWS::AccountId}" in text, (st["Sid"], text)
         if st["Sid"] == "FunctionCode":
-            # A CodeBucket-<region> name in a region with no bucket of ours
-            # could be anyone's: only buckets of this Organization.
-            assert st["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+            # A bucket name could be anyone's: only the publishing account's
+            # (test_the_execution_role_reads_code_only_from_the_publishing_accounts_buckets).
+            assert st["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "CodeAccountId"}}}
         if "iam:PassRole" in as_list(st["Action"]):
             assert as_list(st["Action"]) == ["iam:PassRole"]
             assert st["Condition"] == {"StringEquals": {
                 "iam:PassedToService": ["lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
+
+
+# Every iam: action the execution role has: the roles of template.yaml, by name.
+ROLE_ACTIONS = {
+    "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+    "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
+}
+
+
+def test_the_execution_roles_iam_power_is_its_stacksets_roles_only(member, role):
+    """It can write inline policies on roles it creates and pass them (the
+    residual risk its header states); not on any other role, not on itself,
+    not to other services, and no managed policy or boundary at all."""
+    stack = Stack(role, account="111122223333", ManagementAccountId="999988887777",
+                  CodeAccountId=CODE_ACCOUNT, CodeBucket="acme-stopper-releases")
+    props = stack.resource("ExecutionRole")
+    scope = "arn:aws:iam::111122223333:role/StackSet-pipeline-stopper-*"
+    granted = set()
+    for _, st in statements(props["Policies"]):
+        iam = {a for a in as_list(st["Action"]) if a.lower().startswith("iam:")}
+        if not iam:
+            continue
+        assert as_list(st["Resource"]) == [scope], st  # one account, the StackSet's roles
+        granted |= iam
+        if "iam:PassRole" in iam:
+            assert st["Condition"] == {"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
+    assert granted == ROLE_ACTIONS
+    # Not even through a wildcard elsewhere (every other statement names its service).
+    assert not [a for _, st in statements(props["Policies"]) for a in as_list(st["Action"])
+                if a.split(":")[0] == "iam" and a not in ROLE_ACTIONS]
+    # It cannot rewrite its own grants: its name is outside the scope.
+    assert not arn_like(scope, f"arn:aws:iam::111122223333:role/{props['RoleName']}")
+    assert arn_like(scope, "arn:aws:iam::111122223333:role/" + generated_role_name(
+        "StackSet-pipeline-stopper-12fcb340-cdb6-4c9c-91b4-f69e8e02d2e5", "SchedulerRole"))
+    # Nothing to attach: template.yaml's roles hold inline policies, no managed
+    # policy and no boundary, and take CloudFormation's names (the scope above).
+    for name, res in member["Resources"].items():
+        if res["Type"] == "AWS::IAM::Role":
+            assert not {"ManagedPolicyArns", "PermissionsBoundary", "RoleName", "Path"} & set(res["Properties"]), name
+        assert res["Type"] not in {"AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::User", "AWS::IAM::InstanceProfile"}, name
+        if res["Type"] == "AWS::Serverless::Function":
+            assert not {"Policies", "PermissionsBoundary"} & set(res["Properties"]), name  # SAM would make a role
+    assert {"iam:attachrolepolicy", "iam:putrolepermissionsboundary"} <= set(NOT_GRANTED)
+    # What remains is said where a reviewer of the template reads it.
+    header = (DEPLOY / "stackset-execution-role.yaml").read_text().split("\nMetadata:")[0]
+    said = " ".join(line.lstrip("# ") for line in header.splitlines())
+    for words in ["Residual risk", "administrator-equivalent in every member account",
+                  "A permissions boundary", "no iam:AttachRolePolicy"]:
+        assert words in said, words
 
 
 # -- The execution role grants what the resource handlers need -------------------
@@ -287,16 +361,57 @@ def test_what_the_execution_role_template_must_be_given_before_upload(role, org,
     the uploaded copy must set, and the others match organization.yaml's."""
     params = role["Parameters"]
     required = {name for name, p in params.items() if "Default" not in p}
-    assert required == {"ManagementAccountId", "CodeBucket"}
+    assert required == {"ManagementAccountId", "CodeAccountId", "CodeBucket"}
     groups = role["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
     [first] = [g for g in groups if set(g["Parameters"]) == required]
     assert "before upload" in first["Label"]["default"]
     for name in ("StackSetName", "CodeBucketRegional", "CodeBucket"):
         for key in ("Default", "AllowedPattern", "AllowedValues"):
             assert params[name].get(key) == org["Parameters"][name].get(key), (name, key)
+    assert params["CodeAccountId"]["AllowedPattern"] == params["ManagementAccountId"]["AllowedPattern"] == "^[0-9]{12}$"
+    assert "CodeAccountId" in org["Parameters"]["ExecutionRoleTemplateUrl"]["Description"]
     root = params["CodeKeyRoot"]["Default"]
     assert root == bucket["Parameters"]["KeyPrefix"]["Default"]
     assert re.fullmatch(org["Parameters"]["CodeKeyPrefix"]["AllowedPattern"], f"{root}0.1.0/")
+
+
+CODE_ACCOUNT = "444455556666"
+
+
+def code_read(role, **values):
+    """The execution role's FunctionCode statement, as a member account's copy
+    resolves it (ManagementAccountId, CodeAccountId and CodeBucket set before
+    upload)."""
+    stack = Stack(role, account="111122223333", ManagementAccountId="999988887777",
+                  CodeAccountId=CODE_ACCOUNT, CodeBucket="acme-stopper-releases", **values)
+    [policy] = [p for p in stack.resource("ExecutionRole")["Policies"] if p["PolicyName"] == "stopper-stacks"]
+    [st] = [st for st in policy["PolicyDocument"]["Statement"] if st["Sid"] == "FunctionCode"]
+    return st
+
+
+@pytest.mark.parametrize("regional", ["true", "false"])
+def test_the_execution_role_reads_code_only_from_the_publishing_accounts_buckets(org, role, regional):
+    """Lambda reads the zip as the execution role: whatever it may read runs
+    in every member account. Any account (a sandbox of the Organization too)
+    can create a bucket named <CodeBucket>-<something> first, so the names
+    only narrow; the publishing account's ownership is the bound."""
+    st = code_read(role, CodeBucketRegional=regional)
+    assert st["Effect"] == "Allow" and set(st["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert st["Condition"] == {"StringEquals": {"aws:ResourceAccount": CODE_ACCOUNT}}
+    patterns = as_list(st["Resource"])
+    # Each region's zip, where the packaged template reads it (the StackSet's values).
+    for region in region_codes():
+        code = member_stack(org, region, CodeBucketRegional=regional).resource("StopperFunction")["CodeUri"]
+        arn = f"arn:aws:s3:::{code['Bucket']}/{code['Key']}"
+        assert any(arn_like(p, arn) for p in patterns), (region, arn, patterns)
+    # Not a bucket of another name, nor an object outside the releases.
+    for arn in ["arn:aws:s3:::acme-stopper-releases-anything/sagemaker-pipeline-stopper/0.1.0/x.zip",
+                "arn:aws:s3:::acme-stopper-releases2/sagemaker-pipeline-stopper/0.1.0/x.zip",
+                "arn:aws:s3:::other-eu-west-1/sagemaker-pipeline-stopper/0.1.0/x.zip",
+                "arn:aws:s3:::acme-stopper-releases-eu-west-1/elsewhere/x.zip"]:
+        assert not any(arn_like(p, arn) for p in patterns), (arn, patterns)
+    if regional == "false":
+        assert patterns == ["arn:aws:s3:::acme-stopper-releases/sagemaker-pipeline-stopper/*"]
 
 
 # -- organization.yaml: the StackSet ---------------------------------------------
@@ -333,6 +448,56 @@ def test_only_the_execution_role_template_property_is_outside_cfn_lints_schema(s
         assert set(group["DeploymentTargets"]) <= set(schema["definitions"]["DeploymentTargets"]["properties"])
     assert set(stackset["Properties"]["OperationPreferences"]) <= set(
         schema["definitions"]["OperationPreferences"]["properties"])
+
+
+def header_cli_route():
+    """{command: {option: [values]}} of the aws commands in organization.yaml's header."""
+    header = (DEPLOY / "organization.yaml").read_text().split("\nMetadata:")[0]
+    lines = [line[1:].strip() for line in header.splitlines() if line.startswith("#   ")]
+    commands = " ".join(lines).replace("\\ ", "").split("aws cloudformation ")[1:]
+    route = {}
+    for command in commands:
+        name, *words = shlex.split(command)
+        options = route.setdefault(name, {})
+        for word in words:
+            if word.startswith("--"):
+                options[word[2:]] = current = []
+            else:
+                current.append(word)
+    return route
+
+
+def test_the_header_leads_with_the_schema_gap_and_a_cli_route_of_the_same_shape(org, stackset):
+    """CloudFormation may refuse ExecutionRoleTemplateUrl (its resource schema
+    lacks it): the header says so first, and its CLI route sets what the
+    resource does, with organization.yaml's defaults."""
+    header = (DEPLOY / "organization.yaml").read_text().split("\nMetadata:")[0]
+    first = " ".join(line.lstrip("# ") for line in header.split("\n\n")[1].split("\n#\n")[0].splitlines())
+    for words in ["resource schema", "cfn-lint 1.58.0", "does not list ExecutionRoleTemplateUrl", "may reject this stack",
+                  "CLI route"]:
+        assert words in first, words
+    route = header_cli_route()
+    assert set(route) == {"create-stack-set", "create-stack-instances"}
+    create, instances = route["create-stack-set"], route["create-stack-instances"]
+    props, params = stackset["Properties"], org["Parameters"]
+    # Every option is a property the resource sets (the API's names, in kebab case).
+    kebab = {re.sub(r"(?<=[a-z])(?=[A-Z])", "-", name).lower(): name for name in props}
+    assert set(create) <= set(kebab), set(create) - set(kebab)
+    assert set(kebab) - set(create) == {"description", "call-as", "operation-preferences", "stack-instances-group"}
+    default = params["StackSetName"]["Default"]
+    assert create["stack-set-name"] == instances["stack-set-name"] == [default]
+    assert create["permission-model"] == [props["PermissionModel"]]
+    assert create["execution-role-name"] == [f"stacksets-exec-custom-{default}"]
+    assert create["capabilities"] == props["Capabilities"]
+    assert create["managed-execution"] == ["Active=true"] and props["ManagedExecution"] == {"Active": True}
+    assert create["auto-deployment"] == [f"Enabled=true,RetainStacksOnAccountRemoval={params['RetainStacksOnAccountRemoval']['Default']}"]
+    # The StackSet's operation preferences at their defaults; RegionOrder is --regions' order.
+    prefs = dict(kv.split("=") for kv in instances["operation-preferences"][0].split(","))
+    expected = {k: v for k, v in props["OperationPreferences"].items() if k != "RegionOrder"}
+    for key, value in expected.items():
+        value = params[value["Ref"]]["Default"] if isinstance(value, dict) else value
+        assert prefs.pop(key) == str(value), key
+    assert not prefs and set(instances) == {"stack-set-name", "deployment-targets", "regions", "operation-preferences"}
 
 
 PACKAGED_SAMPLES = {
@@ -407,11 +572,16 @@ def stackset_values(org, **values):
     return Stack(org, **{**ORG_VALUES, **values}).resource(name)
 
 
+@functools.cache
+def packaged_template():
+    return load("deploy/packaged.yaml")  # read-only: Stack never changes it
+
+
 def member_stack(org, region, **values):
     """A member stack in region, with the parameter values the StackSet
     passes (each checked against the packaged template's constraints)."""
     passed = {p["ParameterKey"]: p["ParameterValue"] for p in stackset_values(org, **values)["Parameters"]}
-    return Stack(load("deploy/packaged.yaml"), region=region, account="111122223333", **passed)
+    return Stack(packaged_template(), region=region, account="111122223333", **passed)
 
 
 def test_the_stackset_passes_the_central_account_and_the_names(member, org, stackset, central):
@@ -513,16 +683,60 @@ def test_the_bus_admits_the_organizations_stop_events_and_nothing_else(member, c
     [st] = central["Resources"]["EventBus"]["Properties"]["Policy"]["Statement"]
     assert st["Effect"] == "Allow" and st["Principal"] == "*" and st["Action"] == "events:PutEvents"
     assert st["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
-    assert st["Condition"] == {"StringEquals": {
-        "aws:PrincipalOrgID": {"Ref": "OrganizationId"},
-        "events:source": source,
-        "events:detail-type": detail_type,
-    }}
+    assert st["Condition"] == {
+        "StringEquals": {
+            "aws:PrincipalOrgID": {"Ref": "OrganizationId"},
+            "events:source": source,
+            "events:detail-type": detail_type,
+        },
+        # The stoppers' roles only (test_only_the_stoppers_roles_may_put_stop_events).
+        "ArnLike": {"aws:PrincipalArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/StackSet-${StackSetName}-*"}},
+    }
     # The member's own policy allows exactly that event on the bus it names.
     policies = member["Resources"]["FunctionRole"]["Properties"]["Policies"]
     [bus] = [p["Fn::If"][1] for p in policies if "Fn::If" in p and p["Fn::If"][0] == "BusOn"]
     [granted] = bus["PolicyDocument"]["Statement"]
     assert granted["Condition"] == {"StringEquals": {"events:source": source, "events:detail-type": detail_type}}
+
+
+def generated_role_name(stack_name, logical_id, suffix="A1B2C3D4E5F6G"):
+    """The name CloudFormation gives a role without RoleName, as seen on
+    StackSet-made roles: the stack name, cut so that the whole fits IAM's 64
+    characters, then -<logical ID>-<13-character random suffix>."""
+    room = 64 - len(logical_id) - len(suffix) - 2
+    return f"{stack_name[:room]}-{logical_id}-{suffix}"
+
+
+def test_only_the_stoppers_roles_may_put_stop_events(member, org, central):
+    """Any IAM principal of the Organization could put a stop event before;
+    now only a role named after an instance stack of the StackSet, the one
+    the function runs as."""
+    params = central["Parameters"]["StackSetName"]
+    for key in ("Default", "AllowedPattern"):
+        assert params[key] == org["Parameters"]["StackSetName"][key], key
+    # The function runs as FunctionRole, which CloudFormation names after the
+    # stack (no RoleName) and puts at the root (no Path: a path is part of
+    # the ARN aws:PrincipalArn compares).
+    role = member["Resources"]["FunctionRole"]
+    assert member["Resources"]["StopperFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+    assert not {"RoleName", "Path"} & set(role["Properties"])
+    uuid = "12fcb340-cdb6-4c9c-91b4-f69e8e02d2e5"
+    for name in [params["Default"], "p" + "-" * 17, "ops"]:  # the default, the longest, a short one
+        hub = Stack(central, region="eu-west-1", account=CENTRAL, OrganizationId="o-abcdefghij", StackSetName=name)
+        [st] = hub.resource("EventBus")["Policy"]["Statement"]
+        pattern = st["Condition"]["ArnLike"]["aws:PrincipalArn"]
+        ours = generated_role_name(f"StackSet-{name}-{uuid}", "FunctionRole")
+        assert len(ours) == 64 and arn_like(pattern, f"arn:aws:iam::111122223333:role/{ours}"), (pattern, ours)
+        others = [
+            "role/Admin",
+            "role/OrganizationAccountAccessRole",
+            f"role/{generated_role_name(f'{name}-stack', 'FunctionRole')}",  # a stopper deployed by hand
+            f"role/{generated_role_name(f'StackSet-other-{uuid}', 'FunctionRole')}",  # another StackSet's
+            f"role/team/{ours}",  # under a path
+            f"user/{ours}",
+        ]
+        for other in others:
+            assert not arn_like(pattern, f"arn:aws:iam::111122223333:{other}"), (pattern, other)
 
 
 def test_every_stop_event_on_the_bus_reaches_the_stops_topic(central):
@@ -574,9 +788,10 @@ def test_the_code_bucket_is_private_encrypted_versioned_and_tls_only(bucket):
     res = bucket["Resources"]
     props = res["CodeBucket"]["Properties"]
     assert props["BucketName"] == {"Fn::Sub": "${BucketPrefix}-${AWS::Region}"}  # the packaged template's <bucket>-<region>
-    # SSE-S3: SSE-KMS with aws/s3 cannot be read from another account.
+    # SSE-S3: SSE-KMS with aws/s3 cannot be read from another account. And
+    # nothing else: BucketKeyEnabled is for SSE-KMS and has no effect here.
     [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
         ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True)
@@ -588,6 +803,21 @@ def test_the_code_bucket_is_private_encrypted_versioned_and_tls_only(bucket):
     read = statements_["OrganizationReadsReleases"]
     assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
     assert read["Resource"] == {"Fn::Sub": "${CodeBucket.Arn}/${KeyPrefix}*"}
+
+
+def test_a_regional_code_bucket_name_fits_in_s3s_63_characters(org, role, bucket):
+    """The bucket is <prefix>-<region> (CodeBucketRegional "true", the
+    default here); the prefix patterns leave room for every region, and no
+    more than they need to."""
+    limit = regional_prefix_limit()
+    assert limit == 47  # us-isof-south-1, 15 characters (the aws partition's longest: 14)
+    for name, param in [("organization.yaml CodeBucket", org["Parameters"]["CodeBucket"]),
+                        ("stackset-execution-role.yaml CodeBucket", role["Parameters"]["CodeBucket"]),
+                        ("code-bucket.yaml BucketPrefix", bucket["Parameters"]["BucketPrefix"])]:
+        pattern = param["AllowedPattern"]
+        assert re.fullmatch(pattern, "a" * limit) and not re.fullmatch(pattern, "a" * (limit + 1)), name
+        assert str(limit) in param["ConstraintDescription"], name
+    assert org["Parameters"]["CodeBucketRegional"]["Default"] == "true"
 
 
 # -- Suppressions ----------------------------------------------------------------------

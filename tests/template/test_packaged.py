@@ -14,6 +14,7 @@ import tomllib
 import pytest
 import yaml
 
+from test_organization import regional_prefix_limit
 from test_template import ROOT, CfnLoader, Stack
 
 GENERATOR = ROOT / "scripts/package-template"
@@ -114,6 +115,15 @@ def test_it_fits_in_a_template_body():
 ])
 def test_the_code_location_parameters_refuse_what_cannot_be_a_bucket_or_prefix(packaged, name, value, ok):
     assert bool(re.fullmatch(packaged["Parameters"][name]["AllowedPattern"], value)) == ok
+
+
+def test_the_code_bucket_parameter_says_how_long_a_regional_prefix_may_be(packaged):
+    """A bucket alone may have S3's 63 characters; with CodeBucketRegional
+    "true", -<region> follows, and a pattern cannot depend on another
+    parameter: the description gives the limit."""
+    param = packaged["Parameters"]["CodeBucket"]
+    assert re.fullmatch(param["AllowedPattern"], "a" * 63) and not re.fullmatch(param["AllowedPattern"], "a" * 64)
+    assert f'"-<region>", at most {regional_prefix_limit()} characters' in " ".join(param["Description"].split())
 
 
 def transformed(packaged):
