@@ -347,6 +347,7 @@ fn the_largest_messages_are_in_the_schema() {
             // Far within SNS's 256 KB, with the Pipelines attribute.
             let attribute = serde_json::to_string(&notice.pipelines).unwrap().len();
             assert_eq!(notice.pipelines.len(), 300);
+            assert!(notice.detail.len() < 16 * 1024, "{}", notice.detail.len());
             assert!(notice.detail.len() + attribute < 128 * 1024);
             assert!(notice.subject.len() < 100 && notice.subject.is_ascii());
         }
