@@ -128,7 +128,7 @@ fn title(total: usize, pipelines: &[(String, usize)]) -> String {
     match pipelines {
         [(only, _)] => format!(
             "Stop requested: {total} {noun} of SageMaker pipeline {}",
-            bounded(only, TITLE_NAME_CHARS)
+            clean(only, TITLE_NAME_CHARS)
         ),
         _ => format!(
             "Stop requested: {total} {noun} of {} SageMaker pipelines",
@@ -285,12 +285,21 @@ fn runtime(d: Duration) -> String {
     }
 }
 
-/// A name as inline code: at most `max` characters, and nothing in it that
-/// chat markdown reads (a backquote would end the span; `<` and `>` make
-/// Slack links and mentions) or that breaks the line.
+/// A name as inline code (see [`clean`]).
 fn code(name: &str, max: usize) -> String {
-    let clean: String = bounded(name, max)
-        .chars()
+    format!("`{}`", clean(name, max))
+}
+
+/// A name at most `max` characters long, with nothing in it that chat
+/// markdown reads (a backquote would end a code span; `<` and `>` make Slack
+/// links and mentions) or that breaks the line.
+fn clean(name: &str, max: usize) -> String {
+    let cut = if name.chars().count() <= max {
+        name.to_owned()
+    } else {
+        name.chars().take(max - 1).collect::<String>() + "…"
+    };
+    cut.chars()
         .map(|c| match c {
             '`' => '\'',
             '<' => '‹',
@@ -298,16 +307,7 @@ fn code(name: &str, max: usize) -> String {
             c if c.is_control() => ' ',
             c => c,
         })
-        .collect();
-    format!("`{clean}`")
-}
-
-fn bounded(name: &str, max: usize) -> String {
-    if name.chars().count() <= max {
-        name.to_owned()
-    } else {
-        name.chars().take(max - 1).collect::<String>() + "…"
-    }
+        .collect()
 }
 
 #[derive(Serialize)]
