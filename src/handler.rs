@@ -9,13 +9,14 @@ use aws_sdk_sagemaker::Client;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::value::RawValue;
 use stopper_core::arn::Scope;
-use stopper_core::config::{Config, Operations};
+use stopper_core::chat::chat_notice;
+use stopper_core::config::{Config, Operations, TopicFormat};
 use stopper_core::metrics::{Record, Tally};
-use stopper_core::notification;
+use stopper_core::notification::{self, Notice};
 use stopper_core::plan::{prepare, Next};
 use stopper_core::reply::{self, Reply};
 use stopper_core::report::Answer;
-use stopper_core::trigger::Trigger;
+use stopper_core::trigger::{Cause, Trigger};
 use stopper_core::{ErrorKind, StopError};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -62,6 +63,8 @@ pub struct Stopper {
 /// What one event came to, with what the function needs to report it.
 struct Answered {
     trigger: Trigger,
+    /// What set the event off, when it says (an alarm, a scheduled rule).
+    cause: Option<Cause>,
     caller: Option<String>,
     answer: Answer,
     /// When calls (and notifications) must be done by.
@@ -128,16 +131,27 @@ impl Stopper {
         let caller = answered.caller.as_deref();
         let mut tally = Tally::of(&answered.answer);
         if let Answer::Acted(report) = &answered.answer {
-            let notices = notification::notices(
-                report,
-                notification::Context {
-                    trigger: answered.trigger,
-                    caller,
-                    request_id,
-                    function_name: &self.operations.function_name,
-                },
-            );
-            tally.notifications_failed = self.notifier.publish(&notices, answered.deadline).await;
+            let context = notification::Context {
+                trigger: answered.trigger,
+                cause: answered.cause.as_ref(),
+                caller,
+                request_id,
+                function_name: &self.operations.function_name,
+            };
+            let notices = notification::notices(report, context);
+            // The topic gets the same notices, or one chat notification.
+            let chat: Vec<Notice>;
+            let topic = match self.operations.topic_format {
+                TopicFormat::Json => &notices,
+                TopicFormat::Chat => {
+                    chat = chat_notice(report, context).into_iter().collect();
+                    &chat
+                }
+            };
+            tally.notifications_failed = self
+                .notifier
+                .publish(&notices, topic, answered.deadline)
+                .await;
         }
         if let Some(namespace) = &self.operations.metrics_namespace {
             emit(&Record {
@@ -202,6 +216,7 @@ impl Stopper {
         log_answer(trigger, prepared.caller.as_deref(), &answer);
         Answered {
             trigger,
+            cause: prepared.cause,
             caller: prepared.caller,
             answer,
             deadline,

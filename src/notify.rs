@@ -1,6 +1,7 @@
 //! Publishing stop notifications: each [`Notice`] the core built, as one
 //! EventBridge event on `NOTIFY_EVENT_BUS` and/or one SNS message to
-//! `NOTIFY_TOPIC_ARN`. A notification that cannot be published is logged
+//! `NOTIFY_TOPIC_ARN` (the same JSON notices, or with
+//! `NOTIFY_TOPIC_FORMAT=chat` one chat notification). A notification that cannot be published is logged
 //! and counted (`NotificationsFailed`), never an error of the event: the
 //! stops it reports have happened, and a retry would not undo them.
 
@@ -47,28 +48,37 @@ impl Notifier {
         self.event_bus.is_some() || self.topic.is_some()
     }
 
-    /// Publishes every notice to every destination, by `deadline` (or within
-    /// [`MAX_NOTIFY_TIME`]); returns how many publications failed.
-    pub async fn publish(&self, notices: &[Notice], deadline: Option<Instant>) -> u64 {
-        if notices.is_empty() || !self.is_configured() {
+    /// Publishes `bus` to the event bus and `topic` to the topic (each where
+    /// configured), by `deadline` (or within [`MAX_NOTIFY_TIME`]); returns how
+    /// many publications failed.
+    pub async fn publish(
+        &self,
+        bus: &[Notice],
+        topic: &[Notice],
+        deadline: Option<Instant>,
+    ) -> u64 {
+        let expected = if self.event_bus.is_some() {
+            bus.len()
+        } else {
+            0
+        } + if self.topic.is_some() { topic.len() } else { 0 };
+        if expected == 0 {
             return 0;
         }
         let cap = Instant::now() + MAX_NOTIFY_TIME;
         let by = deadline.map_or(cap, |d| d.min(cap));
-        let expected = notices.len() as u64
-            * (u64::from(self.event_bus.is_some()) + u64::from(self.topic.is_some()));
         let work = async {
-            let (bus, topic) = tokio::join!(self.to_event_bus(notices), self.to_topic(notices));
+            let (bus, topic) = tokio::join!(self.to_event_bus(bus), self.to_topic(topic));
             bus + topic
         };
         match tokio::time::timeout_at(by, work).await {
             Ok(failed) => failed,
             Err(_) => {
                 warn!(
-                    notices = notices.len(),
+                    notices = expected,
                     "stop notification not published: no time was left before the reply deadline"
                 );
-                expected
+                expected as u64
             }
         }
     }

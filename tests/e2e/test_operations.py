@@ -217,7 +217,8 @@ def test_metrics_can_be_renamed_or_switched_off_and_a_bad_namespace_fails_init(e
     try:
         for env, needle in (({"METRICS_NAMESPACE": "AWS/Lambda"}, "METRICS_NAMESPACE"),
                             ({"NOTIFY_EVENT_BUS": "two words"}, "NOTIFY_EVENT_BUS"),
-                            ({"NOTIFY_TOPIC_ARN": TOPIC + ".fifo"}, "NOTIFY_TOPIC_ARN")):
+                            ({"NOTIFY_TOPIC_ARN": TOPIC + ".fifo"}, "NOTIFY_TOPIC_ARN"),
+                            ({"NOTIFY_TOPIC_FORMAT": "slack"}, "NOTIFY_TOPIC_FORMAT")):
             run = subprocess.run([binary()], env=lambda_runtime.function_env(api, emulator.url, env),
                                  capture_output=True, text=True, timeout=20)
             assert run.returncode != 0 and needle in run.stderr, (env, run.stderr)
@@ -295,6 +296,45 @@ def test_a_guard_run_notifies_what_it_stopped_with_the_limits(emulator, start_fu
         assert entry["Guard"]["LimitSource"] in ("Tag", "Default") and entry["Guard"]["RuntimeMinutes"] > 0
     [message] = by_service(emulator.state(), "sns")
     assert message["subject"].endswith("(the runtime guard)")
+
+
+def test_the_topic_can_get_a_chat_notification_instead(emulator, start_function):
+    """NOTIFY_TOPIC_FORMAT=chat: the topic gets one Amazon Q Developer in chat
+    applications custom notification per event (its schema is checked for
+    every trigger by crates/stopper-core/tests/chat_schema.rs); the bus still
+    gets the JSON notice, and the subject and Pipelines attribute are as
+    before."""
+    fn = notifying(emulator, start_function, NOTIFY_TOPIC_FORMAT="chat")
+    inv = fn.invoke(load_event("http-api.json"))
+    assert inv.payload["statusCode"] == 200, inv.payload
+    state = emulator.state()
+    [event] = by_service(state, "events")
+    assert event["detail"]["Trigger"] == "http-api" and event["resources"] == [A]
+    [message] = by_service(state, "sns")
+    assert message["subject"] == "Stop requested: 1 SageMaker pipeline execution (http-api)"
+    assert message["attributes"]["Pipelines"] == {"DataType": "String.Array", "StringValue": json.dumps([PIPELINE])}
+    chat = message["message"]
+    assert (chat["version"], chat["source"], chat["id"]) == ("1.0", "custom", inv.request_id)
+    assert chat["content"]["textType"] == "client-markdown"
+    assert chat["content"]["title"] == f"Stop requested: 1 execution of SageMaker pipeline {PIPELINE}"
+    assert chat["content"]["description"].split("\n") == [
+        f"Pipeline: `{PIPELINE}`",
+        f"Execution: `{A.rsplit('/', 1)[1]}`",
+        "Why: an HTTP request (API Gateway HTTP API)",
+        f"Who: `{USER}`",
+        f"Request: `{inv.request_id}` (function `sagemaker-pipeline-stopper`)",
+    ]
+    assert chat["metadata"]["relatedResources"] == [A]
+    assert chat["metadata"]["additionalContext"]["Caller"] == USER
+    # An alarm's stop names the alarm; a dry run is told nowhere.
+    assert fn.invoke({"PipelineName": PIPELINE, "DryRun": True}).ok
+    assert fn.invoke(load_event("alarm-eventbridge.json")).ok
+    messages = by_service(emulator.state(), "sns")
+    assert len(messages) == 2
+    description = messages[1]["message"]["content"]["description"]
+    assert "\nWhy: CloudWatch alarm `nightly-training-too-long` in `ALARM` (on EventBridge)\n" in description
+    assert "Who:" not in description
+    assert_stopped_once(emulator.state(), [A, B])
 
 
 @pytest.mark.parametrize("operation", ["PutEvents", "Publish"])

@@ -168,6 +168,7 @@ def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
         "NOTIFY_EVENT_BUS": {"Fn::If": ["BusInNotificationAccount", {"Fn::Sub": CENTRAL_BUS_ARN},
                                         {"Ref": "NotificationEventBusName"}]},
         "NOTIFY_TOPIC_ARN": {"Ref": "NotificationTopicArn"},
+        "NOTIFY_TOPIC_FORMAT": {"Ref": "NotificationTopicFormat"},
     }
 
 
@@ -499,8 +500,16 @@ def test_notifications_are_granted_for_the_configured_bus_and_topic_only(templat
     assert env["NOTIFY_TOPIC_ARN"] == {"Ref": "NotificationTopicArn"}
     assert env["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
     config = (ROOT / "crates/stopper-core/src/config.rs").read_text()
-    for variable in ("NOTIFY_EVENT_BUS", "NOTIFY_TOPIC_ARN", "METRICS_NAMESPACE"):
+    for variable in ("NOTIFY_EVENT_BUS", "NOTIFY_TOPIC_ARN", "NOTIFY_TOPIC_FORMAT", "METRICS_NAMESPACE"):
         assert f'set("{variable}")' in config, variable
+    # The formats the template offers are the ones the function reads.
+    assert template["Parameters"]["NotificationTopicFormat"]["AllowedValues"] == ["json", "chat"]
+    assert template["Parameters"]["NotificationTopicFormat"]["Default"] == "json"
+    for value in ("json", "chat"):
+        assert f'format.eq_ignore_ascii_case("{value}")' in config, value
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    [operations] = [g for g in groups if g["Label"]["default"].startswith("Operations")]
+    assert "NotificationTopicFormat" in operations["Parameters"]
 
 
 @pytest.mark.parametrize("value,ok", [

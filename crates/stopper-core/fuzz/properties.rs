@@ -16,7 +16,8 @@
 //!    outcomes) is valid JSON of a bounded size, in the shape of its trigger;
 //! 4. every answer's metrics record is one line of bounded JSON whose counts
 //!    add up to its executions, and its stop notices name exactly the
-//!    executions whose stop was requested (none in a dry run), each once.
+//!    executions whose stop was requested (none in a dry run), each once; its
+//!    chat notification, one or none likewise, stays within its bounds.
 //!
 //! The first byte picks where the bytes go: `{` (or anything else) the whole
 //! Lambda event; 0x01 the body of a function URL request; 0x02 the message
@@ -30,6 +31,7 @@ use base64::Engine as _;
 use regex::Regex;
 use serde_json::{json, Value};
 use stopper_core::arn::Scope;
+use stopper_core::chat::{chat_notice, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS};
 use stopper_core::config::{AllowList, Config};
 use stopper_core::error::{ErrorKind, StopError, MAX_MESSAGE_BYTES};
 use stopper_core::metrics::{Record, Tally};
@@ -41,7 +43,7 @@ use stopper_core::report::{
 };
 use stopper_core::status::ExecutionStatus;
 use stopper_core::steps::StepKind;
-use stopper_core::trigger::{decode, Action, Trigger};
+use stopper_core::trigger::{decode, Action, Cause, Trigger};
 
 /// The function's scope in this target, and its parts as written here.
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:stopper";
@@ -319,7 +321,7 @@ fn report_for(planned: &Plan, seed: u8, quoted: &str) -> Report {
 }
 
 /// Property 4: the event's metrics record and stop notices.
-fn check_operations(trigger: Trigger, answer: &Answer) {
+fn check_operations(trigger: Trigger, cause: Option<&Cause>, answer: &Answer) {
     let tally = Tally::of(answer);
     let line = Record {
         namespace: "SageMakerPipelineStopper",
@@ -347,15 +349,14 @@ fn check_operations(trigger: Trigger, answer: &Answer) {
         tally.stops_requested + tally.already_finished + tally.would_stop + failed_executions,
         report.executions.len() as u64
     );
-    let sent = notices(
-        report,
-        Context {
-            trigger,
-            caller: None,
-            request_id: "r",
-            function_name: "fuzz",
-        },
-    );
+    let context = Context {
+        trigger,
+        cause,
+        caller: None,
+        request_id: "r",
+        function_name: "fuzz",
+    };
+    let sent = notices(report, context);
     let notified: Vec<&String> = sent.iter().flat_map(|n| &n.resources).collect();
     let requested: Vec<&String> = report
         .executions
@@ -368,6 +369,34 @@ fn check_operations(trigger: Trigger, answer: &Answer) {
         let entry = notice.detail.len() + notice.resources.iter().map(String::len).sum::<usize>();
         assert!(entry < 256 * 1024, "a notice of {entry} bytes");
         assert!(notice.subject.len() < 100 && notice.subject.is_ascii());
+    }
+    let hostile = Context {
+        caller: Some("arn:aws:iam::123456789012:user/`<!channel>`\n"),
+        ..context
+    };
+    let chat = chat_notice(report, hostile);
+    assert_eq!(chat.is_some(), !requested.is_empty());
+    if let Some(chat) = chat {
+        assert_eq!(chat.resources.iter().collect::<Vec<_>>(), requested);
+        assert!(
+            chat.detail.len() < 32 * 1024,
+            "a chat message of {} bytes",
+            chat.detail.len()
+        );
+        let message: Value = serde_json::from_str(&chat.detail).expect("the chat message is JSON");
+        let text = |key: &str| {
+            message["content"][key]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!((1..=MAX_TITLE_CHARS).contains(&text("title").chars().count()));
+        let description = text("description");
+        assert!((1..=MAX_DESCRIPTION_CHARS).contains(&description.chars().count()));
+        assert!(
+            !description.contains("<!") && !description.contains("\n`"),
+            "{description}"
+        );
     }
 }
 
@@ -428,7 +457,11 @@ pub fn check(data: &[u8]) {
     let selection = match &decoded.action {
         Ok(Action::Stop(selection)) => selection,
         Ok(Action::Ignore(reason)) => {
-            check_operations(decoded.trigger, &Answer::Ignored(reason.clone()));
+            check_operations(
+                decoded.trigger,
+                decoded.cause.as_ref(),
+                &Answer::Ignored(reason.clone()),
+            );
             check_reply(decoded.trigger, Answer::Ignored(reason.clone()), 1);
             return;
         }
@@ -466,7 +499,7 @@ pub fn check(data: &[u8]) {
         let report = report_for(&planned, seed, &quoted);
         let entries = report.executions.len() + report.pipeline_failures.len();
         let answer = Answer::Acted(report);
-        check_operations(decoded.trigger, &answer);
+        check_operations(decoded.trigger, decoded.cause.as_ref(), &answer);
         check_reply(decoded.trigger, answer, entries.max(1));
     }
 }

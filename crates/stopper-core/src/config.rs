@@ -164,6 +164,19 @@ pub struct Operations {
     pub event_bus: Option<String>,
     /// `NOTIFY_TOPIC_ARN`: the SNS topic stop notifications are published to.
     pub topic_arn: Option<String>,
+    /// `NOTIFY_TOPIC_FORMAT`: what the topic's messages are.
+    pub topic_format: TopicFormat,
+}
+
+/// The body of the SNS topic's messages (`NOTIFY_TOPIC_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TopicFormat {
+    /// `json`: the notice, as the EventBridge event's `detail`.
+    #[default]
+    Json,
+    /// `chat`: a custom notification that Amazon Q Developer in chat
+    /// applications shows in Slack, Microsoft Teams or Amazon Chime.
+    Chat,
 }
 
 impl Operations {
@@ -202,6 +215,17 @@ impl Operations {
                 )));
             }
         }
+        let topic_format = match set("NOTIFY_TOPIC_FORMAT") {
+            None => TopicFormat::Json,
+            Some(format) if format.eq_ignore_ascii_case("json") => TopicFormat::Json,
+            Some(format) if format.eq_ignore_ascii_case("chat") => TopicFormat::Chat,
+            Some(format) => {
+                return Err(StopError::validation(format!(
+                    "NOTIFY_TOPIC_FORMAT {} is not a format: json (the default) or chat",
+                    quote(&format)
+                )))
+            }
+        };
         Ok(Operations {
             metrics_namespace,
             // A dimension value may not be empty: CloudWatch would drop the record.
@@ -209,6 +233,7 @@ impl Operations {
                 .unwrap_or_else(|| "sagemaker-pipeline-stopper".to_owned()),
             event_bus,
             topic_arn,
+            topic_format,
         })
     }
 }
@@ -394,6 +419,7 @@ mod tests {
         assert_eq!(o.metrics_namespace.as_deref(), Some(DEFAULT_NAMESPACE));
         assert_eq!(o.function_name, "stopper");
         assert_eq!((o.event_bus, o.topic_arn), (None, None));
+        assert_eq!(o.topic_format, TopicFormat::Json);
         let unnamed = operations(&[]).unwrap();
         assert_eq!(unnamed.function_name, "sagemaker-pipeline-stopper");
         for off in ["off", "OFF", "none"] {
@@ -410,6 +436,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.metrics_namespace.as_deref(), Some("Team/Stopper"));
+        assert_eq!(o.topic_format, TopicFormat::Json);
+        for (value, format) in [
+            ("chat", TopicFormat::Chat),
+            (" Chat ", TopicFormat::Chat),
+            ("json", TopicFormat::Json),
+            ("JSON", TopicFormat::Json),
+            ("", TopicFormat::Json),
+        ] {
+            let o = operations(&[("NOTIFY_TOPIC_FORMAT", value)]).unwrap();
+            assert_eq!(o.topic_format, format, "{value:?}");
+        }
         assert_eq!(o.event_bus.as_deref(), Some("default"));
         assert_eq!(
             o.topic_arn.as_deref(),
@@ -452,6 +489,8 @@ mod tests {
                 "arn:aws:sqs:us-east-1:123456789012:stops",
             ),
             ("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:a:b"),
+            ("NOTIFY_TOPIC_FORMAT", "slack"),
+            ("NOTIFY_TOPIC_FORMAT", "chatbot"),
         ] {
             let err = operations(&[(name, value)]).unwrap_err();
             assert!(err.message.starts_with(name), "{value}: {}", err.message);

@@ -9,6 +9,7 @@
 
 pub mod allow;
 pub mod arn;
+pub mod chat;
 pub mod config;
 pub mod decide;
 pub mod error;

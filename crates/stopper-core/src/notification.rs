@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::arn::parse_execution_arn;
 use crate::reply::ExecutionEntry;
 use crate::report::{ExecutionReport, Outcome, Report};
-use crate::trigger::Trigger;
+use crate::trigger::{Cause, Trigger};
 
 /// EventBridge `Source` of the events published.
 pub const SOURCE: &str = "sagemaker-pipeline-stopper";
@@ -29,7 +29,8 @@ pub const MAX_EXECUTION_BYTES: usize = 100 * 1024;
 /// One message to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// The EventBridge `Detail` and the SNS message: JSON.
+    /// The message: JSON (the EventBridge `Detail`; the SNS message, which
+    /// may be a chat notification instead, see `chat`).
     pub detail: String,
     /// The execution ARNs (EventBridge `Resources`).
     pub resources: Vec<String>,
@@ -44,6 +45,8 @@ pub struct Notice {
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub trigger: Trigger,
+    /// What set the event off, when it says (the chat notification names it).
+    pub cause: Option<&'a Cause>,
     pub caller: Option<&'a str>,
     pub request_id: &'a str,
     pub function_name: &'a str,
@@ -108,20 +111,12 @@ fn notice(
         part,
         parts,
     };
-    let noun = if total == 1 {
-        "execution"
-    } else {
-        "executions"
-    };
-    let by = if report.guard.is_some() {
-        "the runtime guard".to_owned()
-    } else {
-        context.trigger.name().to_owned()
-    };
-    let mut subject = format!("Stop requested: {total} SageMaker pipeline {noun} ({by})");
-    if parts > 1 {
-        subject.push_str(&format!(" {part}/{parts}"));
-    }
+    let subject = subject(
+        total,
+        report,
+        context.trigger,
+        (parts > 1).then_some((part, parts)),
+    );
     Notice {
         detail: serde_json::to_string(&detail).expect("a notice always serialises"),
         resources: executions.iter().map(|e| e.arn.clone()).collect(),
@@ -130,8 +125,32 @@ fn notice(
     }
 }
 
+/// The SNS subject: ASCII, under 100 characters; `part`: of how many.
+pub(crate) fn subject(
+    total: usize,
+    report: &Report,
+    trigger: Trigger,
+    part: Option<(usize, usize)>,
+) -> String {
+    let noun = if total == 1 {
+        "execution"
+    } else {
+        "executions"
+    };
+    let by = if report.guard.is_some() {
+        "the runtime guard"
+    } else {
+        trigger.name()
+    };
+    let mut subject = format!("Stop requested: {total} SageMaker pipeline {noun} ({by})");
+    if let Some((part, parts)) = part {
+        subject.push_str(&format!(" {part}/{parts}"));
+    }
+    subject
+}
+
 /// The pipeline of an execution ARN (as it is written in the ARN).
-fn pipeline_of(arn: &str) -> String {
+pub(crate) fn pipeline_of(arn: &str) -> String {
     parse_execution_arn(arn).map_or_else(|_| String::new(), |a| a.pipeline.to_owned())
 }
 
@@ -187,6 +206,7 @@ mod tests {
     fn context() -> Context<'static> {
         Context {
             trigger: Trigger::Http(HttpFlavor::HttpApi),
+            cause: None,
             caller: Some("arn:aws:iam::123456789012:user/ops"),
             request_id: "req-1",
             function_name: "stopper",

@@ -8,7 +8,7 @@ use crate::guard::GuardPolicy;
 use crate::options::Options;
 use crate::report::Answer;
 use crate::token;
-use crate::trigger::{decode, Action, FrontEnd, Selection, Trigger};
+use crate::trigger::{decode, Action, Cause, FrontEnd, Selection, Trigger};
 
 /// One execution to stop, with the token its stop call carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +108,8 @@ pub struct Prepared {
     pub caller: Option<String>,
     /// For API Gateway: when (ms since the epoch) its reply must be sent.
     pub front_end: Option<FrontEnd>,
+    /// What set the event off, when it says (an alarm, a scheduled rule).
+    pub cause: Option<Cause>,
     pub next: Next,
 }
 
@@ -151,6 +153,7 @@ pub fn prepare(event: &str, config: &Config, scope: &Scope, request_id: &str) ->
         trigger: decoded.trigger,
         caller: decoded.caller,
         front_end: decoded.front_end,
+        cause: decoded.cause,
         next,
     }
 }

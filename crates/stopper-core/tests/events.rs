@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use stopper_core::config::Config;
 use stopper_core::options::Options;
 use stopper_core::plan::plan;
-use stopper_core::trigger::{decode, Action, HttpFlavor, Selection, Trigger};
+use stopper_core::trigger::{decode, Action, Cause, HttpFlavor, Selection, Trigger};
 use stopper_core::ErrorKind;
 
 const A: &str =
@@ -121,6 +121,43 @@ fn every_sample_event_lands_in_its_trigger_and_names_its_targets() {
         assert_eq!(decoded.identity.as_deref(), identity, "{file}");
         assert_eq!(decoded.action, Ok(action), "{file}");
     }
+}
+
+/// What set each sample off, as the chat notification says it: the alarm
+/// (all three deliveries) and the scheduled rule; nothing for the others.
+#[test]
+fn alarms_and_scheduled_rules_are_named_as_the_cause() {
+    let alarm = |name: &str, state: &str| {
+        Some(Cause::Alarm {
+            name: name.into(),
+            state: state.into(),
+        })
+    };
+    for (file, ..) in expectations() {
+        let expected = match file {
+            "alarm-eventbridge.json" | "alarm-lambda-action.json" => {
+                alarm("nightly-training-too-long", "ALARM")
+            }
+            "alarm-eventbridge-ok.json" => alarm("nightly-training-too-long", "OK"),
+            "alarm-sns.json" => alarm("nightly-training-cost", "ALARM"),
+            "eventbridge-scheduled.json" => {
+                Some(Cause::Rule("stop-nightly-training-at-0600".into()))
+            }
+            _ => None,
+        };
+        assert_eq!(decode(&load(file).to_string()).cause, expected, "{file}");
+    }
+    // A rule on a custom bus is named with its bus; resources naming no rule
+    // name none.
+    let on_bus = with("eventbridge-scheduled.json", |e| {
+        e["resources"] = json!(["arn:aws:events:us-east-1:123456789012:rule/ops/nightly"])
+    });
+    assert_eq!(
+        decode(&on_bus.to_string()).cause,
+        Some(Cause::Rule("ops/nightly".into()))
+    );
+    let none = with("eventbridge-scheduled.json", |e| e["resources"] = json!([]));
+    assert_eq!(decode(&none.to_string()).cause, None);
 }
 
 #[test]

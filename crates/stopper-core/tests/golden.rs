@@ -1,4 +1,4 @@
-//! The replies, EMF records and stop notices are public contracts: this test
+//! The replies, EMF records and stop notices (JSON and chat) are public contracts: this test
 //! pins their exact bytes. For every sample payload in `events/`, prepared as
 //! the function prepares it, it shapes the event's own answer and a fixed set
 //! of answers covering every reply shape (ignored; refused; acted with every
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use stopper_core::arn::Scope;
+use stopper_core::chat::chat_notice;
 use stopper_core::config::{Config, DEFAULT_NAMESPACE};
 use stopper_core::guard::{GuardSummary, InvalidTag, SkippedPipeline, StuckStop};
 use stopper_core::limit::{GuardedRun, Limit, LimitSource, MaxRuntime};
@@ -496,13 +497,14 @@ fn golden_text(event: &str) -> String {
         };
         let context = Context {
             trigger: prepared.trigger,
+            cause: prepared.cause.as_ref(),
             caller: prepared.caller.as_deref(),
             request_id: REQUEST_ID,
             function_name: "stopper",
         };
-        let notices = match &answer {
-            Answer::Acted(report) => notices(report, context),
-            _ => Vec::new(),
+        let (notices, chat) = match &answer {
+            Answer::Acted(report) => (notices(report, context), chat_notice(report, context)),
+            _ => (Vec::new(), None),
         };
         match shape(prepared.trigger, answer) {
             Ok(reply) => writeln!(out, "reply: {}", serde_json::to_string(&reply).unwrap()),
@@ -515,6 +517,11 @@ fn golden_text(event: &str) -> String {
             writeln!(out, "notice resources: {:?}", notice.resources).unwrap();
             writeln!(out, "notice pipelines: {:?}", notice.pipelines).unwrap();
             writeln!(out, "notice subject: {}", notice.subject).unwrap();
+        }
+        if let Some(chat) = chat {
+            writeln!(out, "chat: {}", chat.detail).unwrap();
+            writeln!(out, "chat pipelines: {:?}", chat.pipelines).unwrap();
+            writeln!(out, "chat subject: {}", chat.subject).unwrap();
         }
     }
     out

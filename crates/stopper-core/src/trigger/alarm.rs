@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::limits::{within, MAX_ALARM_EVENT_BYTES};
 use super::mentions::folded;
 use super::parse::parse;
-use super::{Action, Decoded, Selection, Trigger};
+use super::{Action, Cause, Decoded, Selection, Trigger};
 use crate::arn::quote;
 use crate::error::StopError;
 use crate::options::Options;
@@ -44,11 +44,32 @@ pub(super) fn decode_alarm_action(event: &str) -> Decoded {
             s.timestamp.to_rfc3339()
         )
     });
-    Decoded::new(
-        Trigger::AlarmLambdaAction,
-        identity,
-        eventbridge_alarm(&alarm.alarm_data),
-    )
+    Decoded {
+        cause: Some(alarm_cause(&alarm.alarm_data)),
+        ..Decoded::new(
+            Trigger::AlarmLambdaAction,
+            identity,
+            eventbridge_alarm(&alarm.alarm_data),
+        )
+    }
+}
+
+/// The alarm named in EventBridge alarm events and Lambda alarm actions.
+pub(super) fn alarm_cause(data: &AlarmData) -> Cause {
+    Cause::Alarm {
+        name: data.alarm_name.clone(),
+        state: state_name(data).to_owned(),
+    }
+}
+
+fn state_name(data: &AlarmData) -> &'static str {
+    match data.state.as_ref().map(|s| &s.value) {
+        Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
+        Some(CloudWatchAlarmStateValue::Ok) => "OK",
+        Some(CloudWatchAlarmStateValue::InsufficientData) => "INSUFFICIENT_DATA",
+        Some(_) => "an unknown state",
+        None => "no state",
+    }
 }
 
 /// A metric alarm's configuration, as far as it can name a target: its
@@ -113,13 +134,7 @@ impl<'de> Deserialize<'de> for Dimensions {
 
 /// The alarm data shared by EventBridge alarm events and Lambda alarm actions.
 pub(super) fn eventbridge_alarm(data: &AlarmData) -> Result<Action, StopError> {
-    let state = match data.state.as_ref().map(|s| &s.value) {
-        Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
-        Some(CloudWatchAlarmStateValue::Ok) => "OK",
-        Some(CloudWatchAlarmStateValue::InsufficientData) => "INSUFFICIENT_DATA",
-        Some(_) => "an unknown state",
-        None => "no state",
-    };
+    let state = state_name(data);
     let configuration: Configuration =
         parse(data.configuration.get(), "CloudWatch alarm configuration")?;
     let dimensions: Vec<(String, String)> = (configuration.metrics.into_iter())

@@ -5,10 +5,10 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::alarm::{eventbridge_alarm, AlarmData};
+use super::alarm::{alarm_cause, eventbridge_alarm, AlarmData};
 use super::limits::{within, MAX_ALARM_EVENT_BYTES, MAX_EVENTBRIDGE_EVENT_BYTES};
 use super::parse::parse;
-use super::{Action, Decoded, Selection, Trigger};
+use super::{Action, Cause, Decoded, Selection, Trigger};
 use crate::arn::quote;
 use crate::error::StopError;
 use crate::status::ExecutionStatus;
@@ -33,12 +33,16 @@ pub(super) fn decode_eventbridge(event: &str) -> Decoded {
         .filter(|id| !id.is_empty())
         .map(|id| format!("eventbridge:{id}"));
     let detail = envelope.detail.get();
+    let mut cause = None;
     let (trigger, action) = match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.cloudwatch", ALARM_STATE_CHANGE) => (
             Trigger::AlarmEventBridge,
             within(event, MAX_ALARM_EVENT_BYTES, "an alarm event")
                 .and_then(|()| parse::<AlarmData>(detail, "CloudWatch alarm state change detail"))
-                .and_then(|data| eventbridge_alarm(&data)),
+                .and_then(|data| {
+                    cause = Some(alarm_cause(&data));
+                    eventbridge_alarm(&data)
+                }),
         ),
         ("aws.sagemaker", SAGEMAKER_STATUS_CHANGE) => (
             Trigger::SageMakerStatusChange,
@@ -46,16 +50,33 @@ pub(super) fn decode_eventbridge(event: &str) -> Decoded {
         ),
         // A scheduled rule's `detail` is `{}`: a request with no target field,
         // which stops DEFAULT_PIPELINE_NAME's running executions.
-        (_, "Scheduled Event") => (
-            Trigger::ScheduledEvent,
-            detail_request(detail, &envelope.resources),
-        ),
+        (_, "Scheduled Event") => {
+            cause = scheduled_rule(&envelope.resources).map(Cause::Rule);
+            (
+                Trigger::ScheduledEvent,
+                detail_request(detail, &envelope.resources),
+            )
+        }
         _ => (
             Trigger::EventBridge,
             detail_request(detail, &envelope.resources),
         ),
     };
-    Decoded::new(trigger, identity, action)
+    Decoded {
+        cause,
+        ..Decoded::new(trigger, identity, action)
+    }
+}
+
+/// The name of the rule a scheduled event names in its `resources`
+/// (`arn:aws:events:REGION:ACCOUNT:rule/NAME`, or `rule/BUS/NAME`).
+fn scheduled_rule(resources: &Option<Vec<String>>) -> Option<String> {
+    resources
+        .iter()
+        .flatten()
+        .find_map(|r| r.split_once(":rule/"))
+        .map(|(_, name)| name.to_owned())
+        .filter(|name| !name.is_empty())
 }
 
 /// The request in an EventBridge `detail`. One that would fall back to the

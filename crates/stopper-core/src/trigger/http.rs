@@ -153,6 +153,7 @@ pub(super) fn decode_http(event: &str, context: &RawValue, probe: &Probe) -> Dec
         action,
         caller: request.caller,
         front_end,
+        cause: None,
     }
 }
 

@@ -121,6 +121,18 @@ pub struct Decoded {
     /// For API Gateway (not function URLs): its integration timeout, by which
     /// the reply must be sent before it gives up and answers 503 itself.
     pub front_end: Option<FrontEnd>,
+    /// What set it off, when the event names it (an alarm, a scheduled rule):
+    /// said in the chat notification of what it stopped.
+    pub cause: Option<Cause>,
+}
+
+/// What set an event off, as the event names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// A CloudWatch alarm: its name and the state it went into.
+    Alarm { name: String, state: String },
+    /// An EventBridge scheduled rule: its name (from the event's `resources`).
+    Rule(String),
 }
 
 /// API Gateway's integration timeout on one request.
@@ -164,6 +176,7 @@ impl Decoded {
             action,
             caller: None,
             front_end: None,
+            cause: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use super::alarm::alarm_action;
 use super::limits::{within, MAX_ALARM_EVENT_BYTES, MAX_SNS_EVENT_BYTES};
 use super::mentions::{no_request_field, no_request_field_at_top};
 use super::parse::parse;
-use super::{Action, Decoded, Selection, Trigger};
+use super::{Action, Cause, Decoded, Selection, Trigger};
 use crate::arn::quote;
 use crate::error::StopError;
 
@@ -83,11 +83,21 @@ pub(super) fn decode_records(event: &str) -> Decoded {
         && serde_json::from_str::<AlarmProbe>(message).is_ok_and(|p| p.alarm_name.is_some());
     if is_alarm {
         let what = "the SNS message, an alarm notification,";
+        let mut cause = None;
         let action = within(message, MAX_ALARM_EVENT_BYTES, "the alarm notification")
             .and_then(|()| no_request_field_at_top(message, what))
             .and_then(|()| parse(message, "CloudWatch alarm notification"))
-            .and_then(decode_sns_alarm);
-        Decoded::new(Trigger::AlarmSns, identity, action)
+            .and_then(|alarm: AlarmNotification| {
+                cause = Some(Cause::Alarm {
+                    name: alarm.alarm_name.clone(),
+                    state: alarm.new_state_value.clone(),
+                });
+                decode_sns_alarm(alarm)
+            });
+        Decoded {
+            cause,
+            ..Decoded::new(Trigger::AlarmSns, identity, action)
+        }
     } else {
         Decoded::new(Trigger::Sns, identity, Selection::from_text(message, true))
     }
