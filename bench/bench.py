@@ -626,11 +626,13 @@ def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, f
             # the system store's certificates are parsed into each connector's
             # root store; the run that set it peaked at 13.0 MB.
             check("peak RSS <= 14 MB", f"{rust['peak_rss_mb']:.1f} MB", rust["peak_rss_mb"], 14, n["peak_rss_mb"]),
-            # 10 MB since the runtime guard (was 8): its SageMaker Search call
-            # links the SDK's model of every record Search can return (training
-            # jobs, endpoints, models, ... 18 resource types), which took the
-            # bootstrap from 7.49 to 9.12 MB (docs/performance.md).
-            check("stripped binary <= 10 MB", f"{mb:.2f} MB", mb, 10, 0.0),
+            # 11 MB since issue 27 (10 MB since the runtime guard, 8 before):
+            # the release profile says panic = "unwind", as src/main.rs needs
+            # (cargo-lambda had been building panic = "abort"), and the unwind
+            # tables add about 1 MB (the arm64 bootstrap: 8.53 -> 9.48 MB).
+            # The guard's Search call links the SDK's model of every record
+            # Search can return, which took it from 7.49 to 9.12 MB.
+            check("stripped binary <= 11 MB", f"{mb:.2f} MB", mb, 11, 0.0),
             # A sweep whose invocation failed, or that left any execution
             # running, misses its budget whatever its time.
             check(f"{sweep_size}-execution sweep at 20 ms/call <= 3 s, all stopped, invocation ok",
