@@ -35,7 +35,7 @@ pub const MAX_TITLE_CHARS: usize = 150;
 pub const MAX_DESCRIPTION_CHARS: usize = 3000;
 /// Pipelines and executions named; the rest are counted.
 pub const SHOWN: usize = 5;
-/// `metadata.eventType`: what a custom action can be attached to.
+/// `metadata.eventType`: the kind of message, for whoever reads the metadata.
 pub const EVENT_TYPE: &str = "SageMakerPipelineExecutionsStopRequested";
 
 /// A pipeline or an execution id, at most this long in the message.
@@ -292,7 +292,9 @@ fn code(name: &str, max: usize) -> String {
 
 /// A name at most `max` characters long, with nothing in it that chat
 /// markdown reads (a backquote would end a code span; `<` and `>` make Slack
-/// links and mentions) or that breaks the line.
+/// links and mentions; `[`, `]` and `@` links and mentions where a renderer
+/// ignores the code span) or that breaks the line or hides or reorders text
+/// (control, zero-width, bidi and line-separator characters).
 fn clean(name: &str, max: usize) -> String {
     let cut = if name.chars().count() <= max {
         name.to_owned()
@@ -304,7 +306,10 @@ fn clean(name: &str, max: usize) -> String {
             '`' => '\'',
             '<' => '‹',
             '>' => '›',
-            c if c.is_control() => ' ',
+            '[' => '［',
+            ']' => '］',
+            '@' => '＠',
+            c if crate::error::is_unsafe_char(c) => ' ',
             c => c,
         })
         .collect()
@@ -631,7 +636,8 @@ mod tests {
         let a = arn("nightly", "a");
         let r = report(true, vec![(&a, Outcome::StopRequested)]);
         let cause = Cause::Alarm {
-            name: "x` <!channel> *now*\nWhy: forged".into(),
+            name: "x` <!channel> *now*\nWhy: forged\u{2028}Who: root\u{202E}[l](https://e.vil) @here\u{200B}"
+                .into(),
             state: "ALARM".into(),
         };
         let context = Context {
@@ -647,8 +653,20 @@ mod tests {
             "{d}"
         );
         assert!(!d.contains('<') && !d.contains('>'), "{d}");
-        assert!(d.contains("`x' ‹!channel› *now* Why: forged`"), "{d}");
-        assert!(d.contains("Who: `‹@U123›'`"), "{d}");
+        assert!(
+            !d.contains('[') && !d.contains(']') && !d.contains('@'),
+            "{d}"
+        );
+        assert!(
+            d.lines()
+                .all(|l| !l.chars().any(crate::error::is_unsafe_char)),
+            "{d:?}"
+        );
+        assert!(
+            d.contains("`x' ‹!channel› *now* Why: forged Who: root ［l］(https://e.vil) ＠here `"),
+            "{d}"
+        );
+        assert!(d.contains("Who: `‹＠U123›'`"), "{d}");
         // Each line's backquotes pair up.
         assert!(d.lines().all(|l| l.matches('`').count() % 2 == 0), "{d}");
     }
