@@ -510,6 +510,34 @@ mod tests {
     }
 
     #[test]
+    fn a_guard_stop_without_a_limit_on_record_names_none() {
+        // Each execution the guard stops carries its limit; one without says
+        // only that the guard stopped it, with no empty list of limits.
+        let a = arn("nightly", "a");
+        let notice = chat_notice(
+            &guard_run(vec![ExecutionReport::new(a, Outcome::StopRequested)]),
+            context(),
+        )
+        .unwrap();
+        assert!(
+            description(&notice).contains(
+                "\nWhy: the runtime guard; run by a direct invocation or an EventBridge Scheduler schedule\n"
+            ),
+            "{}",
+            description(&notice)
+        );
+    }
+
+    #[test]
+    fn the_pipelines_attribute_keeps_names_up_to_its_byte_limit_exactly() {
+        // 2 bytes of brackets, then each name quoted and a comma: a name of
+        // MAX_EXECUTION_BYTES - 5 bytes fills the limit exactly, and is kept.
+        let fits = "p".repeat(MAX_EXECUTION_BYTES - 5);
+        assert_eq!(attribute([fits.clone()].into_iter()), [fits.clone()]);
+        assert!(attribute([fits + "p"].into_iter()).is_empty());
+    }
+
+    #[test]
     fn why_names_the_alarm_the_rule_or_the_request() {
         let alarm = Cause::Alarm {
             name: "nightly-too-long".into(),
