@@ -622,10 +622,12 @@ def budgets(rust, peer, binary_bytes, sweep_size, largest=None, noise_of=None, f
                   rust["first_invocation_ms"], 7, n["first_invocation_ms"]),
             check("warm p50 <= 2 ms", f"{rust['warm_p50_ms']:.2f} ms", rust["warm_p50_ms"], 2,
                   n["warm_p50_ms"]),
-            # 14 MB since issue 26 (13 MB since the runtime guard, 12 before):
-            # the system store's certificates are parsed into each connector's
-            # root store; the run that set it peaked at 13.0 MB.
-            check("peak RSS <= 14 MB", f"{rust['peak_rss_mb']:.1f} MB", rust["peak_rss_mb"], 14, n["peak_rss_mb"]),
+            # 15 MB since issue 27 (14 MB since issue 26, 13 MB since the
+            # runtime guard, 12 before): the binary unwinds panics now, and its
+            # ~1 MB more of image took peak RSS from 13.3 to 13.9 MB (712329d);
+            # issue 26's: the system store's certificates are parsed into each
+            # connector's root store.
+            check("peak RSS <= 15 MB", f"{rust['peak_rss_mb']:.1f} MB", rust["peak_rss_mb"], 15, n["peak_rss_mb"]),
             # 11 MB since issue 27 (10 MB since the runtime guard, 8 before):
             # the release profile says panic = "unwind", as src/main.rs needs
             # (cargo-lambda had been building panic = "abort"), and the unwind
