@@ -75,11 +75,13 @@ ensure_checkov() {
   fi
 }
 
-# A cargo tool, pinned, installed from crates.io into .tools/bin.
-ensure_cargo_tool() {  # crate version
-  if [ ! -x ".tools/bin/$1" ] || ! grep -q "^\"$1 $2 " .tools/.crates.toml 2>/dev/null; then
-    step "installing $1 $2 into .tools (crates.io)"
-    cargo install "$1" --version "$2" --locked --root .tools --quiet
+# A cargo tool, pinned, installed from crates.io into ROOT/bin (default
+# .tools; cargo records what it installed in ROOT/.crates.toml).
+ensure_cargo_tool() {  # crate version [root]
+  local root="${3:-$PWD/.tools}"
+  if [ ! -x "$root/bin/$1" ] || ! grep -q "^\"$1 $2 " "$root/.crates.toml" 2>/dev/null; then
+    step "installing $1 $2 into $root (crates.io)"
+    cargo install "$1" --version "$2" --locked --root "$root" --quiet
   fi
 }
 
@@ -94,10 +96,7 @@ ensure_cargo_tool() {  # crate version
 # builds differ.
 release_build_env() {
   local root="${CARGO_HOME:-$HOME/.cargo}"
-  if ! grep -q "^\"cargo-auditable $CARGO_AUDITABLE_VERSION " "$root/.crates.toml" 2>/dev/null; then
-    step "installing cargo-auditable $CARGO_AUDITABLE_VERSION into $root (crates.io)"
-    cargo install cargo-auditable --version "$CARGO_AUDITABLE_VERSION" --locked --root "$root" --quiet
-  fi
+  ensure_cargo_tool cargo-auditable "$CARGO_AUDITABLE_VERSION" "$root"
   export RUSTC_WORKSPACE_WRAPPER="$root/bin/cargo-auditable"
   export CARGO_AUDITABLE_ORIG_ARGS='{"offline":false,"locked":true,"frozen":false,"config":[]}'
 }
@@ -132,13 +131,16 @@ ensure_qemu_arm64() {
 ensure_arm64_rustc() {
   local msrv
   msrv=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml)
+  debian_rustc_is_new_enough() {
+    [ "$(printf '%s\n%s\n' "$msrv" "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -n1)" = "$msrv" ]
+  }
   apt_ensure rustc-web cargo-web libstd-rust-web-dev:arm64
-  if [ "$(printf '%s\n%s\n' "$msrv" "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -n1)" != "$msrv" ]; then
+  if ! debian_rustc_is_new_enough; then
     # Installed from an old package list: upgrade it.
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --only-upgrade rustc-web cargo-web libstd-rust-web-dev:arm64 >/dev/null
   fi
-  if [ "$(printf '%s\n%s\n' "$msrv" "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -n1)" != "$msrv" ]; then
+  if ! debian_rustc_is_new_enough; then
     echo "Debian's $(/usr/bin/rustc --version) is older than the workspace's rust-version $msrv" >&2
     return 1
   fi

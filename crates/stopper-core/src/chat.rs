@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::arn::parse_execution_arn;
 use crate::limit::LimitSource;
 use crate::notification::{self, Context, Notice, MAX_EXECUTION_BYTES};
-use crate::report::{ExecutionReport, Outcome, Report};
+use crate::report::{ExecutionReport, Report};
 use crate::trigger::{Cause, HttpFlavor, Trigger};
 
 /// The longest title written (Slack's header block takes 150 characters).
@@ -49,14 +49,7 @@ const TITLE_NAME_CHARS: usize = 64;
 /// The chat notification of an event's report: none unless it requested a
 /// stop (as [`notification::notices`]).
 pub fn chat_notice(report: &Report, context: Context<'_>) -> Option<Notice> {
-    if report.dry_run {
-        return None;
-    }
-    let stopped: Vec<&ExecutionReport> = report
-        .executions
-        .iter()
-        .filter(|e| e.outcome == Outcome::StopRequested)
-        .collect();
+    let stopped = notification::stopped(report);
     if stopped.is_empty() {
         return None;
     }
@@ -360,7 +353,7 @@ mod tests {
     use super::*;
     use crate::guard::GuardSummary;
     use crate::limit::{GuardedRun, Limit, MaxRuntime};
-    use crate::report::report;
+    use crate::report::{report, Outcome};
     use crate::status::ExecutionStatus;
     use serde_json::Value;
 

@@ -52,16 +52,22 @@ pub struct Context<'a> {
     pub function_name: &'a str,
 }
 
-/// The notices for an event's report: none unless it requested a stop.
-pub fn notices(report: &Report, context: Context<'_>) -> Vec<Notice> {
+/// The executions whose stop this event requested: what is notified, in
+/// every format (none for a dry run).
+pub(crate) fn stopped(report: &Report) -> Vec<&ExecutionReport> {
     if report.dry_run {
         return Vec::new();
     }
-    let stopped: Vec<&ExecutionReport> = report
+    report
         .executions
         .iter()
         .filter(|e| e.outcome == Outcome::StopRequested)
-        .collect();
+        .collect()
+}
+
+/// The notices for an event's report: none unless it requested a stop.
+pub fn notices(report: &Report, context: Context<'_>) -> Vec<Notice> {
+    let stopped = stopped(report);
     let mut parts: Vec<Vec<&ExecutionReport>> = Vec::new();
     let mut size = 0;
     for execution in stopped {
