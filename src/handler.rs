@@ -125,8 +125,9 @@ impl Stopper {
         })
     }
 
-    /// The function's account of an event beyond its reply: the notices of
-    /// what it stopped, published, then its EMF record, written.
+    /// The function's account of an event beyond its reply: the reason on
+    /// each execution it stopped and the notices of what it stopped, written
+    /// and published, then its EMF record, written.
     async fn notify_and_count(&self, answered: &Answered, request_id: &str) {
         let caller = answered.caller.as_deref();
         let mut tally = Tally::of(&answered.answer);
@@ -148,10 +149,23 @@ impl Stopper {
                     &chat
                 }
             };
-            tally.notifications_failed = self
-                .notifier
-                .publish(&notices, topic, answered.deadline)
-                .await;
+            // The reasons on the executions and the notifications, at once.
+            let reasons = async {
+                if !self.operations.append_to_description {
+                    return 0;
+                }
+                crate::note::append_reasons(
+                    &self.client,
+                    report,
+                    context,
+                    self.config.max_concurrency,
+                    answered.deadline,
+                )
+                .await
+            };
+            let published = self.notifier.publish(&notices, topic, answered.deadline);
+            (tally.descriptions_failed, tally.notifications_failed) =
+                tokio::join!(reasons, published);
         }
         if let Some(namespace) = &self.operations.metrics_namespace {
             emit(&Record {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine;
 pub mod handler;
 pub mod logging;
+pub mod note;
 pub mod notify;
 pub mod sagemaker;
 pub mod setup;

@@ -14,6 +14,7 @@ use aws_sdk_sagemaker::operation::list_tags::ListTagsError;
 use aws_sdk_sagemaker::operation::search::SearchError;
 use aws_sdk_sagemaker::operation::send_pipeline_execution_step_failure::SendPipelineExecutionStepFailureError;
 use aws_sdk_sagemaker::operation::stop_pipeline_execution::StopPipelineExecutionError;
+use aws_sdk_sagemaker::operation::update_pipeline_execution::UpdatePipelineExecutionError;
 use aws_sdk_sagemaker::primitives::DateTime;
 use aws_sdk_sagemaker::types::{
     Filter, Operator, PipelineExecutionStatus, PipelineExecutionStep, ResourceType,
@@ -48,6 +49,29 @@ pub async fn describe_status(client: &Client, arn: &str) -> Result<ExecutionStat
         .await
         .map_err(|e| classify(&e, &format!("execution {arn}")))?;
     Ok(status_of(out.pipeline_execution_status()))
+}
+
+/// The execution's description, as its owner (and this function) wrote it.
+pub async fn description(client: &Client, arn: &str) -> Result<Option<String>, StopError> {
+    let out = client
+        .describe_pipeline_execution()
+        .pipeline_execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| classify(&e, &format!("execution {arn}")))?;
+    Ok(out.pipeline_execution_description().map(str::to_owned))
+}
+
+/// Replaces the execution's description (and nothing else of it).
+pub async fn set_description(client: &Client, arn: &str, text: &str) -> Result<(), StopError> {
+    client
+        .update_pipeline_execution()
+        .pipeline_execution_arn(arn)
+        .pipeline_execution_description(text)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| classify(&e, &format!("execution {arn}")))
 }
 
 /// An execution's status as SageMaker gives it (unknown when it gives none).
@@ -384,15 +408,22 @@ pub trait ModeledError: ProvideErrorMetadata {
     fn modeled_kind(&self) -> Option<ErrorKind>;
 }
 
-impl ModeledError for StopPipelineExecutionError {
-    fn modeled_kind(&self) -> Option<ErrorKind> {
-        match self {
-            Self::ResourceNotFound(_) => Some(ErrorKind::NotFound),
-            Self::ConflictException(_) => Some(ErrorKind::Conflict),
-            _ => None,
+/// Operations whose modelled errors are `ResourceNotFound` and `ConflictException`.
+macro_rules! not_found_and_conflict_are_modeled {
+    ($($error:ty),+) => {$(
+        impl ModeledError for $error {
+            fn modeled_kind(&self) -> Option<ErrorKind> {
+                match self {
+                    Self::ResourceNotFound(_) => Some(ErrorKind::NotFound),
+                    Self::ConflictException(_) => Some(ErrorKind::Conflict),
+                    _ => None,
+                }
+            }
         }
-    }
+    )+};
 }
+
+not_found_and_conflict_are_modeled!(StopPipelineExecutionError, UpdatePipelineExecutionError);
 
 /// Operations whose one modelled error is `ResourceNotFound`.
 macro_rules! not_found_is_modeled {

@@ -39,10 +39,10 @@ pub const SHOWN: usize = 5;
 pub const EVENT_TYPE: &str = "SageMakerPipelineExecutionsStopRequested";
 
 /// A pipeline or an execution id, at most this long in the message.
-const NAME_CHARS: usize = 100;
+pub(crate) const NAME_CHARS: usize = 100;
 /// A caller, an alarm's or a rule's name: the longest any of them has
 /// (callers are kept to 256 characters, alarm names to 255).
-const LONG_NAME_CHARS: usize = 256;
+pub(crate) const LONG_NAME_CHARS: usize = 256;
 /// A pipeline in the title.
 const TITLE_NAME_CHARS: usize = 64;
 
@@ -182,7 +182,7 @@ fn list(items: impl Iterator<Item = String>, count: usize) -> String {
 /// Why these executions were stopped: the guard's limits, or the trigger
 /// (the alarm, the rule, the kind of request).
 fn why(stopped: &[&ExecutionReport], report: &Report, context: Context<'_>) -> String {
-    let by = origin(context.trigger, context.cause);
+    let by = origin(context.trigger, context.cause, code);
     let Some(guard) = &report.guard else {
         return by;
     };
@@ -217,13 +217,18 @@ fn why(stopped: &[&ExecutionReport], report: &Report, context: Context<'_>) -> S
     format!("the runtime guard{over}; run by {by}")
 }
 
-/// The trigger, in words, with the alarm or rule it names.
-fn origin(trigger: Trigger, cause: Option<&Cause>) -> String {
+/// The trigger, in words, with the alarm or rule it names, each written by
+/// `write` (as inline code here, quoted in an execution's description).
+pub(crate) fn origin(
+    trigger: Trigger,
+    cause: Option<&Cause>,
+    write: fn(&str, usize) -> String,
+) -> String {
     let alarm = |via: &str| match cause {
         Some(Cause::Alarm { name, state }) => format!(
             "CloudWatch alarm {} in {} ({via})",
-            code(name, LONG_NAME_CHARS),
-            code(state, NAME_CHARS)
+            write(name, LONG_NAME_CHARS),
+            write(state, NAME_CHARS)
         ),
         _ => format!("a CloudWatch alarm ({via})"),
     };
@@ -234,7 +239,7 @@ fn origin(trigger: Trigger, cause: Option<&Cause>) -> String {
             Some(Cause::Rule(rule)) => {
                 format!(
                     "the EventBridge scheduled rule {}",
-                    code(rule, LONG_NAME_CHARS)
+                    write(rule, LONG_NAME_CHARS)
                 )
             }
             _ => "an EventBridge scheduled rule".to_owned(),
@@ -266,7 +271,7 @@ fn keywords(report: &Report, trigger: Trigger) -> Vec<&'static str> {
 }
 
 /// `5h 12m`, `47m`, `2d 3h`: how long an execution had run.
-fn runtime(d: Duration) -> String {
+pub(crate) fn runtime(d: Duration) -> String {
     let minutes = d.as_secs() / 60;
     let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
     match (days, hours, minutes) {
@@ -289,12 +294,8 @@ fn code(name: &str, max: usize) -> String {
 /// ignores the code span) or that breaks the line or hides or reorders text
 /// (control, zero-width, bidi and line-separator characters).
 fn clean(name: &str, max: usize) -> String {
-    let cut = if name.chars().count() <= max {
-        name.to_owned()
-    } else {
-        name.chars().take(max - 1).collect::<String>() + "…"
-    };
-    cut.chars()
+    cut(name, max)
+        .chars()
         .map(|c| match c {
             '`' => '\'',
             '<' => '‹',
@@ -306,6 +307,15 @@ fn clean(name: &str, max: usize) -> String {
             c => c,
         })
         .collect()
+}
+
+/// `name`, or its first `max - 1` characters and an ellipsis.
+pub(crate) fn cut(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        name.to_owned()
+    } else {
+        name.chars().take(max - 1).collect::<String>() + "…"
+    }
 }
 
 #[derive(Serialize)]

@@ -166,6 +166,10 @@ pub struct Operations {
     pub topic_arn: Option<String>,
     /// `NOTIFY_TOPIC_FORMAT`: what the topic's messages are.
     pub topic_format: TopicFormat,
+    /// `EXECUTION_DESCRIPTION`: `append` (unset: the default) appends why to
+    /// the description of each execution a stop was requested for (see
+    /// `note`); `off` writes nothing.
+    pub append_to_description: bool,
 }
 
 /// The body of the SNS topic's messages (`NOTIFY_TOPIC_FORMAT`).
@@ -226,6 +230,17 @@ impl Operations {
                 )))
             }
         };
+        let append_to_description = match set("EXECUTION_DESCRIPTION") {
+            None => true,
+            Some(value) if value.eq_ignore_ascii_case("append") => true,
+            Some(value) if value.eq_ignore_ascii_case("off") => false,
+            Some(value) => {
+                return Err(StopError::validation(format!(
+                    "EXECUTION_DESCRIPTION {} is neither append (the default) nor off",
+                    quote(&value)
+                )))
+            }
+        };
         Ok(Operations {
             metrics_namespace,
             // A dimension value may not be empty: CloudWatch would drop the record.
@@ -234,6 +249,7 @@ impl Operations {
             event_bus,
             topic_arn,
             topic_format,
+            append_to_description,
         })
     }
 }
@@ -437,6 +453,11 @@ mod tests {
         .unwrap();
         assert_eq!(o.metrics_namespace.as_deref(), Some("Team/Stopper"));
         assert_eq!(o.topic_format, TopicFormat::Json);
+        assert!(o.append_to_description);
+        for (value, append) in [("off", false), ("OFF", false), ("append", true), ("", true)] {
+            let o = operations(&[("EXECUTION_DESCRIPTION", value)]).unwrap();
+            assert_eq!(o.append_to_description, append, "{value:?}");
+        }
         for (value, format) in [
             ("chat", TopicFormat::Chat),
             (" Chat ", TopicFormat::Chat),
@@ -491,6 +512,7 @@ mod tests {
             ("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:a:b"),
             ("NOTIFY_TOPIC_FORMAT", "slack"),
             ("NOTIFY_TOPIC_FORMAT", "chatbot"),
+            ("EXECUTION_DESCRIPTION", "true"),
         ] {
             let err = operations(&[(name, value)]).unwrap_err();
             assert!(err.message.starts_with(name), "{value}: {}", err.message);

@@ -16,6 +16,7 @@ pub mod error;
 pub mod guard;
 pub mod limit;
 pub mod metrics;
+pub mod note;
 pub mod notification;
 pub mod options;
 pub mod plan;

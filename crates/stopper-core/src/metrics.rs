@@ -47,6 +47,8 @@ pub struct Tally {
     pub stuck_stopping: u64,
     /// Stop notifications that could not be published.
     pub notifications_failed: u64,
+    /// Executions whose description could not be given the stop's reason.
+    pub descriptions_failed: u64,
 }
 
 impl Tally {
@@ -83,7 +85,7 @@ impl Tally {
     }
 
     /// Metric name and value, every metric (zeros included).
-    pub fn metrics(&self) -> [(&'static str, u64); 12] {
+    pub fn metrics(&self) -> [(&'static str, u64); 13] {
         [
             ("Events", 1),
             ("Refused", self.refused),
@@ -97,6 +99,7 @@ impl Tally {
             ("InvalidMaxRuntimeTags", self.invalid_tags),
             ("ExecutionsStuckStopping", self.stuck_stopping),
             ("NotificationsFailed", self.notifications_failed),
+            ("DescriptionsFailed", self.descriptions_failed),
         ]
     }
 }
@@ -320,9 +323,10 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_notification_is_a_metric() {
+    fn a_failed_notification_or_description_is_a_metric() {
         let mut tally = Tally::of(&Answer::Ignored("x".into()));
         tally.notifications_failed = 2;
+        tally.descriptions_failed = 1;
         let line = Record {
             namespace: "Team/Stopper",
             function_name: "f",
@@ -335,6 +339,7 @@ mod tests {
         .to_line();
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["NotificationsFailed"], 2);
+        assert_eq!(v["DescriptionsFailed"], 1);
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
             "Team/Stopper"
