@@ -218,7 +218,8 @@ def test_metrics_can_be_renamed_or_switched_off_and_a_bad_namespace_fails_init(e
         for env, needle in (({"METRICS_NAMESPACE": "AWS/Lambda"}, "METRICS_NAMESPACE"),
                             ({"NOTIFY_EVENT_BUS": "two words"}, "NOTIFY_EVENT_BUS"),
                             ({"NOTIFY_TOPIC_ARN": TOPIC + ".fifo"}, "NOTIFY_TOPIC_ARN"),
-                            ({"NOTIFY_TOPIC_FORMAT": "slack"}, "NOTIFY_TOPIC_FORMAT")):
+                            ({"NOTIFY_TOPIC_FORMAT": "slack"}, "NOTIFY_TOPIC_FORMAT"),
+                            ({"EXECUTION_DESCRIPTION": "yes"}, "EXECUTION_DESCRIPTION")):
             run = subprocess.run([binary()], env=lambda_runtime.function_env(api, emulator.url, env),
                                  capture_output=True, text=True, timeout=20)
             assert run.returncode != 0 and needle in run.stderr, (env, run.stderr)
