@@ -532,7 +532,8 @@ def accepts(param, value):
 def test_the_stackset_passes_the_org_wide_settings_a_platform_team_sets(stackset):
     passed = passed_parameters(stackset)
     assert {"MaxRuntimeTag", "DefaultMaxRuntime", "EnableGuard", "AllowedPipelines", "NotificationEventBusName",
-            "AlarmNotificationTopicArn", "NotificationAccountId", "Architecture", "CodeBucket", "CodeBucketRegional", "CodeKeyPrefix"} <= set(passed)
+            "AlarmNotificationTopicArn", "NotificationAccountId", "Architecture", "CodeBucket", "CodeBucketRegional", "CodeKeyPrefix",
+            "AllowForce", "ExecutionDescription"} <= set(passed)
 
 
 def test_every_parameter_passed_exists_in_the_member_template_with_the_same_constraints(member, org, stackset):

@@ -169,6 +169,7 @@ def test_the_function_is_a_rust_cargo_lambda_build_on_al2023(template):
                                         {"Ref": "NotificationEventBusName"}]},
         "NOTIFY_TOPIC_ARN": {"Ref": "NotificationTopicArn"},
         "NOTIFY_TOPIC_FORMAT": {"Ref": "NotificationTopicFormat"},
+        "EXECUTION_DESCRIPTION": {"Ref": "ExecutionDescription"},
     }
 
 
@@ -204,6 +205,7 @@ def test_no_sagemaker_permission_on_a_wildcard_resource(template):
             "sagemaker:ListPipelineExecutionSteps",
             "sagemaker:ListTags",
             "sagemaker:SendPipelineExecutionStepFailure",
+            "sagemaker:UpdatePipelineExecution",
         }, st["Action"]
         for resource in as_list(st["Resource"]):
             text = json.dumps(resource)
@@ -240,14 +242,29 @@ def test_no_sagemaker_action_anywhere_is_granted_on_every_resource(template):
             text = json.dumps(resource)
             # Only ARNs of this account's and region's pipelines, never sagemaker:*:*:... or the like.
             assert text.count("*") == text.count("/execution/*"), (path, text)
-    assert found >= 2, "the stop statement and the Force statement"
+    assert found >= 3, "the stop statement, the Force statement and the execution description statement"
 
 
-def test_force_is_scoped_to_the_allowed_pipelines_executions(template):
+# The write actions granted only on the allowed pipelines' executions, each in
+# a policy of its own under a condition: (condition, policy, action).
+EXECUTION_WRITES = [
+    ("ForceOn", "force-callback-steps", "sagemaker:SendPipelineExecutionStepFailure"),
+    ("ExecutionDescriptionOn", "execution-description", "sagemaker:UpdatePipelineExecution"),
+]
+
+
+@pytest.mark.parametrize("condition, policy_name, action", EXECUTION_WRITES)
+def test_force_is_scoped_to_the_allowed_pipelines_executions(template, condition, policy_name, action):
+    """Force's SendPipelineExecutionStepFailure, and UpdatePipelineExecution
+    (the line appended to a stopped execution's description): the
+    pipeline-execution resource type, never a pipeline itself."""
     policies = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
-    [force] = [p["Fn::If"][1] for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == "ForceOn"]
+    [force] = [p["Fn::If"][1] for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == condition]
+    assert force["PolicyName"] == policy_name
     [st] = force["PolicyDocument"]["Statement"]
-    assert st["Effect"] == "Allow" and as_list(st["Action"]) == ["sagemaker:SendPipelineExecutionStepFailure"]
+    assert st["Effect"] == "Allow" and as_list(st["Action"]) == [action]
+    # No other statement grants it (on the pipelines, say).
+    assert [n for n, s in statements(template) if action in as_list(s["Action"])] == [f"FunctionRole/{policy_name}"]
     resources = as_list(st["Resource"])
     assert "*" not in resources
     # The pipeline-execution resource type: pipeline/<p>/execution/* for each
@@ -290,13 +307,57 @@ def test_the_guard_can_search_and_nothing_more(template):
     assert template["Resources"]["SchedulerRole"]["Condition"] == "SchedulerOn"
 
 
-def test_force_permission_is_granted_only_when_allowed(template):
+@pytest.mark.parametrize("condition, policy_name, parameter, on", [
+    ("ForceOn", "force-callback-steps", "AllowForce", "true"),
+    ("ExecutionDescriptionOn", "execution-description", "ExecutionDescription", "append"),
+])
+def test_force_permission_is_granted_only_when_allowed(template, condition, policy_name, parameter, on):
     policies = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
-    [force] = [p for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == "ForceOn"]
-    condition, granted, otherwise = force["Fn::If"]
-    assert condition == "ForceOn" and granted["PolicyName"] == "force-callback-steps"
+    [force] = [p for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == condition]
+    got_condition, granted, otherwise = force["Fn::If"]
+    assert got_condition == condition and granted["PolicyName"] == policy_name
     assert otherwise == {"Ref": "AWS::NoValue"}
-    assert template["Conditions"]["ForceOn"] == {"Fn::Equals": [{"Ref": "AllowForce"}, "true"]}
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": parameter}, on]}
+    assert template["Parameters"][parameter]["Default"] == on  # on by default
+
+
+def test_the_execution_description_parameter(template):
+    """append (the default) or off, given to the function as
+    EXECUTION_DESCRIPTION, shown with the stop notifications."""
+    param = template["Parameters"]["ExecutionDescription"]
+    # Strings, both: an unquoted off is YAML 1.1's false.
+    assert (param["Type"], param["Default"], param["AllowedValues"]) == ("String", "append", ["append", "off"])
+    assert "UpdatePipelineExecution" in param["Description"]
+    env = template["Resources"]["StopperFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["EXECUTION_DESCRIPTION"] == {"Ref": "ExecutionDescription"}
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    [operations] = [g for g in groups if g["Label"]["default"].startswith("Operations")]
+    assert "ExecutionDescription" in operations["Parameters"]
+
+
+def granted(stack, action):
+    """{policy name: the resources action is granted on} in this stack's FunctionRole."""
+    found = {}
+    for policy in stack.resource("FunctionRole")["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
+            if action in as_list(st["Action"]):
+                found.setdefault(policy["PolicyName"], []).extend(as_list(st["Resource"]))
+    return found
+
+
+@pytest.mark.parametrize("pipelines", ["*", "nightly-training", "nightly-training,exp-*,a,b,c"])
+def test_the_execution_description_is_written_only_on_the_allowed_pipelines_executions(template, pipelines):
+    stack = Stack(template, account=OWN, AllowedPipelines=pipelines)
+    assert stack.resource("StopperFunction")["Environment"]["Variables"]["EXECUTION_DESCRIPTION"] == "append"
+    assert granted(stack, "sagemaker:UpdatePipelineExecution") == {"execution-description": [
+        f"arn:aws:sagemaker:eu-west-1:{OWN}:pipeline/{p}/execution/*" for p in pipelines.split(",")]}
+    # With off, nowhere: the function is told not to write, and may not.
+    stack = Stack(template, account=OWN, AllowedPipelines=pipelines, ExecutionDescription="off")
+    assert stack.resource("StopperFunction")["Environment"]["Variables"]["EXECUTION_DESCRIPTION"] == "off"
+    assert granted(stack, "sagemaker:UpdatePipelineExecution") == {}
+    assert "sagemaker:UpdatePipelineExecution" not in json.dumps(stack.resource("FunctionRole"))
+    # Force is a separate switch.
+    assert list(granted(stack, "sagemaker:SendPipelineExecutionStepFailure")) == ["force-callback-steps"]
 
 
 def test_the_http_route_is_never_open(template):
