@@ -486,7 +486,7 @@ def emitted_metrics():
     source = (ROOT / "crates/stopper-core/src/metrics.rs").read_text()
     body = source.split("pub fn metrics(&self)", 1)[1].split("\n    }\n", 1)[0]
     names = re.findall(r'\("([A-Za-z]+)", ', body)
-    assert len(names) == 12, names
+    assert len(names) == 13, names
     return set(names)
 
 
@@ -561,8 +561,11 @@ def test_notifications_are_granted_for_the_configured_bus_and_topic_only(templat
     assert env["NOTIFY_TOPIC_ARN"] == {"Ref": "NotificationTopicArn"}
     assert env["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
     config = (ROOT / "crates/stopper-core/src/config.rs").read_text()
-    for variable in ("NOTIFY_EVENT_BUS", "NOTIFY_TOPIC_ARN", "NOTIFY_TOPIC_FORMAT", "METRICS_NAMESPACE"):
+    for variable in ("NOTIFY_EVENT_BUS", "NOTIFY_TOPIC_ARN", "NOTIFY_TOPIC_FORMAT", "METRICS_NAMESPACE",
+                     "EXECUTION_DESCRIPTION"):
         assert f'set("{variable}")' in config, variable
+    for value in template["Parameters"]["ExecutionDescription"]["AllowedValues"]:
+        assert f'value.eq_ignore_ascii_case("{value}")' in config, value
     # The formats the template offers are the ones the function reads.
     assert template["Parameters"]["NotificationTopicFormat"]["AllowedValues"] == ["json", "chat"]
     assert template["Parameters"]["NotificationTopicFormat"]["Default"] == "json"
