@@ -3,7 +3,8 @@ binary against the emulator's pipelines, tags and Search. One test per case
 of issue 14: a tagged pipeline, an untagged one with and without the default,
 an exempt one, an unreadable tag, a pipeline outside ALLOWED_PIPELINES, a dry
 run, overlapping and redelivered runs, a callback-blocked runaway with Force,
-pagination, the CLI; and the emulator's discovery calls checked against the
+pagination, the CLI; and the emulator's discovery calls, and its
+UpdatePipelineExecution and DescribePipelineExecution, checked against the
 SageMaker service model in botocore's wheel."""
 
 import gzip
@@ -15,7 +16,8 @@ import zipfile
 import lambda_runtime
 import pytest
 
-from conftest import ACCOUNT, REGION, assert_stopped_once, binary, deliver_at_once, start_instances
+from conftest import (A, ACCOUNT, B, DONE, REGION, assert_stopped_once, binary, deliver_at_once,
+                      standard_seed, start_instances)
 from test_cli import cli
 from test_hardening import all_logs, http_api
 
@@ -382,6 +384,50 @@ def test_the_discovery_calls_and_the_emulators_answers_follow_the_service_model(
                 {"Resource": "Pipeline", "SearchExpression": {"Filters": [{"Name": "Tags.x", "Operator": "Has"}]}}):
         status, answer = emulator.call("Search", bad)
         assert status == 400 and answer["__type"] == "ValidationException", (bad, answer)
+
+
+def test_a_description_written_by_update_pipeline_execution_is_read_back_in_the_models_shapes(emulator, model):
+    """Whatever the execution's status: the seeded description of a finished one is returned, and replaced."""
+    seed = standard_seed()
+    seed["pipelines"][0]["executions"][2]["description"] = "nightly run"
+    emulator.seed(seed)
+    ops = model["operations"]
+
+    def describe(execution):
+        status, answer = emulator.call("DescribePipelineExecution", {"PipelineExecutionArn": execution})
+        assert status == 200, answer
+        assert conforms(model, ops["DescribePipelineExecution"]["output"]["shape"], answer) == [], answer
+        return answer
+
+    assert "PipelineExecutionDescription" not in describe(B)
+    update = {"PipelineExecutionArn": DONE, "PipelineExecutionDisplayName": "nightly-1",
+              "PipelineExecutionDescription": describe(DONE)["PipelineExecutionDescription"] + "; stopped",
+              "ParallelismConfiguration": {"MaxParallelExecutionSteps": 2}}
+    assert conforms(model, ops["UpdatePipelineExecution"]["input"]["shape"], update) == []
+    status, answer = emulator.call("UpdatePipelineExecution", update)
+    assert (status, answer) == (200, {"PipelineExecutionArn": DONE})
+    assert conforms(model, ops["UpdatePipelineExecution"]["output"]["shape"], answer) == []
+    described = describe(DONE)
+    assert {key: described[key] for key in update} == update
+    executions = emulator.state()["executions"]
+    assert executions[DONE]["description"] == "nightly run; stopped" and executions[B]["description"] is None
+
+
+@pytest.mark.parametrize("request_, faults, error", [
+    ({"PipelineExecutionDescription": "x" * 3073}, {}, "ValidationException"),
+    ({"PipelineExecutionDescription": "stopped\nby the stopper"}, {}, "ValidationException"),
+    ({"PipelineExecutionArn": None}, {}, "ValidationException"),
+    ({"PipelineExecutionArn": A + "0"}, {}, "ResourceNotFound"),
+    ({}, {"accessDenied": 1}, "AccessDeniedException"),
+    ({}, {"throttle": 1}, "ThrottlingException"),
+], ids=["too-long", "newline", "no-arn", "unknown-arn", "access-denied", "throttled"])
+def test_an_update_pipeline_execution_out_of_the_model_or_faulted_is_refused(emulator, request_, faults, error):
+    emulator.faults(operations=["UpdatePipelineExecution"], **faults)
+    assert emulator.call("DescribePipelineExecution", {"PipelineExecutionArn": A})[0] == 200, "faults: the update's"
+    body = {key: value for key, value in {"PipelineExecutionArn": A, **request_}.items() if value is not None}
+    status, answer = emulator.call("UpdatePipelineExecution", body)
+    assert status == 400 and answer["__type"] == error, answer
+    assert emulator.state()["executions"][A]["description"] is None
 
 
 def test_a_failed_search_for_tagged_pipelines_judges_nothing_and_fails_the_run(emulator, start_function):

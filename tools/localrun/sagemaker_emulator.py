@@ -11,8 +11,8 @@ StopPipelineExecution, no callback or Lambda step semantics, and no fault
 injection; the part we need is small enough to model exactly.
 
 Operations: StopPipelineExecution, DescribePipelineExecution,
-ListPipelineExecutions (paginated; CreatedBefore/CreatedAfter),
-ListPipelineExecutionSteps,
+UpdatePipelineExecution, ListPipelineExecutions (paginated;
+CreatedBefore/CreatedAfter), ListPipelineExecutionSteps,
 SendPipelineExecutionStepSuccess, SendPipelineExecutionStepFailure,
 and, for the runtime guard: Search (Resource Pipeline or PipelineExecution;
 filters on Tags.<key>, PipelineName, PipelineArn, PipelineExecutionStatus and
@@ -35,6 +35,14 @@ Behaviour modelled from the API reference:
 - An unknown ARN is ResourceNotFound; a ClientRequestToken replay returns the
   first answer; requests that break the documented constraints are
   ValidationException.
+- UpdatePipelineExecution sets the PipelineExecutionDescription,
+  PipelineExecutionDisplayName and ParallelismConfiguration it is given, which
+  DescribePipelineExecution then returns (a member never set is omitted). The
+  description is checked against the model's pattern ".*" read as Java's
+  matches() reads it: "." matches no line terminator, so a description with a
+  newline is a ValidationException. Assumed, as the model says nothing of
+  them: an update is accepted whatever the execution's status, and leaves
+  LastModifiedTime (the time of the last status change here) as it was.
 
 Behaviour as real clients observe it (docs/service-behaviour.md lists each with
 its source), on by default; a seed's "documented": [names] answers as the
@@ -85,7 +93,8 @@ Admin calls (not SageMaker's; never faulted or counted), JSON in and out:
                        their arrival, but their replies are held until all n
                        have arrived (at most 10 s): n concurrent sweeps all see
                        the executions still Executing, whatever the timing.
-  GET  /_admin/state   executions, stop counts, SQS messages, call log:
+  GET  /_admin/state   executions (status, steps, description or null), stop
+                       counts, SQS messages, call log:
                        "stopCalls"    {arn: stop requests answered for it (see above)}
                        "stopTokens"   {arn: {ClientRequestToken: requests}}
                        "stopRequests" [{"arn", "token", "answer"}] in order, answer
@@ -112,6 +121,10 @@ EXECUTION_ARN = re.compile(
 )
 CALLBACK_TOKEN = re.compile(r"^[a-zA-Z0-9]{10}$")
 PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+EXECUTION_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
+# The model's ".*" (PipelineExecutionDescription) as Java reads it: "." matches
+# no line terminator.
+JAVA_ANY = re.compile("[^\n\r\u0085\u2028\u2029]*")
 FINISHED = {"Succeeded", "Failed", "Stopped", "CompletedWithFailures"}
 # SageMaker's answer to a stop of an execution that is not Executing, as Apache
 # Airflow's SageMaker hook matches it (docs/service-behaviour.md).
@@ -173,7 +186,8 @@ class State:
         "queueUrl", "functionArn", "finishesInSeconds", "timeoutSeconds",
         "iteration": {"parent", "index"}}]}],
         "generate": {"Executing": 1000, "Succeeded": 3}, "generateStartedMinutesAgo": 1,
-        "tags": {"key": "value"}}], "maxArnLength": 2048}"""
+        "tags": {"key": "value"}}], "maxArnLength": 2048}; an execution may also
+        have a "description" and a "displayName"."""
         self.reset()
         self.generation += 1
         self.account = spec.get("account", self.account)
@@ -219,6 +233,8 @@ class State:
             # A seeded Stopping execution was asked to stop as it was seeded.
             "stopRequestedAt": time.time() if e.get("status") == "Stopping" else None,
             "failureReason": None,
+            "description": e.get("description"),
+            "parallelism": None,
         }
 
     # -- time-driven transitions -------------------------------------------
@@ -337,7 +353,35 @@ class State:
         }
         if ex["failureReason"]:
             out["FailureReason"] = ex["failureReason"]
+        if ex["description"] is not None:
+            out["PipelineExecutionDescription"] = ex["description"]
+        if ex["parallelism"] is not None:
+            out["ParallelismConfiguration"] = ex["parallelism"]
         return out
+
+    def UpdatePipelineExecution(self, body):
+        text = body.get("PipelineExecutionDescription")
+        name = body.get("PipelineExecutionDisplayName")
+        parallelism = body.get("ParallelismConfiguration")
+        for member, value, low, high, pattern in (
+                ("pipelineExecutionDescription", text, 0, 3072, JAVA_ANY),
+                ("pipelineExecutionDisplayName", name, 1, 82, EXECUTION_NAME)):
+            if value is not None and not (isinstance(value, str) and low <= len(value) <= high
+                                          and pattern.fullmatch(value)):
+                raise validation(f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
+                                 f"Member must have length between {low} and {high} and match the model's pattern")
+        if parallelism is not None:
+            steps = parallelism.get("MaxParallelExecutionSteps") if isinstance(parallelism, dict) else None
+            if type(steps) is not int or steps < 1:
+                raise validation("ParallelismConfiguration.MaxParallelExecutionSteps must be an integer of at least 1")
+        ex = self.execution(body.get("PipelineExecutionArn"))
+        if text is not None:
+            ex["description"] = text
+        if name is not None:
+            ex["displayName"] = name
+        if parallelism is not None:
+            ex["parallelism"] = parallelism
+        return {"PipelineExecutionArn": ex["arn"]}
 
     def _pipeline(self, name_or_arn):
         if not isinstance(name_or_arn, str) or not name_or_arn:
@@ -584,6 +628,7 @@ class State:
         "ListTags",
         "StopPipelineExecution",
         "DescribePipelineExecution",
+        "UpdatePipelineExecution",
         "ListPipelineExecutions",
         "ListPipelineExecutionSteps",
         "SendPipelineExecutionStepSuccess",
@@ -623,8 +668,8 @@ class State:
             per_token = stop_tokens.setdefault(r["arn"], {})
             per_token[r["token"]] = per_token.get(r["token"], 0) + 1
         return {
-            "executions": {a: {"status": e["status"], "steps": {s["name"]: s["status"] for s in e["steps"]}}
-                           for a, e in self.executions.items()},
+            "executions": {a: {"status": e["status"], "steps": {s["name"]: s["status"] for s in e["steps"]},
+                               "description": e["description"]} for a, e in self.executions.items()},
             "stopCalls": stop_calls,
             "stopTokens": stop_tokens,
             "stopRequests": list(self.stop_requests),
