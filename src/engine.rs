@@ -230,6 +230,7 @@ impl Engine<'_> {
                 let started = Instant::now();
                 let mut execution = self.act(plan, &target, look).await;
                 execution.guard = guard;
+                execution.token.clone_from(&target.token);
                 log_stop(
                     self.trigger,
                     plan.caller.as_deref(),

@@ -6,15 +6,15 @@
 //! never SageMaker's text) and counted (`DescriptionsFailed`); the stops and
 //! the reply stay as they are.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_sagemaker::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, StreamExt};
-use stopper_core::note::{self, Append};
+use stopper_core::note::{self, Append, Entry};
 use stopper_core::notification::Context;
 use stopper_core::report::Report;
-use stopper_core::StopError;
+use stopper_core::{ErrorKind, StopError};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -25,7 +25,7 @@ use crate::sagemaker;
 const MAX_NOTE_TIME: Duration = Duration::from_secs(10);
 
 /// Appends the reason to the description of each execution whose stop this
-/// event requested, `concurrency` at a time, by `deadline` (or within
+/// event requested, `concurrency` at a time, each by `deadline` (or within
 /// [`MAX_NOTE_TIME`]); returns how many could not be written.
 pub async fn append_reasons(
     client: &Client,
@@ -34,69 +34,74 @@ pub async fn append_reasons(
     concurrency: usize,
     deadline: Option<Instant>,
 ) -> u64 {
-    let at = DateTime::from_secs(DateTime::from(std::time::SystemTime::now()).secs())
+    let at = DateTime::from_secs(DateTime::from(SystemTime::now()).secs())
         .fmt(DateTimeFormat::DateTime)
         .unwrap_or_default();
-    let entries = note::entries(report, context, &at);
-    if entries.is_empty() {
-        return 0;
-    }
-    let count = entries.len() as u64;
-    let by = Instant::now() + MAX_NOTE_TIME;
-    let by = deadline.map_or(by, |d| d.min(by));
-    let writes = stream::iter(entries)
-        .map(|(arn, entry)| append_reason(client, arn, entry, context.request_id))
-        .buffer_unordered(concurrency)
-        .filter(|written| std::future::ready(!written))
-        .count();
-    match tokio::time::timeout_at(by, writes).await {
-        Ok(failed) => failed as u64,
-        Err(_) => {
+    let cap = Instant::now() + MAX_NOTE_TIME;
+    let by = deadline.map_or(cap, |d| d.min(cap));
+    let failed = stream::iter(note::entries(report, context, &at))
+        .map(|entry| async move {
+            let written = tokio::time::timeout_at(by, append_reason(client, &entry)).await;
+            let failure = match written {
+                Ok(Ok(Append::Write(_))) => None,
+                Ok(Ok(Append::AlreadyNoted)) => None,
+                Ok(Ok(Append::NoRoom)) => Some((
+                    None,
+                    "its description leaves no room within 3,072 characters".to_owned(),
+                )),
+                Ok(Err((call, error))) => {
+                    Some((Some(error.kind.error_type()), hint(call, error.kind)))
+                }
+                Err(_) => Some((
+                    Some(ErrorKind::Unavailable.error_type()),
+                    "no time was left before the reply deadline (it may yet be written)".to_owned(),
+                )),
+            };
+            let Some((error_type, why)) = failure else {
+                return false;
+            };
             warn!(
-                executions = count,
-                "the stop's reason was not written on the executions: no time was left before the \
-                 reply deadline"
+                arn = entry.arn,
+                error_type, "the stop's reason was not written on the execution: {why}"
             );
-            count
-        }
-    }
+            true
+        })
+        .buffer_unordered(concurrency)
+        .filter(|&failed| std::future::ready(failed))
+        .count()
+        .await;
+    failed as u64
 }
 
-/// Appends one execution's entry; whether it is there now.
-async fn append_reason(client: &Client, arn: &str, entry: String, request_id: &str) -> bool {
-    let appended = async {
-        let current = sagemaker::description(client, arn).await?;
-        let append = note::append(current.as_deref().unwrap_or(""), &entry, request_id);
-        if let Append::Write(text) = &append {
-            sagemaker::set_description(client, arn, text).await?;
-        }
-        Ok::<_, StopError>(append)
-    };
-    match appended.await {
-        Ok(Append::Write(_)) => debug!(
-            arn,
-            "the stop's reason appended to the execution's description"
-        ),
-        Ok(Append::AlreadyNoted) => debug!(arn, "the stop's reason is on the execution already"),
-        Ok(Append::NoRoom) => {
-            warn!(
-                arn,
-                "the stop's reason was not written on the execution: its description leaves no \
-                 room within 3,072 characters"
-            );
-            return false;
-        }
-        // The message is built from the error's code, never SageMaker's text.
-        Err(error) => {
-            warn!(
-                arn,
-                error_type = error.kind.error_type(),
-                error = error.message.as_str(),
-                "the stop's reason was not written on the execution: check the function's \
-                 sagemaker:UpdatePipelineExecution permission"
-            );
-            return false;
-        }
+/// Appends one execution's entry to its description: what was done, or the
+/// call that failed and why.
+async fn append_reason(
+    client: &Client,
+    entry: &Entry<'_>,
+) -> Result<Append, (&'static str, StopError)> {
+    let current = sagemaker::description(client, entry.arn)
+        .await
+        .map_err(|e| ("DescribePipelineExecution", e))?;
+    let append = note::append(current.as_deref().unwrap_or(""), entry);
+    if let Append::Write(text) = &append {
+        sagemaker::set_description(client, entry.arn, text)
+            .await
+            .map_err(|e| ("UpdatePipelineExecution", e))?;
     }
-    true
+    debug!(arn = entry.arn, outcome = ?append, "the stop's reason on the execution");
+    Ok(append)
+}
+
+/// What a failed call's class says to an operator (never SageMaker's text).
+fn hint(call: &str, kind: ErrorKind) -> String {
+    match kind {
+        ErrorKind::Forbidden => {
+            format!("{call} was denied: check the function's sagemaker:{call} permission")
+        }
+        ErrorKind::NotFound => "the execution is gone".to_owned(),
+        ErrorKind::Conflict => format!("SageMaker refused {call} in the execution's current state"),
+        ErrorKind::Throttled => format!("{call} was throttled"),
+        ErrorKind::Validation => format!("SageMaker refused {call}'s request as invalid"),
+        _ => format!("{call} failed"),
+    }
 }

@@ -7,6 +7,8 @@ emulator holds afterwards."""
 
 import re
 
+import pytest
+
 from conftest import A, B, DONE, PIPELINE, assert_stopped_once, load_event, standard_seed
 from test_guard import RUNAWAY, OUTSIDE, calls, guard, stopped_arns
 from test_operations import USER, emf_records, metric_values
@@ -20,7 +22,7 @@ def description(emulator, arn):
 
 def entry(why, request_id):
     """The pattern of one entry."""
-    return rf"\[sagemaker-pipeline-stopper {TIME}: {re.escape(why)}; request {re.escape(request_id)}\]"
+    return rf"\[sagemaker-pipeline-stopper {TIME}: {re.escape(why)}; request {re.escape(request_id)}; stop [0-9a-f]{{12}}\]"
 
 
 def seeded(emulator, **descriptions):
@@ -85,14 +87,31 @@ def test_off_writes_nothing(emulator, start_function):
     assert description(emulator, A) is None
 
 
-def test_a_denied_update_leaves_the_reply_and_the_stop_as_they_were(emulator, start_function):
+@pytest.mark.parametrize("fault, says", [
+    ({"accessDenied": 100}, "UpdatePipelineExecution was denied: check the function's sagemaker:UpdatePipelineExecution"),
+    ({"throttle": 100}, "UpdatePipelineExecution was throttled"),
+])
+def test_an_update_that_fails_leaves_the_reply_and_the_stop_as_they_were(emulator, start_function, fault, says):
     seeded(emulator, k7xvw1b9q2hj=USERS_TEXT)
     fn = start_function()
-    emulator.faults(accessDenied=100, operations=["UpdatePipelineExecution"])
+    emulator.faults(operations=["UpdatePipelineExecution"], message="SERVICE-TEXT", **fault)
     inv = fn.invoke(load_event("http-api.json"))
     assert inv.payload["statusCode"] == 200, inv.payload
     assert description(emulator, A) == USERS_TEXT
     assert_stopped_once(emulator.state(), [A])
     assert metric_values(emf_records(fn)[0]) == {"Events": 1, "StopsRequested": 1, "DescriptionsFailed": 1}
     [warning] = [line for line in fn.process.final_logs() if "reason was not written" in line]
-    assert "AccessDenied" in warning and "not authorized" not in warning, warning
+    assert says in warning and "SERVICE-TEXT" not in warning, warning
+
+
+def test_a_write_that_outlasts_the_deadline_is_counted_alone(emulator, start_function):
+    """B's update is held past the function's deadline; A's is written: one
+    failure, not two (B's may yet be written: SageMaker had the request)."""
+    fn = start_function(timeout_seconds=6)
+    emulator.faults(gate={"operation": "UpdatePipelineExecution", "parties": 2, "match": {"PipelineExecutionArn": B}})
+    inv = fn.invoke({"PipelineName": PIPELINE})
+    assert inv.ok and sorted(stopped_arns(inv.payload)) == sorted([A, B]), inv.payload
+    assert "[sagemaker-pipeline-stopper" in description(emulator, A)
+    assert metric_values(emf_records(fn)[0]) == {"Events": 1, "StopsRequested": 2, "DescriptionsFailed": 1}
+    [warning] = [line for line in fn.process.final_logs() if "reason was not written" in line]
+    assert B in warning and "no time was left" in warning, warning

@@ -254,7 +254,7 @@ EXECUTION_WRITES = [
 
 
 @pytest.mark.parametrize("condition, policy_name, action", EXECUTION_WRITES)
-def test_force_is_scoped_to_the_allowed_pipelines_executions(template, condition, policy_name, action):
+def test_force_and_the_description_are_scoped_to_the_allowed_pipelines_executions(template, condition, policy_name, action):
     """Force's SendPipelineExecutionStepFailure, and UpdatePipelineExecution
     (the line appended to a stopped execution's description): the
     pipeline-execution resource type, never a pipeline itself."""
@@ -311,7 +311,7 @@ def test_the_guard_can_search_and_nothing_more(template):
     ("ForceOn", "force-callback-steps", "AllowForce", "true"),
     ("ExecutionDescriptionOn", "execution-description", "ExecutionDescription", "append"),
 ])
-def test_force_permission_is_granted_only_when_allowed(template, condition, policy_name, parameter, on):
+def test_force_and_the_description_are_granted_only_when_on(template, condition, policy_name, parameter, on):
     policies = template["Resources"]["FunctionRole"]["Properties"]["Policies"]
     [force] = [p for p in policies if isinstance(p, dict) and "Fn::If" in p and p["Fn::If"][0] == condition]
     got_condition, granted, otherwise = force["Fn::If"]

@@ -366,7 +366,8 @@ class State:
         for member, value, low, high, pattern in (
                 ("pipelineExecutionDescription", text, 0, 3072, JAVA_ANY),
                 ("pipelineExecutionDisplayName", name, 1, 82, EXECUTION_NAME)):
-            if value is not None and not (isinstance(value, str) and low <= len(value) <= high
+            # Lengths in UTF-16 units, as Java counts a string's length.
+            if value is not None and not (isinstance(value, str) and low <= len(value.encode("utf-16-le")) // 2 <= high
                                           and pattern.fullmatch(value)):
                 raise validation(f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
                                  f"Member must have length between {low} and {high} and match the model's pattern")

@@ -168,7 +168,8 @@ pub struct Operations {
     pub topic_format: TopicFormat,
     /// `EXECUTION_DESCRIPTION`: `append` (unset: the default) appends why to
     /// the description of each execution a stop was requested for (see
-    /// `note`); `off` writes nothing.
+    /// `note`); `off` writes nothing. `false` in `Operations::default()`,
+    /// the command line's: it writes nothing.
     pub append_to_description: bool,
 }
 

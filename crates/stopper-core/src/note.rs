@@ -4,20 +4,25 @@
 //! Instance Scheduler leaves its last action on the resource it acted on).
 //!
 //! An entry says when, why (the guard's limit and the run time; the alarm and
-//! its state; the rule; the kind of request), who asked when known, and the
-//! Lambda request id, which finds the event's log lines:
+//! its state; the rule; the kind of request), who asked when known, the
+//! Lambda request id, which finds the event's log lines, and the stop's key:
 //!
 //! `[sagemaker-pipeline-stopper 2026-12-05T06:00:02Z: stop requested by the
 //! runtime guard: it had run 5h 12m, over its limit 4h (tag "max-runtime");
-//! run by the EventBridge scheduled rule "nightly-guard"; request 0f6d…]`
+//! run by the EventBridge scheduled rule "nightly-guard"; request 0f6d…;
+//! stop 3fa4c1d2e5b6]`
 //!
 //! The description is the user's: their text is kept as it is, entries are
 //! appended after it, and only this function's own entries (the oldest first)
-//! are dropped to stay within SageMaker's 3,072 characters. An entry whose
-//! request id is already there is not written again (a retried invocation).
+//! are dropped to stay within SageMaker's 3,072 characters. The stop's key is
+//! a digest of its idempotency token, which every delivery of one event
+//! shares: an entry whose key is already there is not written again.
 //! Entries are separated by a space, never a line break: the model's pattern
 //! for the description is `.*`, which SageMaker's (Java) validation does not
-//! match across a line break.
+//! match across a line break. Text in the exact form of an entry (one the
+//! user copied, say) is taken for one.
+
+use sha2::{Digest, Sha256};
 
 use crate::chat::{cut, origin, runtime, LONG_NAME_CHARS, NAME_CHARS};
 use crate::limit::LimitSource;
@@ -25,8 +30,8 @@ use crate::notification::{self, Context};
 use crate::report::{ExecutionReport, Report};
 
 /// `PipelineExecutionDescription`'s maximum length in the service model,
-/// counted here in UTF-16 code units (as the service's Java counts
-/// characters), never fewer than the characters.
+/// counted here in UTF-16 code units: never fewer than the characters,
+/// however the service counts them.
 pub const MAX_DESCRIPTION_CHARS: usize = 3072;
 
 /// How every entry starts.
@@ -43,21 +48,33 @@ pub enum Append {
     NoRoom,
 }
 
+/// One execution's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'r> {
+    pub arn: &'r str,
+    pub text: String,
+    /// How the entry ends: the stop's key, by which it is found again.
+    key: String,
+}
+
 /// The entry for each execution whose stop this event requested (none for a
-/// dry run, a refusal, or executions already stopping or ended), with its
-/// ARN. `at`: now, as `2026-12-05T06:00:02Z`.
-pub fn entries<'r>(report: &'r Report, context: Context<'_>, at: &str) -> Vec<(&'r str, String)> {
+/// dry run, a refusal, or executions already stopping or ended). `at`: now,
+/// as `2026-12-05T06:00:02Z`.
+pub fn entries<'r>(report: &'r Report, context: Context<'_>, at: &str) -> Vec<Entry<'r>> {
     notification::stopped(report)
         .into_iter()
         .map(|execution| {
-            (
-                execution.arn.as_str(),
-                entry(execution, report, context, at),
-            )
+            let key = stop_key(&execution.token);
+            Entry {
+                arn: &execution.arn,
+                text: format!("{}{key}", entry(execution, report, context, at)),
+                key,
+            }
         })
         .collect()
 }
 
+/// The entry without its key.
 fn entry(execution: &ExecutionReport, report: &Report, context: Context<'_>, at: &str) -> String {
     let by = origin(context.trigger, context.cause, quoted);
     let mut why = match (&execution.guard, &report.guard) {
@@ -81,24 +98,29 @@ fn entry(execution: &ExecutionReport, report: &Report, context: Context<'_>, at:
         why.push_str(&format!("; asked by {}", quoted(caller, LONG_NAME_CHARS)));
     }
     format!(
-        "{MARKER}{}: {why}{}",
+        "{MARKER}{}: {why}; request {}",
         plain(at, NAME_CHARS),
-        request_key(context.request_id)
+        plain(context.request_id, NAME_CHARS)
     )
 }
 
-/// How an entry ends: its request id, by which a retried invocation finds it.
-fn request_key(request_id: &str) -> String {
-    format!("; request {}]", plain(request_id, NAME_CHARS))
+/// How an entry ends: `; stop ` and the first 12 hex digits of the SHA-256
+/// of the stop's token (the token itself may be a caller's own).
+fn stop_key(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("; stop {hex}]")
 }
 
-/// `current` with `entry` appended: this function's oldest entries dropped
+/// `current` with the entry appended: this function's oldest entries dropped
 /// while the whole would pass [`MAX_DESCRIPTION_CHARS`], the user's text
-/// never; nothing when this request's entry is already there.
-pub fn append(current: &str, entry: &str, request_id: &str) -> Append {
+/// never; nothing when an entry of this stop is already there.
+pub fn append(current: &str, entry: &Entry<'_>) -> Append {
     let ours = our_entries(current);
-    let key = request_key(request_id);
-    if ours.iter().any(|&(_, end)| current[..end].ends_with(&key)) {
+    if ours
+        .iter()
+        .any(|&(_, end)| current[..end].ends_with(&entry.key))
+    {
         return Append::AlreadyNoted;
     }
     for dropped in 0..=ours.len() {
@@ -106,7 +128,7 @@ pub fn append(current: &str, entry: &str, request_id: &str) -> Append {
         if !text.is_empty() && !text.ends_with(char::is_whitespace) {
             text.push(' ');
         }
-        text.push_str(entry);
+        text.push_str(&entry.text);
         if text.encode_utf16().count() <= MAX_DESCRIPTION_CHARS {
             return Append::Write(text);
         }
@@ -118,23 +140,14 @@ pub fn append(current: &str, entry: &str, request_id: &str) -> Append {
 /// [`MARKER`], a time `YYYY-MM-DDTHH:MM:SSZ: `, and no bracket before the
 /// closing one.
 fn our_entries(text: &str) -> Vec<(usize, usize)> {
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(at) = text[from..].find(MARKER).map(|i| from + i) {
-        let rest = &text[at + MARKER.len()..];
-        let end = rest
-            .find([']', '['])
-            .filter(|&i| rest[i..].starts_with(']'));
-        match end {
-            Some(i) if is_entry_time(rest) => {
-                let end = at + MARKER.len() + i + 1;
-                found.push((at, end));
-                from = end;
-            }
-            _ => from = at + MARKER.len(),
-        }
-    }
-    found
+    text.match_indices(MARKER)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + MARKER.len()..];
+            let close = rest.find([']', '['])?;
+            (rest[close..].starts_with(']') && is_entry_time(rest))
+                .then_some((at, at + MARKER.len() + close + 1))
+        })
+        .collect()
 }
 
 /// Whether `rest` starts with `YYYY-MM-DDTHH:MM:SSZ: `.
@@ -147,21 +160,22 @@ fn is_entry_time(rest: &str) -> bool {
         })
 }
 
-/// `text` without these entries, each with the space that separated it.
+/// `text` without these entries, each with the space that separated it
+/// (the one before it; at the start, the one after it), keeping the text on
+/// either side apart.
 fn without(text: &str, entries: &[(usize, usize)]) -> String {
     let mut kept = String::with_capacity(text.len());
     let mut from = 0;
     for &(start, end) in entries {
         let before = &text[from..start];
-        let space_before = before.ends_with(' ') && !before.is_empty();
-        kept.push_str(if space_before {
-            &before[..before.len() - 1]
-        } else {
-            before
-        });
+        kept.push_str(before.strip_suffix(' ').unwrap_or(before));
         from = end;
-        if !space_before && text[from..].starts_with(' ') {
+        let after = &text[from..];
+        let apart = |c: Option<char>| c.is_none_or(char::is_whitespace);
+        if kept.is_empty() && after.starts_with(' ') {
             from += 1;
+        } else if !apart(kept.chars().next_back()) && !apart(after.chars().next()) {
+            kept.push(' ');
         }
     }
     kept.push_str(&text[from..]);
@@ -211,16 +225,23 @@ mod tests {
         }
     }
 
+    fn execution(token: &str) -> ExecutionReport {
+        ExecutionReport {
+            token: token.into(),
+            ..ExecutionReport::new(A, Outcome::StopRequested)
+        }
+    }
+
     fn entry_of(report: &Report, context: Context<'_>) -> String {
-        let mut entries = entries(report, context, AT);
+        let entries = entries(report, context, AT);
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].0, A);
-        entries.remove(0).1
+        assert_eq!(entries[0].arn, A);
+        entries[0].text.clone()
     }
 
     fn stopped() -> Report {
         Report {
-            executions: vec![ExecutionReport::new(A, Outcome::StopRequested)],
+            executions: vec![execution("stopper-token-a")],
             ..Report::default()
         }
     }
@@ -234,7 +255,7 @@ mod tests {
                 },
                 runtime: Duration::from_secs(312 * 60 + 59),
             }),
-            ..ExecutionReport::new(A, Outcome::StopRequested)
+            ..execution("stopper-token-a")
         };
         Report {
             executions: vec![execution],
@@ -247,17 +268,18 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_says_when_why_who_and_which_request() {
+    fn an_entry_says_when_why_who_which_request_and_which_stop() {
         let rule = Cause::Rule("nightly-guard".into());
         let scheduled = Context {
             cause: Some(&rule),
             ..context(Trigger::ScheduledEvent)
         };
+        // The stop's key: the first 12 hex digits of sha256("stopper-token-a").
         assert_eq!(
             entry_of(&guarded(LimitSource::Tag), scheduled),
             "[sagemaker-pipeline-stopper 2026-12-05T06:00:02Z: stop requested by the runtime \
              guard: it had run 5h 12m, over its limit 4h (tag \"max-runtime\"); run by the \
-             EventBridge scheduled rule \"nightly-guard\"; request req-1]"
+             EventBridge scheduled rule \"nightly-guard\"; request req-1; stop 4a1de4f4faa1]"
         );
         assert!(entry_of(&guarded(LimitSource::Default), scheduled)
             .contains("it had run 5h 12m, over the default limit 4h; run by"));
@@ -272,7 +294,7 @@ mod tests {
         assert_eq!(
             entry_of(&stopped(), alarmed),
             "[sagemaker-pipeline-stopper 2026-12-05T06:00:02Z: stop requested by CloudWatch alarm \
-             \"cost-runaway\" in \"ALARM\" (on EventBridge); request req-1]"
+             \"cost-runaway\" in \"ALARM\" (on EventBridge); request req-1; stop 4a1de4f4faa1]"
         );
         let http = Context {
             caller: Some("arn:aws:iam::123456789012:user/ana@example.com"),
@@ -282,7 +304,7 @@ mod tests {
             entry_of(&stopped(), http),
             "[sagemaker-pipeline-stopper 2026-12-05T06:00:02Z: stop requested by an HTTP request \
              (function URL); asked by \"arn:aws:iam::123456789012:user/ana@example.com\"; request \
-             req-1]"
+             req-1; stop 4a1de4f4faa1]"
         );
     }
 
@@ -295,47 +317,40 @@ mod tests {
             ..context(Trigger::Http(HttpFlavor::HttpApi))
         };
         let entry = entry_of(&stopped(), context);
-        assert!(entry.starts_with(MARKER) && entry.ends_with("; request r) ]"));
+        assert!(entry.starts_with(MARKER) && entry.ends_with("; request r) ; stop 4a1de4f4faa1]"));
         assert_eq!(entry.matches(['[', ']', '\n']).count(), 2, "{entry}");
         assert!(entry.contains("asked by \"x)' (yyy") && entry.contains("y…\""));
         assert!(entry.chars().count() < 500, "{}", entry.chars().count());
         assert_eq!(our_entries(&entry), [(0, entry.len())]);
     }
 
-    fn entry(request: &str) -> String {
-        format!("{MARKER}{AT}: stop requested by an SNS message; request {request}]")
+    /// An entry of the stop with this token.
+    fn entry(token: &str) -> Entry<'static> {
+        let key = stop_key(token);
+        Entry {
+            arn: A,
+            text: format!("{MARKER}{AT}: stop requested by an SNS message; request r{key}"),
+            key,
+        }
     }
 
-    fn written(current: &str, request: &str) -> String {
-        match append(current, &entry(request), request) {
+    fn written(current: &str, token: &str) -> String {
+        match append(current, &entry(token)) {
             Append::Write(text) => text,
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn the_entry_follows_the_users_text_and_each_request_writes_once() {
-        assert_eq!(written("", "r1"), entry("r1"));
-        assert_eq!(
-            written("Nightly run", "r1"),
-            format!("Nightly run {}", entry("r1"))
-        );
+    fn the_entry_follows_the_users_text_and_each_stop_writes_once() {
+        let (e1, e2) = (entry("t1").text, entry("t2").text);
+        assert_eq!(written("", "t1"), e1);
+        assert_eq!(written("Nightly run", "t1"), format!("Nightly run {e1}"));
         // The user's own line break or space is kept, and not doubled.
-        assert_eq!(
-            written("Nightly\n", "r1"),
-            format!("Nightly\n{}", entry("r1"))
-        );
-        let once = written("Nightly run", "r1");
-        assert_eq!(append(&once, &entry("r1"), "r1"), Append::AlreadyNoted);
-        assert_eq!(
-            written(&once, "r2"),
-            format!("Nightly run {} {}", entry("r1"), entry("r2"))
-        );
-        // A request id that only starts like this one's is another request.
-        assert_eq!(
-            written(&entry("r10"), "r1"),
-            format!("{} {}", entry("r10"), entry("r1"))
-        );
+        assert_eq!(written("Nightly\n", "t1"), format!("Nightly\n{e1}"));
+        let once = written("Nightly run", "t1");
+        assert_eq!(append(&once, &entry("t1")), Append::AlreadyNoted);
+        assert_eq!(written(&once, "t2"), format!("Nightly run {e1} {e2}"));
     }
 
     #[test]
@@ -343,9 +358,10 @@ mod tests {
         let user = format!("Run for {} ", "é".repeat(1000));
         let mut text = user.clone();
         for i in 0..40 {
-            text = written(&text, &format!("r{i}"));
+            let token = format!("t{i}");
+            text = written(&text, &token);
             assert!(text.encode_utf16().count() <= MAX_DESCRIPTION_CHARS);
-            assert!(text.starts_with(&user) && text.ends_with(&entry(&format!("r{i}"))));
+            assert!(text.starts_with(&user) && text.ends_with(&entry(&token).text));
         }
         // Only the newest entries are left, in order, each once.
         let left: Vec<&str> = our_entries(&text)
@@ -353,29 +369,42 @@ mod tests {
             .map(|&(s, e)| &text[s..e])
             .collect();
         let newest: Vec<String> = (40 - left.len()..40)
-            .map(|i| entry(&format!("r{i}")))
+            .map(|i| entry(&format!("t{i}")).text)
             .collect();
         assert!(left.len() > 5 && left == newest, "{left:?}");
         assert_eq!(text, format!("{user}{}", newest.join(" ")));
-        // Our entries between the user's words: dropped with their space.
-        let between = format!("{} a {} b", entry("r1"), entry("r2"));
-        assert_eq!(without(&between, &our_entries(&between)), "a b");
+    }
+
+    #[test]
+    fn a_dropped_entry_takes_its_space_and_leaves_the_users_words_apart() {
+        let (e1, e2) = (entry("t1").text, entry("t2").text);
+        for (text, left) in [
+            (format!("{e1} a {e2} b"), "a b"),
+            (format!("a {e1}"), "a"),
+            (format!("a\n{e1}"), "a\n"),
+            // The user's own space before our entry, their word glued after it.
+            (format!("a {e1}then"), "a then"),
+            (format!("a{e1}then"), "a then"),
+        ] {
+            assert_eq!(without(&text, &our_entries(&text)), left, "{text}");
+        }
     }
 
     #[test]
     fn no_room_beside_the_users_text_writes_nothing() {
-        // Counted as SageMaker counts: an emoji is two UTF-16 units.
+        let e1 = entry("t1").text;
+        // Counted as UTF-16: an emoji is two units.
         let full = "🛑".repeat(MAX_DESCRIPTION_CHARS / 2 - 10);
-        assert_eq!(append(&full, &entry("r1"), "r1"), Append::NoRoom);
+        assert_eq!(append(&full, &entry("t1")), Append::NoRoom);
         // The user's text is not ours, however much it looks like it.
         let lookalike = format!(
             "[sagemaker-pipeline-stopper soon: r0] {}",
-            "x".repeat(MAX_DESCRIPTION_CHARS - entry("r1").len() - 30)
+            "x".repeat(MAX_DESCRIPTION_CHARS - e1.len() - 30)
         );
         assert!(our_entries(&lookalike).is_empty());
-        assert_eq!(append(&lookalike, &entry("r1"), "r1"), Append::NoRoom);
-        let fits = "x".repeat(MAX_DESCRIPTION_CHARS - entry("r1").len() - 1);
-        assert_eq!(written(&fits, "r1").len(), MAX_DESCRIPTION_CHARS);
+        assert_eq!(append(&lookalike, &entry("t1")), Append::NoRoom);
+        let fits = "x".repeat(MAX_DESCRIPTION_CHARS - e1.len() - 1);
+        assert_eq!(written(&fits, "t1").len(), MAX_DESCRIPTION_CHARS);
     }
 
     #[test]

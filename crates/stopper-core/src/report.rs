@@ -54,6 +54,9 @@ pub struct ExecutionReport {
     /// For an execution the guard found over its limit: the limit, its
     /// source and how long the execution had run.
     pub guard: Option<GuardedRun>,
+    /// The stop's idempotency token (the same for every delivery of one
+    /// event), by which the reason on the execution is written once.
+    pub token: String,
 }
 
 impl ExecutionReport {
@@ -64,6 +67,7 @@ impl ExecutionReport {
             status: None,
             blocking_steps: Vec::new(),
             guard: None,
+            token: String::new(),
         }
     }
 
