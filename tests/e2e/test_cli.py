@@ -39,6 +39,8 @@ def test_the_cli_stops_an_execution_and_prints_the_reply(emulator):
     state = emulator.state()
     assert state["stopCalls"] == {A: 1}
     assert state["executions"][B]["status"] == "Executing"
+    # The command line writes no reason on the execution (the function does).
+    assert state["executions"][A]["description"] is None
 
 
 def test_the_cli_processes_an_event_file_exactly_as_the_lambda(emulator):
