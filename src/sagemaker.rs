@@ -7,7 +7,9 @@ use std::collections::{HashSet, VecDeque};
 use std::time::SystemTime;
 
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sagemaker::operation::describe_pipeline_execution::DescribePipelineExecutionError;
+use aws_sdk_sagemaker::operation::describe_pipeline_execution::{
+    DescribePipelineExecutionError, DescribePipelineExecutionOutput,
+};
 use aws_sdk_sagemaker::operation::list_pipeline_execution_steps::ListPipelineExecutionStepsError;
 use aws_sdk_sagemaker::operation::list_pipeline_executions::ListPipelineExecutionsError;
 use aws_sdk_sagemaker::operation::list_tags::ListTagsError;
@@ -42,24 +44,26 @@ pub async fn stop(client: &Client, arn: &str, token: &str) -> Result<(), StopErr
 
 /// The execution's current status.
 pub async fn describe_status(client: &Client, arn: &str) -> Result<ExecutionStatus, StopError> {
-    let out = client
-        .describe_pipeline_execution()
-        .pipeline_execution_arn(arn)
-        .send()
-        .await
-        .map_err(|e| classify(&e, &format!("execution {arn}")))?;
+    let out = describe(client, arn).await?;
     Ok(status_of(out.pipeline_execution_status()))
 }
 
 /// The execution's description, as its owner (and this function) wrote it.
 pub async fn description(client: &Client, arn: &str) -> Result<Option<String>, StopError> {
-    let out = client
+    let out = describe(client, arn).await?;
+    Ok(out.pipeline_execution_description().map(str::to_owned))
+}
+
+async fn describe(
+    client: &Client,
+    arn: &str,
+) -> Result<DescribePipelineExecutionOutput, StopError> {
+    client
         .describe_pipeline_execution()
         .pipeline_execution_arn(arn)
         .send()
         .await
-        .map_err(|e| classify(&e, &format!("execution {arn}")))?;
-    Ok(out.pipeline_execution_description().map(str::to_owned))
+        .map_err(|e| classify(&e, &format!("execution {arn}")))
 }
 
 /// Replaces the execution's description (and nothing else of it).

@@ -294,27 +294,29 @@ fn code(name: &str, max: usize) -> String {
 /// ignores the code span) or that breaks the line or hides or reorders text
 /// (control, zero-width, bidi and line-separator characters).
 fn clean(name: &str, max: usize) -> String {
-    cut(name, max)
-        .chars()
-        .map(|c| match c {
-            '`' => '\'',
-            '<' => '‹',
-            '>' => '›',
-            '[' => '［',
-            ']' => '］',
-            '@' => '＠',
-            c if crate::error::is_unsafe_char(c) => ' ',
-            c => c,
-        })
-        .collect()
+    shortened(name, max, |c| match c {
+        '`' => '\'',
+        '<' => '‹',
+        '>' => '›',
+        '[' => '［',
+        ']' => '］',
+        '@' => '＠',
+        c => c,
+    })
 }
 
-/// `name`, or its first `max - 1` characters and an ellipsis.
-pub(crate) fn cut(name: &str, max: usize) -> String {
+/// `name`, or its first `max - 1` characters and an ellipsis, each
+/// character that breaks the line or hides or reorders text a space and
+/// every other one as `replace` makes it.
+pub(crate) fn shortened(name: &str, max: usize, replace: fn(char) -> char) -> String {
+    let shown = |c| match c {
+        c if crate::error::is_unsafe_char(c) => ' ',
+        c => replace(c),
+    };
     if name.chars().count() <= max {
-        name.to_owned()
+        name.chars().map(shown).collect()
     } else {
-        name.chars().take(max - 1).collect::<String>() + "…"
+        name.chars().take(max - 1).map(shown).chain(['…']).collect()
     }
 }
 

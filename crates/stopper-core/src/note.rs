@@ -24,7 +24,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::chat::{cut, origin, runtime, LONG_NAME_CHARS, NAME_CHARS};
+use crate::chat::{origin, runtime, shortened, LONG_NAME_CHARS, NAME_CHARS};
 use crate::limit::LimitSource;
 use crate::notification::{self, Context};
 use crate::report::{ExecutionReport, Report};
@@ -191,16 +191,12 @@ fn quoted(name: &str, max: usize) -> String {
 /// and no entry (`"` becomes `'`, brackets parentheses), with nothing that
 /// breaks the line or hides or reorders text.
 fn plain(name: &str, max: usize) -> String {
-    cut(name, max)
-        .chars()
-        .map(|c| match c {
-            '"' => '\'',
-            '[' => '(',
-            ']' => ')',
-            c if crate::error::is_unsafe_char(c) => ' ',
-            c => c,
-        })
-        .collect()
+    shortened(name, max, |c| match c {
+        '"' => '\'',
+        '[' => '(',
+        ']' => ')',
+        c => c,
+    })
 }
 
 #[cfg(test)]
