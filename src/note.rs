@@ -43,8 +43,7 @@ pub async fn append_reasons(
         .map(|entry| async move {
             let written = tokio::time::timeout_at(by, append_reason(client, &entry)).await;
             let failure = match written {
-                Ok(Ok(Append::Write(_))) => None,
-                Ok(Ok(Append::AlreadyNoted)) => None,
+                Ok(Ok(Append::Write(_) | Append::AlreadyNoted)) => None,
                 Ok(Ok(Append::NoRoom)) => Some((
                     None,
                     "its description leaves no room within 3,072 characters".to_owned(),
