@@ -3,8 +3,8 @@
 
 Starts the SageMaker emulator seeded with demo pipelines, runs the function
 binary under a local Lambda Runtime API, sends it a scheduled stop, an alarm and
-an HTTP request from events/, and prints each reply and the executions' states
-before and after. Everything runs on 127.0.0.1; nothing calls AWS.
+an HTTP request from events/, and prints each reply, the executions' states
+before and after, and the reason each stop wrote on its execution. Everything runs on 127.0.0.1; nothing calls AWS.
 
 Usage: demo.py BINARY
 """
@@ -62,7 +62,8 @@ def main():
         for title, file in SCENES:
             with state.lock:
                 state.seed(SEED)
-                before = {a: e["status"] for a, e in state.snapshot()["executions"].items()}
+                seeded = state.snapshot()["executions"]
+                before = {a: e["status"] for a, e in seeded.items()}
             event = json.loads((ROOT / "events" / file).read_text())
             print(f"\n== {title}\n   event: events/{file}")
             inv = api.invoke(event)
@@ -77,6 +78,10 @@ def main():
             with state.lock:
                 snap = state.snapshot()
             show_states(before, {a: e["status"] for a, e in snap["executions"].items()})
+            for arn, execution in sorted(snap["executions"].items()):
+                if execution["description"] != seeded[arn]["description"]:
+                    print(f"    description of {short(arn)}, as SageMaker Studio shows it:\n"
+                          f"      {execution['description']}")
             for msg in snap["sqsMessages"]:
                 print(f"    (callback step still running: SageMaker sent {json.dumps(msg['Body'])} "
                       f"to {msg['QueueUrl']}; the execution stays Stopping until the step is answered)")
@@ -87,7 +92,7 @@ def main():
         proc.stop()
         api.close()
         server.shutdown()
-    print("\nDone: emulator and function stopped. Poke at it yourself: see README 'Run it by hand'.")
+    print("\nDone: emulator and function stopped. Poke at it yourself: docs/local.md, 'Run it by hand'.")
 
 
 if __name__ == "__main__":
