@@ -29,6 +29,11 @@ use crate::notify::Notifier;
 /// the caller hears back instead of seeing the function time out.
 pub const REPLY_MARGIN: Duration = Duration::from_millis(500);
 
+/// The longest the reports that follow the stops (the reasons written on the
+/// executions, the notifications) may take when the invocation has time to
+/// spare: they come before the reply.
+const MAX_REPORT_TIME: Duration = Duration::from_secs(10);
+
 /// What the runtime says about one invocation.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
@@ -130,6 +135,7 @@ impl Stopper {
     /// and published, then its EMF record, written.
     async fn notify_and_count(&self, answered: &Answered, request_id: &str) {
         let caller = answered.caller.as_deref();
+        let now_ms = epoch_ms();
         let mut tally = Tally::of(&answered.answer);
         if let Answer::Acted(report) = &answered.answer {
             let context = notification::Context {
@@ -149,21 +155,18 @@ impl Stopper {
                     &chat
                 }
             };
+            let cap = Instant::now() + MAX_REPORT_TIME;
+            let by = answered.deadline.map_or(cap, |d| d.min(cap));
             // The reasons on the executions and the notifications, at once.
             let reasons = async {
                 if !self.operations.append_to_description {
                     return 0;
                 }
-                crate::note::append_reasons(
-                    &self.client,
-                    report,
-                    context,
-                    self.config.max_concurrency,
-                    answered.deadline,
-                )
-                .await
+                let concurrency = self.config.max_concurrency;
+                crate::note::append_reasons(&self.client, report, context, concurrency, now_ms, by)
+                    .await
             };
-            let published = self.notifier.publish(&notices, topic, answered.deadline);
+            let published = self.notifier.publish(&notices, topic, by);
             (tally.descriptions_failed, tally.notifications_failed) =
                 tokio::join!(reasons, published);
         }
@@ -173,7 +176,7 @@ impl Stopper {
                 function_name: &self.operations.function_name,
                 trigger: answered.trigger,
                 tally,
-                timestamp_ms: epoch_ms(),
+                timestamp_ms: now_ms,
                 request_id,
                 caller,
             });

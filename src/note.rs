@@ -6,8 +6,6 @@
 //! never SageMaker's text) and counted (`DescriptionsFailed`); the stops and
 //! the reply stay as they are.
 
-use std::time::{Duration, SystemTime};
-
 use aws_sdk_sagemaker::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_sagemaker::Client;
 use futures_util::stream::{self, StreamExt};
@@ -20,25 +18,20 @@ use tracing::{debug, warn};
 
 use crate::sagemaker;
 
-/// The longest the descriptions may take when the invocation has time to
-/// spare: they are written after the stops, before the reply.
-const MAX_NOTE_TIME: Duration = Duration::from_secs(10);
-
 /// Appends the reason to the description of each execution whose stop this
-/// event requested, `concurrency` at a time, each by `deadline` (or within
-/// [`MAX_NOTE_TIME`]); returns how many could not be written.
+/// event requested, `concurrency` at a time, each by `by`; `now_ms`: the time
+/// the entries give. Returns how many could not be written.
 pub async fn append_reasons(
     client: &Client,
     report: &Report,
     context: Context<'_>,
     concurrency: usize,
-    deadline: Option<Instant>,
+    now_ms: u64,
+    by: Instant,
 ) -> u64 {
-    let at = DateTime::from_secs(DateTime::from(SystemTime::now()).secs())
+    let at = DateTime::from_secs((now_ms / 1000) as i64)
         .fmt(DateTimeFormat::DateTime)
         .unwrap_or_default();
-    let cap = Instant::now() + MAX_NOTE_TIME;
-    let by = deadline.map_or(cap, |d| d.min(cap));
     let failed = stream::iter(note::entries(report, context, &at))
         .map(|entry| async move {
             let written = tokio::time::timeout_at(by, append_reason(client, &entry)).await;
@@ -102,5 +95,25 @@ fn hint(call: &str, kind: ErrorKind) -> String {
         ErrorKind::Throttled => format!("{call} was throttled"),
         ErrorKind::Validation => format!("SageMaker refused {call}'s request as invalid"),
         _ => format!("{call} failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_told_by_its_class_and_the_call_that_failed() {
+        let call = "UpdatePipelineExecution";
+        for (kind, says) in [
+            (ErrorKind::Forbidden, "UpdatePipelineExecution was denied: check the function's sagemaker:UpdatePipelineExecution permission"),
+            (ErrorKind::NotFound, "the execution is gone"),
+            (ErrorKind::Conflict, "SageMaker refused UpdatePipelineExecution in the execution's current state"),
+            (ErrorKind::Throttled, "UpdatePipelineExecution was throttled"),
+            (ErrorKind::Validation, "SageMaker refused UpdatePipelineExecution's request as invalid"),
+            (ErrorKind::Unavailable, "UpdatePipelineExecution failed"),
+        ] {
+            assert_eq!(hint(call, kind), says, "{kind:?}");
+        }
     }
 }

@@ -5,8 +5,6 @@
 //! and counted (`NotificationsFailed`), never an error of the event: the
 //! stops it reports have happened, and a retry would not undo them.
 
-use std::time::Duration;
-
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sns::types::MessageAttributeValue;
 use stopper_core::config::Operations;
@@ -15,10 +13,6 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::setup::timeout_config;
-
-/// The longest a notification may take when the invocation has time to spare:
-/// it is sent after the stops, before the reply.
-const MAX_NOTIFY_TIME: Duration = Duration::from_secs(10);
 
 /// Where notifications go; built at init, only for what is configured.
 #[derive(Default)]
@@ -49,14 +43,8 @@ impl Notifier {
     }
 
     /// Publishes `bus` to the event bus and `topic` to the topic (each where
-    /// configured), by `deadline` (or within [`MAX_NOTIFY_TIME`]); returns how
-    /// many publications failed.
-    pub async fn publish(
-        &self,
-        bus: &[Notice],
-        topic: &[Notice],
-        deadline: Option<Instant>,
-    ) -> u64 {
+    /// configured), by `by`; returns how many publications failed.
+    pub async fn publish(&self, bus: &[Notice], topic: &[Notice], by: Instant) -> u64 {
         let expected = if self.event_bus.is_some() {
             bus.len()
         } else {
@@ -65,8 +53,6 @@ impl Notifier {
         if expected == 0 {
             return 0;
         }
-        let cap = Instant::now() + MAX_NOTIFY_TIME;
-        let by = deadline.map_or(cap, |d| d.min(cap));
         let work = async {
             let (bus, topic) = tokio::join!(self.to_event_bus(bus), self.to_topic(topic));
             bus + topic

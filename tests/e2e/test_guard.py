@@ -415,12 +415,14 @@ def test_a_description_written_by_update_pipeline_execution_is_read_back_in_the_
 
 @pytest.mark.parametrize("request_, faults, error", [
     ({"PipelineExecutionDescription": "x" * 3073}, {}, "ValidationException"),
+    # 1,537 characters, 3,074 UTF-16 units: Java counts the units.
+    ({"PipelineExecutionDescription": "\U0001F6D1" * 1537}, {}, "ValidationException"),
     ({"PipelineExecutionDescription": "stopped\nby the stopper"}, {}, "ValidationException"),
     ({"PipelineExecutionArn": None}, {}, "ValidationException"),
     ({"PipelineExecutionArn": A + "0"}, {}, "ResourceNotFound"),
     ({}, {"accessDenied": 1}, "AccessDeniedException"),
     ({}, {"throttle": 1}, "ThrottlingException"),
-], ids=["too-long", "newline", "no-arn", "unknown-arn", "access-denied", "throttled"])
+], ids=["too-long", "too-long-in-utf16", "newline", "no-arn", "unknown-arn", "access-denied", "throttled"])
 def test_an_update_pipeline_execution_out_of_the_model_or_faulted_is_refused(emulator, request_, faults, error):
     emulator.faults(operations=["UpdatePipelineExecution"], **faults)
     assert emulator.call("DescribePipelineExecution", {"PipelineExecutionArn": A})[0] == 200, "faults: the update's"

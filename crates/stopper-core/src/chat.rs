@@ -364,14 +364,9 @@ struct Additional<'a> {
 mod tests {
     use super::*;
     use crate::guard::GuardSummary;
-    use crate::limit::{GuardedRun, Limit, MaxRuntime};
-    use crate::report::{report, Outcome};
+    use crate::report::{execution_arn as arn, guarded, report, Outcome};
     use crate::status::ExecutionStatus;
     use serde_json::Value;
-
-    fn arn(pipeline: &str, id: &str) -> String {
-        format!("arn:aws:sagemaker:us-east-1:123456789012:pipeline/{pipeline}/execution/{id}")
-    }
 
     fn context() -> Context<'static> {
         Context {
@@ -392,19 +387,6 @@ mod tests {
             .as_str()
             .unwrap()
             .to_owned()
-    }
-
-    fn guarded(arn: String, minutes: u64, source: LimitSource, ran: u64) -> ExecutionReport {
-        ExecutionReport {
-            guard: Some(GuardedRun {
-                limit: Limit {
-                    max_runtime: MaxRuntime::from_minutes(minutes).unwrap(),
-                    source,
-                },
-                runtime: Duration::from_secs(ran * 60 + 59),
-            }),
-            ..ExecutionReport::new(arn, Outcome::StopRequested)
-        }
     }
 
     fn guard_run(executions: Vec<ExecutionReport>) -> Report {

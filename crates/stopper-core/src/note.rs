@@ -203,10 +203,8 @@ fn plain(name: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::guard::GuardSummary;
-    use crate::limit::{GuardedRun, Limit, MaxRuntime};
-    use crate::report::Outcome;
+    use crate::report::{guarded, Outcome};
     use crate::trigger::{Cause, HttpFlavor, Trigger};
-    use std::time::Duration;
 
     const AT: &str = "2026-12-05T06:00:02Z";
     const A: &str = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly/execution/a";
@@ -242,16 +240,10 @@ mod tests {
         }
     }
 
-    fn guarded(source: LimitSource) -> Report {
+    fn guard_stop(source: LimitSource) -> Report {
         let execution = ExecutionReport {
-            guard: Some(GuardedRun {
-                limit: Limit {
-                    max_runtime: MaxRuntime::from_minutes(240).unwrap(),
-                    source,
-                },
-                runtime: Duration::from_secs(312 * 60 + 59),
-            }),
-            ..execution("stopper-token-a")
+            token: "stopper-token-a".into(),
+            ..guarded(A.into(), 240, source, 312)
         };
         Report {
             executions: vec![execution],
@@ -272,12 +264,12 @@ mod tests {
         };
         // The stop's key: the first 12 hex digits of sha256("stopper-token-a").
         assert_eq!(
-            entry_of(&guarded(LimitSource::Tag), scheduled),
+            entry_of(&guard_stop(LimitSource::Tag), scheduled),
             "[sagemaker-pipeline-stopper 2026-12-05T06:00:02Z: stop requested by the runtime \
              guard: it had run 5h 12m, over its limit 4h (tag \"max-runtime\"); run by the \
              EventBridge scheduled rule \"nightly-guard\"; request req-1; stop 4a1de4f4faa1]"
         );
-        assert!(entry_of(&guarded(LimitSource::Default), scheduled)
+        assert!(entry_of(&guard_stop(LimitSource::Default), scheduled)
             .contains("it had run 5h 12m, over the default limit 4h; run by"));
         let alarm = Cause::Alarm {
             name: "cost-runaway".into(),

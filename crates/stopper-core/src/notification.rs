@@ -200,14 +200,10 @@ mod tests {
     use super::*;
     use crate::error::{ErrorKind, StopError};
     use crate::guard::GuardSummary;
-    use crate::report::report;
+    use crate::report::{execution_arn as arn, report};
     use crate::status::ExecutionStatus;
     use crate::trigger::HttpFlavor;
     use serde_json::Value;
-
-    fn arn(pipeline: &str, id: &str) -> String {
-        format!("arn:aws:sagemaker:us-east-1:123456789012:pipeline/{pipeline}/execution/{id}")
-    }
 
     fn context() -> Context<'static> {
         Context {

@@ -324,6 +324,34 @@ pub(crate) fn report(single: bool, outcomes: Vec<(&str, Outcome)>) -> Report {
     }
 }
 
+/// The ARN of execution `id` of `pipeline`, in the tests' account and region.
+#[cfg(test)]
+pub(crate) fn execution_arn(pipeline: &str, id: &str) -> String {
+    format!("arn:aws:sagemaker:us-east-1:123456789012:pipeline/{pipeline}/execution/{id}")
+}
+
+/// A stop the guard requested: over a limit of `minutes` from `source`,
+/// after `ran` minutes (and 59 seconds).
+#[cfg(test)]
+pub(crate) fn guarded(
+    arn: String,
+    minutes: u64,
+    source: crate::limit::LimitSource,
+    ran: u64,
+) -> ExecutionReport {
+    use crate::limit::{Limit, MaxRuntime};
+    ExecutionReport {
+        guard: Some(GuardedRun {
+            limit: Limit {
+                max_runtime: MaxRuntime::from_minutes(minutes).unwrap(),
+                source,
+            },
+            runtime: std::time::Duration::from_secs(ran * 60 + 59),
+        }),
+        ..ExecutionReport::new(arn, Outcome::StopRequested)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
